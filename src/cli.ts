@@ -1,0 +1,32 @@
+#!/usr/bin/env bun
+// rbee's single entry point: one subcommand per role, each loaded only when used.
+import { defineCommand, runCommand, runMain } from "citty";
+import { exitCodeFor } from "./errors";
+import { VERSION } from "./version";
+
+const main = defineCommand({
+  meta: { name: "rbee", version: VERSION, description: "Run GGUF language models across the machines you own" },
+  subCommands: {
+    worker: () => import("./roles/worker/command").then((m) => m.default),
+  },
+});
+
+const rawArgs = process.argv.slice(2);
+// node-llama-cpp tests a native addon by forking process.execPath with one of its own scripts; in the compiled
+// binary process.execPath is rbee, so run that script instead of a command.
+const forkedHelper = process.env.TEST_BINDING_CP === "true" ? rawArgs.find((a) => a.endsWith("testBindingBinary.js")) : undefined;
+const wantsHelpOrVersion = rawArgs.length === 0 || rawArgs.includes("--help") || rawArgs.includes("-h") || (rawArgs.length === 1 && ["--version", "-v"].includes(rawArgs[0]!));
+
+if (forkedHelper) {
+  await import(forkedHelper);
+} else if (wantsHelpOrVersion) {
+  await runMain(main, { rawArgs: rawArgs.length ? rawArgs : ["--help"] });
+} else {
+  try {
+    await runCommand(main, { rawArgs });
+  } catch (err) {
+    const message = (err instanceof Error ? err.message : String(err)).replace(/\x1b\[[0-9;]*m/g, "").split("\n")[0];
+    process.stderr.write(`rbee: ${message}\n`);
+    process.exit(exitCodeFor(err));
+  }
+}

@@ -1,0 +1,50 @@
+// The one error type every role throws: a stable code, mapped once to HTTP status and to CLI exit codes.
+export const ERROR_STATUS = {
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  MODEL_NOT_FOUND: 404,
+  CONTEXT_OVERFLOW: 400,
+  INVALID_MODEL: 422,
+  NOT_READY: 503,
+  QUEUE_FULL: 503,
+  INSUFFICIENT_VRAM: 507,
+  SHUTTING_DOWN: 503,
+  INTERNAL: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class RbeeError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly extra: { retryAfterSeconds?: number } = {},
+  ) {
+    super(message);
+    this.name = "RbeeError";
+  }
+
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+
+  toJSON() {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+export function asRbeeError(err: unknown): RbeeError {
+  if (err instanceof RbeeError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new RbeeError("INTERNAL", message);
+}
+
+/** Exit codes of the CLI: 2 for bad usage, 3 for what was asked but is not there, 1 for the rest. */
+export function exitCodeFor(err: unknown): number {
+  if (!(err instanceof RbeeError)) return (err as { code?: string })?.code?.startsWith?.("E") ? 2 : 1;
+  if (err.code === "BAD_REQUEST") return 2;
+  if (err.code === "MODEL_NOT_FOUND" || err.code === "NOT_FOUND") return 3;
+  if (err.code === "INVALID_MODEL") return 4;
+  return 1;
+}

@@ -1,0 +1,40 @@
+// The Hono app every role starts from: JSON error shape, optional bearer auth, health route.
+import { Hono } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
+import { HTTPException } from "hono/http-exception";
+import { asRbeeError, RbeeError } from "../errors";
+import { logger } from "../log";
+
+export interface AppOptions {
+  role: string;
+  apiToken?: string;
+  /** Routes reachable without the token (health probes). */
+  publicPaths?: string[];
+}
+
+export function createApp({ role, apiToken, publicPaths = ["/v1/health"] }: AppOptions): Hono {
+  const log = logger(role);
+  const app = new Hono();
+
+  app.get("/v1/health", (c) => c.json({ ok: true, role }));
+
+  if (apiToken) {
+    const auth = bearerAuth({ token: apiToken, noAuthenticationHeader: { message: "missing bearer token" } });
+    app.use("*", (c, next) => (publicPaths.includes(c.req.path) ? next() : auth(c, next)));
+  }
+
+  app.notFound((c) => c.json(new RbeeError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`).toJSON(), 404));
+
+  app.onError((err, c) => {
+    if (err instanceof HTTPException && !(err.cause instanceof RbeeError)) {
+      const code = err.status === 401 ? "UNAUTHORIZED" : "BAD_REQUEST";
+      return c.json({ error: { code, message: err.message || code.toLowerCase() } }, err.status);
+    }
+    const rbee = asRbeeError(err instanceof HTTPException ? err.cause : err);
+    if (rbee.code === "INTERNAL") log.error(`${c.req.method} ${c.req.path}: ${rbee.message}`);
+    if (rbee.extra.retryAfterSeconds !== undefined) c.header("Retry-After", String(rbee.extra.retryAfterSeconds));
+    return c.json(rbee.toJSON(), rbee.status as 400);
+  });
+
+  return app;
+}

@@ -1,0 +1,8 @@
+// Starts a Hono app on Bun.serve; port 0 picks a free port.
+import type { Hono } from "hono";
+
+export function serve(app: Hono, { host, port }: { host: string; port: number }) {
+  return Bun.serve({ hostname: host, port, fetch: app.fetch, idleTimeout: 0 });
+}
+
+export type Server = ReturnType<typeof serve>;

@@ -1,0 +1,28 @@
+// Chooses the compute backend and creates the one Llama instance of the process, never building llama.cpp at run time.
+import type { Llama } from "node-llama-cpp";
+import { RbeeError } from "../errors";
+import { logger } from "../log";
+import { loadNodeLlamaCpp } from "./runtime";
+
+export type GpuChoice = "auto" | "cuda" | "vulkan" | "cpu";
+export type Backend = "cuda" | "vulkan" | "metal" | "cpu";
+
+const log = logger("llama");
+
+export async function createLlama(choice: GpuChoice): Promise<{ llama: Llama; backend: Backend }> {
+  const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
+  try {
+    const llama = await getLlama({
+      gpu: choice === "cpu" ? false : choice,
+      build: "never",
+      usePrebuiltBinaries: true,
+      progressLogs: false,
+      skipDownload: true,
+      logLevel: LlamaLogLevel.error,
+      logger: (level, message) => log.debug(`[${level}] ${message.trim()}`),
+    });
+    return { llama, backend: llama.gpu === false ? "cpu" : llama.gpu };
+  } catch (err) {
+    throw new RbeeError("INTERNAL", `backend ${choice} is not usable here: ${err instanceof Error ? err.message : err}`);
+  }
+}

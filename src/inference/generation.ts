@@ -1,0 +1,120 @@
+// One request's life inside the batching loop: its prompt, its slot, its sampler, its streamed text and timings.
+import type { LlamaModel, Token } from "node-llama-cpp";
+import type { AddonSampler } from "./addon";
+import { TextStream } from "./text-stream";
+
+export interface SamplingParams {
+  temperature: number;
+  topP: number;
+  topK?: number;
+  seed?: number;
+}
+
+export interface GenerationRequest extends SamplingParams {
+  promptTokens: Token[];
+  maxTokens: number;
+  stop: string[];
+  signal?: AbortSignal;
+  /** Called when the request gets a slot. */
+  onStart?: (info: { slot: number; queuedMs: number }) => void;
+  /** Called with each piece of text as it becomes safe to send; `index` is the generated token's index. */
+  onText?: (text: string, index: number) => void;
+}
+
+export type StopReason = "stop" | "length" | "cancelled" | "error";
+
+export interface GenerationResult {
+  text: string;
+  promptTokens: number;
+  tokensOut: number;
+  stopReason: StopReason;
+  ttftMs: number;
+  tokensPerS: number;
+  error?: string;
+}
+
+export class Generation {
+  readonly done: Promise<GenerationResult>;
+  slot = -1;
+  position = 0;
+  sampler: AddonSampler | undefined;
+  pendingPrompt: Token[];
+  lastToken: Token | undefined;
+  tokensOut = 0;
+  private readonly text: TextStream;
+  private readonly chunks: string[] = [];
+  private readonly submittedAt = performance.now();
+  private firstTokenAt = 0;
+  private lastTokenAt = 0;
+  private cancelled = false;
+  private resolveDone!: (r: GenerationResult) => void;
+
+  constructor(
+    readonly request: GenerationRequest,
+    model: LlamaModel,
+  ) {
+    this.pendingPrompt = request.promptTokens;
+    this.text = new TextStream(model, request.stop);
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  get prefilling(): boolean {
+    return this.pendingPrompt.length > 0;
+  }
+  get isCancelled(): boolean {
+    return this.cancelled || this.request.signal?.aborted === true;
+  }
+  get stoppedByString(): boolean {
+    return this.text.stopped;
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+  }
+
+  begin(slot: number, sampler: AddonSampler): void {
+    this.slot = slot;
+    this.sampler = sampler;
+    this.request.onStart?.({ slot, queuedMs: round(performance.now() - this.submittedAt) });
+  }
+
+  /** Records that `count` tokens were placed in the batch at the current position. */
+  advance(count: number): void {
+    this.position += count;
+    if (this.prefilling) this.pendingPrompt = this.pendingPrompt.slice(count);
+  }
+
+  emit(token: Token): void {
+    const now = performance.now();
+    if (this.tokensOut === 0) this.firstTokenAt = now;
+    this.lastTokenAt = now;
+    this.lastToken = token;
+    const index = this.tokensOut++;
+    const piece = this.text.push(token);
+    if (piece) this.send(piece, index);
+  }
+
+  finish(stopReason: StopReason, err?: unknown): void {
+    const rest = stopReason === "cancelled" || stopReason === "error" ? "" : this.text.flush();
+    if (rest) this.send(rest, this.tokensOut - 1);
+    this.sampler?.dispose();
+    this.sampler = undefined;
+    const decodeMs = this.lastTokenAt - this.firstTokenAt;
+    this.resolveDone({
+      text: this.chunks.join(""),
+      promptTokens: this.request.promptTokens.length,
+      tokensOut: this.tokensOut,
+      stopReason,
+      ttftMs: this.tokensOut ? round(this.firstTokenAt - this.submittedAt) : 0,
+      tokensPerS: this.tokensOut > 1 && decodeMs > 0 ? round(((this.tokensOut - 1) * 1000) / decodeMs) : 0,
+      ...(err !== undefined && { error: err instanceof Error ? err.message : String(err) }),
+    });
+  }
+
+  private send(piece: string, index: number): void {
+    this.chunks.push(piece);
+    this.request.onText?.(piece, index);
+  }
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;

@@ -1,0 +1,82 @@
+// Loads a GGUF model for serving: backend, threads, GPU layers, and one context holding a sequence per slot.
+import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
+import { RbeeError } from "../errors";
+import { type Backend, createLlama, type GpuChoice } from "./backend";
+import { checkGgufFile } from "./gguf-file";
+import { chooseThreads } from "./threads";
+
+export interface LoadOptions {
+  modelPath: string;
+  gpu: GpuChoice;
+  slots: number;
+  /** Tokens of context per slot; defaults to the model's training context, capped at DEFAULT_MAX_CTX. */
+  ctx?: number;
+  threads?: number;
+  onProgress?: (fraction: number) => void;
+}
+
+export interface LoadedModel {
+  llama: Llama;
+  model: LlamaModel;
+  context: LlamaContext;
+  backend: Backend;
+  device: string;
+  vramBytes: number;
+  threads: number;
+  ctxPerSlot: number;
+  dispose(): Promise<void>;
+}
+
+export const DEFAULT_MAX_CTX = 4096;
+/** Tokens one decode call may carry; prompts longer than this are fed in chunks. */
+export const MAX_BATCH_TOKENS = 512;
+
+export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
+  const file = await checkGgufFile(options.modelPath);
+  const { llama, backend } = await createLlama(options.gpu);
+  const threads = chooseThreads({ modelBytes: file.bytes, requested: options.threads });
+  const vramBefore = backend === "cpu" ? 0 : (await llama.getVramState()).used;
+  let model: LlamaModel;
+  try {
+    model = await llama.loadModel({
+      modelPath: options.modelPath,
+      gpuLayers: backend === "cpu" ? 0 : "auto",
+      onLoadProgress: options.onProgress,
+    });
+  } catch (err) {
+    await llama.dispose();
+    throw new RbeeError("INVALID_MODEL", `cannot load ${options.modelPath}: ${err instanceof Error ? err.message : err}`);
+  }
+  const ctxPerSlot = Math.min(options.ctx ?? Math.min(model.trainContextSize, DEFAULT_MAX_CTX), model.trainContextSize);
+  let context: LlamaContext;
+  try {
+    context = await model.createContext({
+      contextSize: ctxPerSlot * options.slots,
+      sequences: options.slots,
+      batchSize: Math.min(MAX_BATCH_TOKENS, ctxPerSlot * options.slots),
+      threads,
+      flashAttention: backend !== "cpu",
+    });
+  } catch (err) {
+    await model.dispose();
+    await llama.dispose();
+    throw new RbeeError("INSUFFICIENT_VRAM", `cannot create a context of ${options.slots} x ${ctxPerSlot} tokens: ${err instanceof Error ? err.message : err}`);
+  }
+  const vramBytes = backend === "cpu" ? 0 : Math.max(0, (await llama.getVramState()).used - vramBefore);
+  const device = backend === "cpu" ? "cpu" : ((await llama.getGpuDeviceNames())[0] ?? backend);
+  return {
+    llama,
+    model,
+    context,
+    backend,
+    device,
+    vramBytes,
+    threads,
+    ctxPerSlot,
+    async dispose() {
+      await context.dispose();
+      await model.dispose();
+      await llama.dispose();
+    },
+  };
+}

@@ -1,0 +1,70 @@
+// Turns sampled tokens into text that is safe to stream: never half a UTF-8 character, never the start of a stop string.
+import type { LlamaModel, Token } from "node-llama-cpp";
+
+const REPLACEMENT_CHAR = "\uFFFD";
+/** A UTF-8 character spans at most 4 byte tokens. */
+const MAX_HELD_TOKENS = 4;
+/** Detokenizing needs the previous tokens for SentencePiece's leading spaces. */
+const CONTEXT_TOKENS = 4;
+
+export class TextStream {
+  private readonly emittedTokens: Token[] = [];
+  private heldTokens: Token[] = [];
+  private heldText = "";
+  stopped = false;
+
+  constructor(
+    private readonly model: LlamaModel,
+    private readonly stops: readonly string[],
+  ) {}
+
+  /** Adds one token; returns the text that can be sent now (maybe ""). */
+  push(token: Token): string {
+    this.heldTokens.push(token);
+    const text = this.model.detokenize(this.heldTokens, false, this.emittedTokens.slice(-CONTEXT_TOKENS));
+    if (text.endsWith(REPLACEMENT_CHAR) && this.heldTokens.length < MAX_HELD_TOKENS) return "";
+    this.emittedTokens.push(...this.heldTokens);
+    this.heldTokens = [];
+    return this.release(this.heldText + text);
+  }
+
+  /** The text still held back when generation ends without a stop string. */
+  flush(): string {
+    if (this.stopped) return "";
+    const rest = this.heldTokens.length ? this.model.detokenize(this.heldTokens, false, this.emittedTokens.slice(-CONTEXT_TOKENS)) : "";
+    const out = this.heldText + rest;
+    this.heldText = "";
+    this.heldTokens = [];
+    return out;
+  }
+
+  private release(text: string): string {
+    if (!this.stops.length) return text;
+    let cut = -1;
+    for (const stop of this.stops) {
+      const at = text.indexOf(stop);
+      if (at !== -1 && (cut === -1 || at < cut)) cut = at;
+    }
+    if (cut !== -1) {
+      this.stopped = true;
+      this.heldText = "";
+      return text.slice(0, cut);
+    }
+    const keep = this.longestStopPrefixAtEnd(text);
+    this.heldText = text.slice(text.length - keep);
+    return text.slice(0, text.length - keep);
+  }
+
+  private longestStopPrefixAtEnd(text: string): number {
+    let best = 0;
+    for (const stop of this.stops) {
+      for (let n = Math.min(stop.length - 1, text.length); n > best; n--) {
+        if (text.endsWith(stop.slice(0, n))) {
+          best = n;
+          break;
+        }
+      }
+    }
+    return best;
+  }
+}

@@ -1,0 +1,53 @@
+// `rbee worker`: serve one GGUF model over HTTP until told to stop.
+import { defineCommand } from "citty";
+import { z } from "zod";
+import { commonServerArgs, parseArgs } from "../../cli-args";
+import { runWorker } from "./run";
+
+const WorkerArgs = z.object({
+  model: z.string().min(1, "--model is required"),
+  "model-ref": z.string().optional(),
+  port: z.coerce.number().int().min(0).max(65535).default(8001),
+  host: z.string().default("127.0.0.1"),
+  slots: z.coerce.number().int().min(1).max(256).default(4),
+  ctx: z.coerce.number().int().min(16).optional(),
+  gpu: z.enum(["auto", "cuda", "vulkan", "cpu"]).default("auto"),
+  threads: z.coerce.number().int().min(1).max(1024).optional(),
+  queue: z.coerce.number().int().min(0).default(64),
+  "hive-url": z.string().url().optional(),
+  "worker-id": z.string().optional(),
+  "api-token": z.string().optional(),
+});
+
+export default defineCommand({
+  meta: { name: "worker", description: "Serve one GGUF model over HTTP (rbee's execute call and OpenAI routes)" },
+  args: {
+    model: { type: "string", description: "Path to the .gguf file", required: true },
+    "model-ref": { type: "string", description: "Name the model is reported under (default: the file name)" },
+    ...commonServerArgs("8001"),
+    slots: { type: "string", description: "Parallel sequences (default 4)" },
+    ctx: { type: "string", description: "Context tokens per slot (default: the model's, at most 4096)" },
+    gpu: { type: "string", description: "auto | cuda | vulkan | cpu (default auto)" },
+    threads: { type: "string", description: "CPU threads (default: chosen from cores and model size)" },
+    queue: { type: "string", description: "Requests that may wait for a slot before 503 (default 64)" },
+    "hive-url": { type: "string", description: "Hive to call back once ready" },
+    "worker-id": { type: "string", description: "Id to report to the hive" },
+  },
+  run: async ({ args }) => {
+    const a = parseArgs(WorkerArgs, args);
+    if (a["hive-url"] && !a["worker-id"]) throw new Error("--hive-url needs --worker-id");
+    await runWorker({
+      modelPath: a.model,
+      modelRef: a["model-ref"] ?? a.model.split("/").pop()!,
+      gpu: a.gpu,
+      slots: a.slots,
+      ctx: a.ctx,
+      threads: a.threads,
+      queueLimit: a.queue,
+      host: a.host,
+      port: a.port,
+      apiToken: a["api-token"] ?? process.env.RBEE_API_TOKEN,
+      hive: a["hive-url"] ? { url: a["hive-url"], workerId: a["worker-id"]! } : undefined,
+    });
+  },
+});

@@ -1,0 +1,86 @@
+// The worker's state: loading progress, then the loaded model and its batching engine, until shutdown.
+import { basename } from "node:path";
+import { RbeeError } from "../../errors";
+import { logger } from "../../log";
+import type { GpuChoice } from "../../inference/backend";
+import { BatchEngine } from "../../inference/engine";
+import { type LoadedModel, loadModel } from "../../inference/load";
+import type { ReadyResponse } from "../../wire/worker";
+
+export interface WorkerConfig {
+  modelPath: string;
+  /** How the hive and clients name the model; the file name when not given. */
+  modelRef: string;
+  gpu: GpuChoice;
+  slots: number;
+  ctx?: number;
+  threads?: number;
+  queueLimit: number;
+}
+
+const log = logger("worker");
+
+export class WorkerService {
+  private progress = 0;
+  private loaded: LoadedModel | undefined;
+  private engine: BatchEngine | undefined;
+  private shuttingDown: Promise<void> | undefined;
+
+  constructor(readonly config: WorkerConfig) {}
+
+  async load(): Promise<LoadedModel> {
+    const started = performance.now();
+    this.loaded = await loadModel({ ...this.config, onProgress: (p) => (this.progress = p) });
+    this.progress = 1;
+    this.engine = new BatchEngine({
+      model: this.loaded.model,
+      context: this.loaded.context,
+      slots: this.config.slots,
+      ctxPerSlot: this.loaded.ctxPerSlot,
+      queueLimit: this.config.queueLimit,
+    });
+    const { backend, device, threads, ctxPerSlot } = this.loaded;
+    log.info(`loaded ${basename(this.config.modelPath)} in ${Math.round(performance.now() - started)} ms`, { backend, device, threads, ctxPerSlot, slots: this.config.slots });
+    return this.loaded;
+  }
+
+  get model() {
+    return this.requireLoaded().model;
+  }
+
+  requireEngine(): BatchEngine {
+    if (this.shuttingDown) throw new RbeeError("SHUTTING_DOWN", "the worker is shutting down", { retryAfterSeconds: 1 });
+    if (!this.engine) throw new RbeeError("NOT_READY", `the model is still loading (${Math.round(this.progress * 100)}%)`, { retryAfterSeconds: 1 });
+    return this.engine;
+  }
+
+  readiness(): ReadyResponse {
+    const engine = this.engine;
+    const busy = engine !== undefined && (engine.slotsIdle < engine.slotsTotal || engine.queued > 0);
+    return {
+      ready: engine !== undefined && !this.shuttingDown,
+      state: engine === undefined ? "loading" : busy ? "busy" : "idle",
+      progress: this.progress,
+      model: this.config.modelRef,
+      backend: this.loaded?.backend ?? null,
+      device: this.loaded?.device ?? null,
+      vram_bytes: this.loaded?.vramBytes ?? 0,
+      slots_total: this.config.slots,
+      slots_idle: engine?.slotsIdle ?? 0,
+    };
+  }
+
+  /** Cancels running requests and frees the model; safe to call more than once. */
+  shutdown(): Promise<void> {
+    this.shuttingDown ??= (async () => {
+      await this.engine?.close();
+      await this.loaded?.dispose();
+    })();
+    return this.shuttingDown;
+  }
+
+  private requireLoaded(): LoadedModel {
+    if (!this.loaded) throw new RbeeError("NOT_READY", "the model is still loading", { retryAfterSeconds: 1 });
+    return this.loaded;
+  }
+}

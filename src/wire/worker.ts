@@ -1,0 +1,54 @@
+// The worker's wire format: request bodies and SSE event payloads, as zod schemas the server and clients share.
+import { z } from "zod";
+
+const stop = z.union([z.string(), z.array(z.string()).max(8)]).optional();
+
+export const ExecuteRequest = z.strictObject({
+  prompt: z.string().min(1, "must not be empty"),
+  max_tokens: z.number().int().positive().default(128),
+  temperature: z.number().min(0).max(2).default(0.8),
+  top_p: z.number().gt(0).max(1).default(0.95),
+  seed: z.number().int().nonnegative().optional(),
+  stop,
+});
+export type ExecuteRequest = z.infer<typeof ExecuteRequest>;
+
+export const StartedEvent = z.object({ request_id: z.string(), slot: z.number(), queued_ms: z.number(), prompt_tokens: z.number() });
+export const TokenEvent = z.object({ t: z.string(), i: z.number() });
+export const EndEvent = z.object({
+  tokens_out: z.number(),
+  stop_reason: z.enum(["stop", "length", "cancelled", "error"]),
+  ttft_ms: z.number(),
+  tokens_per_s: z.number(),
+});
+export const ErrorEvent = z.object({ code: z.string(), message: z.string() });
+
+export const WorkerState = z.enum(["loading", "idle", "busy"]);
+export const ReadyResponse = z.object({
+  ready: z.boolean(),
+  state: WorkerState,
+  progress: z.number(),
+  model: z.string(),
+  backend: z.string().nullable(),
+  device: z.string().nullable(),
+  vram_bytes: z.number(),
+  slots_total: z.number(),
+  slots_idle: z.number(),
+});
+export type ReadyResponse = z.infer<typeof ReadyResponse>;
+
+/** What a worker tells its hive once it serves. */
+export const WorkerReadyCallback = z.object({
+  worker_id: z.string().min(1),
+  url: z.string().url(),
+  model_ref: z.string(),
+  backend: z.string(),
+  device: z.string(),
+  slots_total: z.number().int().positive(),
+});
+export type WorkerReadyCallback = z.infer<typeof WorkerReadyCallback>;
+
+export function stopList(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return (typeof value === "string" ? [value] : value).filter((s) => s.length > 0);
+}
