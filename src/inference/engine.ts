@@ -156,7 +156,7 @@ export class BatchEngine {
 
   private accept(g: Generation, token: Token | -1): void {
     if (token === -1) return this.release(g, "error", new Error("sampling failed"));
-    if (this.options.model.isEogToken(token)) return this.release(g, "stop");
+    if (!g.request.ignoreEos && this.options.model.isEogToken(token)) return this.release(g, "stop");
     g.emit(token);
     if (g.stoppedByString) return this.release(g, "stop");
     if (g.tokensOut >= g.request.maxTokens || g.position + 1 >= this.options.ctxPerSlot) return this.release(g, "length");

@@ -14,6 +14,7 @@ export interface GenerationRequest extends SamplingParams {
   promptTokens: Token[];
   maxTokens: number;
   stop: string[];
+  ignoreEos?: boolean;
   signal?: AbortSignal;
   /** Called when the request gets a slot. */
   onStart?: (info: { slot: number; queuedMs: number }) => void;

@@ -17,13 +17,19 @@ export async function checkGgufFile(path: string): Promise<{ bytes: number; arch
   }
   if (readMagic(path) !== GGUF_MAGIC) throw new RbeeError("INVALID_MODEL", `${path} is not a GGUF file (bad magic)`);
   const { readGgufFileInfo } = await loadNodeLlamaCpp();
+  let info: Awaited<ReturnType<typeof readGgufFileInfo>>;
   try {
-    const info = await readGgufFileInfo(path, { readTensorInfo: true, logWarnings: false });
-    const architecture = (info.metadata as { general?: { architecture?: string } }).general?.architecture;
-    return { bytes, architecture };
+    info = await readGgufFileInfo(path, { readTensorInfo: true, logWarnings: false });
   } catch (err) {
     throw new RbeeError("INVALID_MODEL", `${path} is not a readable GGUF file (${err instanceof Error ? err.message : err})`);
   }
+  const architecture = (info.metadata as { general?: { architecture?: string } } | undefined)?.general?.architecture;
+  const tensors = info.tensorInfo ?? [];
+  if (!architecture || tensors.length !== Number(info.tensorCount))
+    throw new RbeeError("INVALID_MODEL", `${path} is not a readable GGUF file (its header is incomplete: truncated?)`);
+  const lastTensorStart = tensors.reduce((max, t) => Math.max(max, Number(t.fileOffset)), 0);
+  if (lastTensorStart >= bytes) throw new RbeeError("INVALID_MODEL", `${path} is truncated: its tensor data runs past the end of the file`);
+  return { bytes, architecture };
 }
 
 function readMagic(path: string): string {

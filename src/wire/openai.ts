@@ -10,6 +10,8 @@ const common = {
   stream: z.boolean().default(false),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
   n: z.literal(1, "only n=1 is supported").optional(),
+  /** llama.cpp's extension: generate exactly max_tokens. */
+  ignore_eos: z.boolean().default(false),
 };
 
 export const CompletionRequest = z.object({

@@ -10,6 +10,8 @@ export const ExecuteRequest = z.strictObject({
   top_p: z.number().gt(0).max(1).default(0.95),
   seed: z.number().int().nonnegative().optional(),
   stop,
+  /** Generate exactly max_tokens, past the end-of-text token (benchmarks). */
+  ignore_eos: z.boolean().default(false),
 });
 export type ExecuteRequest = z.infer<typeof ExecuteRequest>;
 
@@ -34,6 +36,7 @@ export const ReadyResponse = z.object({
   vram_bytes: z.number(),
   slots_total: z.number(),
   slots_idle: z.number(),
+  queued: z.number(),
 });
 export type ReadyResponse = z.infer<typeof ReadyResponse>;
 

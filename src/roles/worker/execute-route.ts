@@ -14,7 +14,6 @@ export function addExecuteRoutes(app: Hono, service: WorkerService): void {
     engine.check({ promptTokens, maxTokens: body.max_tokens });
     const requestId = crypto.randomUUID();
     return sseResponse(c, async (sink) => {
-      const send = (event: string, data: unknown) => void sink.send(event, data).catch(() => {});
       const result = await engine.submit({
         promptTokens,
         maxTokens: body.max_tokens,
@@ -22,13 +21,14 @@ export function addExecuteRoutes(app: Hono, service: WorkerService): void {
         topP: body.top_p,
         seed: body.seed,
         stop: stopList(body.stop),
+        ignoreEos: body.ignore_eos,
         signal: sink.signal,
-        onStart: ({ slot, queuedMs }) => send("started", { request_id: requestId, slot, queued_ms: queuedMs, prompt_tokens: promptTokens.length }),
-        onText: (t, i) => send("token", { t, i }),
+        onStart: ({ slot, queuedMs }) => sink.send("started", { request_id: requestId, slot, queued_ms: queuedMs, prompt_tokens: promptTokens.length }),
+        onText: (t, i) => sink.send("token", { t, i }),
       });
-      if (result.stopReason === "error") await sink.send("error", { code: "INTERNAL", message: result.error ?? "generation failed" });
+      if (result.stopReason === "error") sink.send("error", { code: "INTERNAL", message: result.error ?? "generation failed" });
       else if (result.stopReason !== "cancelled")
-        await sink.send("end", { tokens_out: result.tokensOut, stop_reason: result.stopReason, ttft_ms: result.ttftMs, tokens_per_s: result.tokensPerS });
+        sink.send("end", { tokens_out: result.tokensOut, stop_reason: result.stopReason, ttft_ms: result.ttftMs, tokens_per_s: result.tokensPerS });
     });
   };
   app.post("/v1/execute", execute);

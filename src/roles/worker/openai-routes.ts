@@ -56,6 +56,7 @@ function respond(c: Context, service: WorkerService, job: Job): Response | Promi
     topP: job.body.top_p,
     seed: job.body.seed,
     stop: job.stop,
+    ignoreEos: job.body.ignore_eos,
   };
   const chat = job.kind === "chat.completion";
 
@@ -73,7 +74,7 @@ function respond(c: Context, service: WorkerService, job: Job): Response | Promi
   const object = chat ? "chat.completion.chunk" : "text_completion";
   const chunk = (choice: Record<string, unknown>) => ({ id, object, created, model, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }] });
   return dataOnlySseResponse(c, async (sink) => {
-    const send = (data: unknown) => void sink.send("", data).catch(() => {});
+    const send = (data: unknown) => sink.send(undefined, data);
     if (chat) send(chunk({ delta: { role: "assistant", content: "" } }));
     const result = await engine.submit({
       ...request,
@@ -82,12 +83,12 @@ function respond(c: Context, service: WorkerService, job: Job): Response | Promi
     });
     if (result.stopReason === "cancelled") return;
     if (result.stopReason === "error") {
-      await sink.send("", { error: { code: "INTERNAL", message: result.error ?? "generation failed" } });
+      send({ error: { code: "INTERNAL", message: result.error ?? "generation failed" } });
       return;
     }
     send(chunk(chat ? { delta: {}, finish_reason: finishReason(result) } : { text: "", finish_reason: finishReason(result) }));
     if (job.body.stream_options?.include_usage) send({ id, object, created, model, choices: [], usage: usage(result.promptTokens, result.tokensOut) });
-    await sink.send("", "[DONE]");
+    send("[DONE]");
   });
 }
 

@@ -67,6 +67,7 @@ export class WorkerService {
       vram_bytes: this.loaded?.vramBytes ?? 0,
       slots_total: this.config.slots,
       slots_idle: engine?.slotsIdle ?? 0,
+      queued: engine?.queued ?? 0,
     };
   }
 

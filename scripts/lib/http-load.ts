@@ -1,0 +1,53 @@
+// Sends N concurrent streamed /v1/completions requests, rounds times, and measures generated tokens/s and TTFT.
+export interface LevelResult {
+  concurrency: number;
+  tokensPerS: number;
+  ttftP50Ms: number;
+  ttftP99Ms: number;
+  requests: number;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function oneRequest(url: string, tokens: number, seed: number): Promise<{ ttftMs: number; tokens: number }> {
+  const start = performance.now();
+  const res = await fetch(`${url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ prompt: "Once upon a time", max_tokens: tokens, ignore_eos: true, stream: true, stream_options: { include_usage: true }, seed }),
+  });
+  if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  let ttftMs = 0;
+  let generated = 0;
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of res.body!) {
+    if (!ttftMs) ttftMs = performance.now() - start;
+    buffer += decoder.decode(chunk, { stream: true });
+    const usage = /"completion_tokens":(\d+)/.exec(buffer);
+    if (usage) generated = Number(usage[1]);
+    if (buffer.length > 4096) buffer = buffer.slice(-512);
+  }
+  return { ttftMs, tokens: generated };
+}
+
+export async function benchHttp({ url, concurrency, tokens, rounds }: { url: string; concurrency: number; tokens: number; rounds: number }): Promise<LevelResult> {
+  await Promise.all(Array.from({ length: concurrency }, (_, i) => oneRequest(url, 8, i))); // warm-up
+  const ttfts: number[] = [];
+  let generated = 0;
+  let elapsed = 0;
+  for (let r = 0; r < rounds; r++) {
+    const start = performance.now();
+    const results = await Promise.all(Array.from({ length: concurrency }, (_, i) => oneRequest(url, tokens, r * 1000 + i)));
+    elapsed += performance.now() - start;
+    for (const x of results) {
+      ttfts.push(x.ttftMs);
+      generated += x.tokens;
+    }
+  }
+  ttfts.sort((a, b) => a - b);
+  return { concurrency, tokensPerS: (generated * 1000) / elapsed, ttftP50Ms: percentile(ttfts, 50), ttftP99Ms: percentile(ttfts, 99), requests: ttfts.length };
+}

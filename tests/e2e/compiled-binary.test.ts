@@ -1,0 +1,51 @@
+// The one-file promise: dist/rbee copied alone into an empty folder serves a story, with no node_modules anywhere near.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { VERSION } from "../../src/version";
+import { REPO, STORIES_MODEL } from "../support/paths";
+import { runRbee, startRbee, waitFor } from "../support/processes";
+import { postJson } from "../support/sse";
+
+const BINARY = join(REPO, "dist", "rbee");
+
+/** The binary is rebuilt when any source file is newer than it. */
+function isStale(): boolean {
+  if (!existsSync(BINARY)) return true;
+  const built = statSync(BINARY).mtimeMs;
+  return [...new Bun.Glob("src/**/*.ts").scanSync({ cwd: REPO })].some((f) => statSync(join(REPO, f)).mtimeMs > built);
+}
+
+beforeAll(() => {
+  if (!isStale()) return;
+  const build = Bun.spawnSync([process.execPath, "scripts/build.ts"], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
+  if (build.exitCode !== 0) throw new Error("bun run build failed");
+}, 300_000);
+
+describe("compiled dist/rbee", () => {
+  test("runs from an empty folder: version, then a worker that tells a story", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rbee-bin-"));
+    const cache = mkdtempSync(join(tmpdir(), "rbee-cache-"));
+    copyFileSync(BINARY, join(dir, "rbee"));
+    expect(readdirSync(dir)).toEqual(["rbee"]);
+    const env = { RBEE_CACHE_DIR: cache, HOME: dir, NODE_PATH: "" };
+    const exe = [join(dir, "rbee")];
+
+    const version = await runRbee(["--version"], { exe, env });
+    expect(version.stdout.trim()).toBe(VERSION);
+
+    for (const run of ["first (unpacks the runtime)", "second (reuses it)"]) {
+      const worker = await startRbee(["worker", "--model", STORIES_MODEL, "--port", "0"], { exe, env });
+      await waitFor(`ready, ${run}`, async () => (await (await fetch(`${worker.url}/v1/ready`)).json()).ready === true);
+      const res = await postJson(`${worker.url}/v1/completions`, { prompt: "Once upon a time", max_tokens: 30, seed: 1 });
+      const text = (await res.json()).choices[0].text;
+      expect(text).toMatch(/there (was|lived)/);
+      expect(await worker.stop()).toBe(0);
+    }
+    const unpacked = readdirSync(cache);
+    expect(unpacked).toHaveLength(1);
+    expect(unpacked[0]).toMatch(/^nlc-runtime-linux-x64-[0-9a-f]{12}$/);
+    expect(existsSync(join(cache, unpacked[0]!, ".complete"))).toBe(true);
+  }, 120_000);
+});

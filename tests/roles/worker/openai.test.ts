@@ -1,0 +1,94 @@
+// The worker's OpenAI-compatible routes, driven by the official openai client.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import OpenAI from "openai";
+import type { RbeeProcess } from "../../support/processes";
+import { startWorker } from "../../support/worker";
+
+let worker: RbeeProcess;
+let client: OpenAI;
+beforeAll(async () => {
+  worker = await startWorker();
+  client = new OpenAI({ baseURL: `${worker.url}/v1`, apiKey: "unused", maxRetries: 0 });
+});
+afterAll(async () => {
+  expect(await worker.stop()).toBe(0);
+});
+
+describe("OpenAI-compatible API", () => {
+  test("lists the served model", async () => {
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(["stories260K.gguf"]);
+  });
+
+  test("completions, not streamed, with usage", async () => {
+    const res = await client.completions.create({ model: "stories260K.gguf", prompt: "Once upon a time", max_tokens: 40, seed: 3 });
+    expect(res.object).toBe("text_completion");
+    expect(res.choices).toHaveLength(1);
+    expect(res.choices[0]!.text).toMatch(/there (was|lived)/);
+    expect(res.choices[0]!.finish_reason).toBe("length");
+    expect(res.usage).toEqual({ prompt_tokens: 5, completion_tokens: 40, total_tokens: 45 });
+  });
+
+  test("completions, streamed, with usage at the end", async () => {
+    const stream = await client.completions.create({ model: "stories260K.gguf", prompt: "Once upon a time", max_tokens: 30, stream: true, stream_options: { include_usage: true }, seed: 3 });
+    let text = "";
+    let finish: string | null | undefined;
+    let usage;
+    let chunks = 0;
+    for await (const chunk of stream) {
+      chunks++;
+      if (chunk.choices[0]) {
+        text += chunk.choices[0].text;
+        finish ??= chunk.choices[0].finish_reason;
+      }
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(chunks).toBeGreaterThan(10);
+    expect(text).toMatch(/there (was|lived)/);
+    expect(finish).toBe("length");
+    expect(usage).toEqual({ prompt_tokens: 5, completion_tokens: 30, total_tokens: 35 });
+    const whole = await client.completions.create({ model: "stories260K.gguf", prompt: "Once upon a time", max_tokens: 30, seed: 3 });
+    expect(whole.choices[0]!.text).toBe(text);
+  });
+
+  test("chat completions through the model's template, streamed and not", async () => {
+    const messages = [
+      { role: "system" as const, content: "You tell stories." },
+      { role: "user" as const, content: "Tell me about a cat." },
+    ];
+    const res = await client.chat.completions.create({ model: "stories260K.gguf", messages, max_tokens: 20, seed: 1 });
+    expect(res.object).toBe("chat.completion");
+    expect(res.choices[0]!.message.role).toBe("assistant");
+    expect(res.choices[0]!.message.content!.length).toBeGreaterThan(0);
+    expect(res.usage!.completion_tokens).toBeGreaterThan(0);
+    expect(res.usage!.completion_tokens).toBeLessThanOrEqual(20);
+    expect(res.usage!.prompt_tokens).toBeGreaterThan(10);
+
+    const stream = await client.chat.completions.create({ model: "stories260K.gguf", messages, max_tokens: 20, seed: 1, stream: true, stream_options: { include_usage: true } });
+    let content = "";
+    let role: string | undefined;
+    let usage;
+    for await (const chunk of stream) {
+      role ??= chunk.choices[0]?.delta.role;
+      content += chunk.choices[0]?.delta.content ?? "";
+      usage ??= chunk.usage ?? undefined;
+    }
+    expect(role).toBe("assistant");
+    expect(content).toBe(res.choices[0]!.message.content!);
+    expect(usage).toEqual(res.usage);
+  });
+
+  test("bad requests come back as OpenAI client errors with rbee's error shape", async () => {
+    const err = await client.completions.create({ model: "m", prompt: "", max_tokens: 5 }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.error).toMatchObject({ code: "BAD_REQUEST" });
+    const tooLong = await client.completions.create({ model: "m", prompt: "Once", max_tokens: 100_000 }).catch((e) => e);
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.error.code).toBe("CONTEXT_OVERFLOW");
+    const twoChoices = await client.completions.create({ model: "m", prompt: "Once", n: 2 }).catch((e) => e);
+    expect(twoChoices.status).toBe(400);
+    const noMessages = await client.chat.completions.create({ model: "m", messages: [] }).catch((e) => e);
+    expect(noMessages.status).toBe(400);
+    expect(noMessages.error.message).toContain("messages");
+  });
+});
