@@ -37,6 +37,8 @@ export const ReadyResponse = z.object({
   slots_total: z.number(),
   slots_idle: z.number(),
   queued: z.number(),
+  /** Milliseconds since the last request started or ended; 0 while busy. */
+  idle_ms: z.number(),
 });
 export type ReadyResponse = z.infer<typeof ReadyResponse>;
 

@@ -1,5 +1,6 @@
 // Starts real rbee processes for tests and finds the address they listen on from their log.
 import type { Subprocess } from "bun";
+import { readdirSync, readFileSync } from "node:fs";
 import { CLI } from "./paths";
 
 export interface RbeeProcess {
@@ -68,4 +69,29 @@ export async function runRbee(args: string[], { exe, env }: { exe?: string[]; en
   const proc = Bun.spawn([...(exe ?? [process.execPath, CLI]), ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { code, stdout, stderr };
+}
+
+/** Whether a process with this pid exists (per the process table). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    return !/^State:\s+Z/m.test(status);
+  } catch {
+    return false;
+  }
+}
+
+/** Pids of the running processes whose command line contains `text`. */
+export function pidsWithCommandLine(text: string): number[] {
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, "utf8").includes(text) && isAlive(Number(d));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }

@@ -17,6 +17,7 @@ const WorkerArgs = z.object({
   "hive-url": z.string().url().optional(),
   "worker-id": z.string().optional(),
   "api-token": z.string().optional(),
+  "watch-stdin": z.boolean().default(false),
 });
 
 export default defineCommand({
@@ -32,6 +33,7 @@ export default defineCommand({
     queue: { type: "string", description: "Requests that may wait for a slot before 503 (default 64)" },
     "hive-url": { type: "string", description: "Hive to call back once ready" },
     "worker-id": { type: "string", description: "Id to report to the hive" },
+    "watch-stdin": { type: "boolean", description: "Exit when standard input closes (set by the hive, so no worker outlives it)" },
   },
   run: async ({ args }) => {
     const a = parseArgs(WorkerArgs, args);
@@ -48,6 +50,7 @@ export default defineCommand({
       port: a.port,
       apiToken: a["api-token"] ?? process.env.RBEE_API_TOKEN,
       hive: a["hive-url"] ? { url: a["hive-url"], workerId: a["worker-id"]! } : undefined,
+      watchStdin: a["watch-stdin"],
     });
   },
 });

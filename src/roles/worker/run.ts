@@ -11,6 +11,7 @@ export interface WorkerRunOptions extends WorkerConfig {
   port: number;
   apiToken?: string;
   hive?: { url: string; workerId: string };
+  watchStdin?: boolean;
 }
 
 const log = logger("worker");
@@ -35,6 +36,7 @@ export async function runWorker(options: WorkerRunOptions): Promise<void> {
   log.info(`listening on ${url}`);
   process.on("SIGTERM", () => void exit(0));
   process.on("SIGINT", () => void exit(0));
+  if (options.watchStdin) void exitWhenStdinCloses(() => exit(0));
 
   try {
     const loaded = await service.load();
@@ -43,6 +45,19 @@ export async function runWorker(options: WorkerRunOptions): Promise<void> {
     server.stop(true);
     throw err;
   }
+}
+
+/** The hive holds the other end of our stdin and never writes: end of file means the hive is gone. */
+async function exitWhenStdinCloses(exit: () => Promise<void>): Promise<void> {
+  try {
+    for await (const _ of Bun.stdin.stream()) {
+      // nothing is ever sent
+    }
+  } catch {
+    // a broken pipe means the same
+  }
+  log.warn("stdin closed: the hive is gone; exiting");
+  await exit();
 }
 
 async function announce(hive: { url: string }, apiToken: string | undefined, body: WorkerReadyCallback): Promise<void> {

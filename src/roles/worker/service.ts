@@ -68,6 +68,7 @@ export class WorkerService {
       slots_total: this.config.slots,
       slots_idle: engine?.slotsIdle ?? 0,
       queued: engine?.queued ?? 0,
+      idle_ms: engine && !busy ? Date.now() - engine.lastActivityAt : 0,
     };
   }
 

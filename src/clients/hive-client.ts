@@ -1,0 +1,27 @@
+// Talks to a hive daemon: what the keeper's commands and the queen both need.
+import { RbeeError } from "../errors";
+import type { DeviceReport, ModelJson, SpawnRequest, WorkerInfo } from "../wire/hive";
+import { RbeeHttpClient } from "./http-json";
+import { readEvents } from "./sse-client";
+import type { ByteProgress } from "../progress";
+
+export class HiveClient extends RbeeHttpClient {
+  devices = () => this.json<DeviceReport>("GET", "/v1/devices");
+  models = async () => (await this.json<{ models: ModelJson[] }>("GET", "/v1/models")).models;
+  removeModel = async (key: string) => (await this.json<{ removed: ModelJson }>("DELETE", `/v1/models/${encodeURIComponent(key)}`)).removed;
+  workers = async () => (await this.json<{ workers: WorkerInfo[] }>("GET", "/v1/workers")).workers;
+  spawn = async (request: Partial<SpawnRequest> & { model: string }) => (await this.json<{ worker: WorkerInfo }>("POST", "/v1/workers/spawn", request)).worker;
+  stopWorker = (id: string) => this.json<{ stopped: string }>("POST", `/v1/workers/${encodeURIComponent(id)}/stop`);
+  shutdown = () => this.json<{ ok: boolean }>("POST", "/v1/shutdown", {});
+
+  async download(ref: string, onProgress?: (p: ByteProgress) => void): Promise<ModelJson> {
+    const res = await this.request("POST", "/v1/models/download", { ref });
+    for await (const message of readEvents(res)) {
+      const data = JSON.parse(message.data);
+      if (message.event === "progress") onProgress?.(data);
+      else if (message.event === "done") return data.model;
+      else if (message.event === "error") throw new RbeeError(data.code, data.message);
+    }
+    throw new RbeeError("UPSTREAM_UNREACHABLE", `the hive at ${this.baseUrl} closed the download stream early`);
+  }
+}

@@ -1,0 +1,52 @@
+// JSON over HTTP to another rbee process: bearer token, timeouts, and rbee's error shape turned back into RbeeError.
+import { type ErrorCode, ERROR_STATUS, RbeeError } from "../errors";
+
+export class RbeeHttpClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token?: string,
+  ) {}
+
+  headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { "content-type": "application/json", ...(this.token && { authorization: `Bearer ${this.token}` }), ...extra };
+  }
+
+  async request(method: string, path: string, body?: unknown, { timeoutMs }: { timeoutMs?: number } = {}): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers: this.headers(),
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined,
+      });
+    } catch (err) {
+      throw new RbeeError("UPSTREAM_UNREACHABLE", `cannot reach ${this.baseUrl}: ${err instanceof Error ? err.message : err}`);
+    }
+    if (!res.ok) throw await errorFrom(res);
+    return res;
+  }
+
+  async json<T>(method: string, path: string, body?: unknown, options?: { timeoutMs?: number }): Promise<T> {
+    return (await (await this.request(method, path, body, options)).json()) as T;
+  }
+
+  async isUp(timeoutMs = 1000): Promise<boolean> {
+    try {
+      return (await fetch(`${this.baseUrl}/v1/health`, { signal: AbortSignal.timeout(timeoutMs) })).ok;
+    } catch {
+      return false;
+    }
+  }
+}
+
+export async function errorFrom(res: Response): Promise<RbeeError> {
+  const text = await res.text();
+  try {
+    const { error } = JSON.parse(text) as { error: { code: string; message: string } };
+    const code = (error.code in ERROR_STATUS ? error.code : "INTERNAL") as ErrorCode;
+    return new RbeeError(code, error.message);
+  } catch {
+    return new RbeeError("INTERNAL", `HTTP ${res.status}: ${text.slice(0, 200)}`);
+  }
+}

@@ -1,0 +1,18 @@
+// Settings resolved once at start: flags first, then RBEE_* environment variables, then defaults.
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const DEFAULT_HIVE_PORT = 9200;
+export const DEFAULT_QUEEN_PORT = 8080;
+
+export function rbeeHome(flag?: string): string {
+  return resolve(flag ?? process.env.RBEE_HOME ?? join(homedir(), ".rbee"));
+}
+
+export function apiToken(flag?: string): string | undefined {
+  return flag ?? (process.env.RBEE_API_TOKEN || undefined);
+}
+
+export function hivePort(flag?: number): number {
+  return flag ?? (process.env.RBEE_HIVE_PORT ? Number(process.env.RBEE_HIVE_PORT) : DEFAULT_HIVE_PORT);
+}

@@ -1,0 +1,48 @@
+// `rbee hive`: the pool manager daemon of one machine, and the commands that drive it (or its catalog directly).
+import { defineCommand } from "citty";
+import { z } from "zod";
+import { commonServerArgs, parseArgs } from "../../cli-args";
+import { apiToken, DEFAULT_HIVE_PORT, hivePort, rbeeHome } from "../../config";
+import { runHive } from "./run";
+import { modelsCommand, workerCommand } from "./cli";
+
+const HiveArgs = z.object({
+  port: z.coerce.number().int().min(0).max(65535).optional(),
+  host: z.string().default("127.0.0.1"),
+  home: z.string().optional(),
+  "api-token": z.string().optional(),
+  "queen-url": z.string().url().optional(),
+  "health-interval": z.coerce.number().positive().default(30),
+  "idle-timeout": z.coerce.number().positive().default(300),
+  "ready-timeout": z.coerce.number().positive().default(300),
+});
+
+export const hiveConnectionArgs = {
+  ...commonServerArgs(String(DEFAULT_HIVE_PORT)),
+  home: { type: "string", description: "rbee's home: models.db and models/ (default $RBEE_HOME or ~/.rbee)" },
+} as const;
+
+export default defineCommand({
+  meta: { name: "hive", description: "Manage the models and workers of this machine (daemon on :9200)" },
+  args: {
+    ...hiveConnectionArgs,
+    "queen-url": { type: "string", description: "Queen to announce this hive to" },
+    "health-interval": { type: "string", description: "Seconds between worker health checks (default 30)" },
+    "idle-timeout": { type: "string", description: "Seconds without requests before a worker is stopped (default 300)" },
+    "ready-timeout": { type: "string", description: "Seconds a new worker may take to load (default 300)" },
+  },
+  subCommands: { models: modelsCommand, worker: workerCommand },
+  run: async ({ args }) => {
+    if (args._.length) return; // a subcommand ran
+    const a = parseArgs(HiveArgs, args);
+    await runHive({
+      home: rbeeHome(a.home),
+      host: a.host,
+      port: hivePort(a.port),
+      apiToken: apiToken(a["api-token"]),
+      healthIntervalMs: a["health-interval"] * 1000,
+      idleTimeoutMs: a["idle-timeout"] * 1000,
+      readyTimeoutMs: a["ready-timeout"] * 1000,
+    });
+  },
+});

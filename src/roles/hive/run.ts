@@ -1,0 +1,54 @@
+// Runs the hive daemon: catalog, downloads, worker pool and HTTP; a signal or POST /v1/shutdown stops every worker first.
+import { Catalog } from "../../catalog/catalog";
+import { serve } from "../../http/serve";
+import { logger } from "../../log";
+import { selfCommand } from "../../self";
+import { probeDevices } from "./devices";
+import { Downloads, hubOptionsFromEnv } from "./downloads";
+import { createHiveApp } from "./server";
+import { WorkerPool } from "./workers";
+
+export interface HiveOptions {
+  home: string;
+  host: string;
+  port: number;
+  apiToken?: string;
+  healthIntervalMs: number;
+  idleTimeoutMs: number;
+  readyTimeoutMs: number;
+}
+
+const log = logger("hive");
+
+export async function runHive(options: HiveOptions): Promise<void> {
+  const catalog = new Catalog(options.home);
+  const downloads = new Downloads(catalog, hubOptionsFromEnv());
+  let url = "";
+  const workers = new WorkerPool({
+    command: selfCommand(),
+    hiveUrl: () => url,
+    workerHost: options.host,
+    apiToken: options.apiToken,
+    healthIntervalMs: options.healthIntervalMs,
+    idleTimeoutMs: options.idleTimeoutMs,
+    readyTimeoutMs: options.readyTimeoutMs,
+  });
+  let stopping: Promise<void> | undefined;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      log.info("shutting down: stopping workers");
+      await workers.stopAll();
+      server.stop(true);
+      catalog.close();
+      log.info("hive stopped");
+      process.exit(0);
+    })();
+    return stopping;
+  };
+  const app = createHiveApp({ catalog, downloads, workers, probeDevices, apiToken: options.apiToken, onShutdown: () => void shutdown() });
+  const server = serve(app, { host: options.host, port: options.port });
+  url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${server.port}`;
+  process.on("SIGTERM", () => void shutdown());
+  process.on("SIGINT", () => void shutdown());
+  log.info(`listening on ${url}`, { home: options.home });
+}

@@ -1,0 +1,85 @@
+// The hive's HTTP surface: devices, the model catalog and downloads, workers, shutdown.
+import type { Hono } from "hono";
+import type { Catalog } from "../../catalog/catalog";
+import { RbeeError } from "../../errors";
+import { createApp } from "../../http/app";
+import { sseResponse } from "../../http/sse";
+import { readJson } from "../../http/validate";
+import { DownloadRequest, modelJson, SpawnRequest } from "../../wire/hive";
+import { WorkerReadyCallback } from "../../wire/worker";
+import type { DeviceProbe } from "./devices";
+import type { Downloads } from "./downloads";
+import { checkFit, estimateNeeds } from "./fit";
+import type { WorkerPool } from "./workers";
+
+export interface HiveDeps {
+  catalog: Catalog;
+  downloads: Downloads;
+  workers: WorkerPool;
+  probeDevices: DeviceProbe;
+  apiToken?: string;
+  onShutdown: () => void;
+}
+
+export function createHiveApp({ catalog, downloads, workers, probeDevices, apiToken, onShutdown }: HiveDeps): Hono {
+  const app = createApp({ role: "hive", apiToken });
+
+  app.get("/v1/devices", async (c) => c.json(await probeDevices()));
+
+  app.get("/v1/models", (c) => c.json({ models: catalog.list().map(modelJson) }));
+
+  app.post("/v1/models/download", async (c) => {
+    const { ref } = await readJson(c, DownloadRequest);
+    const download = downloads.start(ref);
+    return sseResponse(c, async (sink) => {
+      sink.send("started", { ref: download.ref.ref });
+      const unsubscribe = download.subscribe((p) => sink.send("progress", p));
+      try {
+        const model = await download.done;
+        sink.send("done", { model: modelJson(model) });
+      } catch (err) {
+        const e = err instanceof RbeeError ? err : new RbeeError("INTERNAL", String(err));
+        sink.send("error", e.toJSON().error);
+      } finally {
+        unsubscribe();
+      }
+    });
+  });
+
+  app.delete("/v1/models/:id", (c) => {
+    const key = decodeURIComponent(c.req.param("id"));
+    const model = catalog.find(key);
+    if (!model) throw new RbeeError("MODEL_NOT_FOUND", `model "${key}" is not in the catalog`);
+    const users = workers.list().filter((w) => w.model_id === model.id);
+    if (users.length) throw new RbeeError("MODEL_MISSING", `model ${model.ref} is in use by ${users.map((w) => w.id).join(", ")}; stop them first`);
+    return c.json({ removed: modelJson(catalog.remove(model.id)) });
+  });
+
+  app.get("/v1/workers", (c) => c.json({ workers: workers.list() }));
+
+  app.post("/v1/workers/spawn", async (c) => {
+    const request = await readJson(c, SpawnRequest);
+    const model = catalog.require(request.model);
+    const devices = await probeDevices();
+    const onGpu = request.gpu !== "cpu" && devices.gpus.length > 0;
+    checkFit(await estimateNeeds(model.path, { onGpu, slots: request.slots, ctxPerSlot: request.ctx }), devices);
+    catalog.touch(model.id);
+    return c.json({ worker: await workers.spawn({ ...request, model }) }, 201);
+  });
+
+  app.post("/v1/workers/ready", async (c) => c.json({ worker: workers.markReady(await readJson(c, WorkerReadyCallback)) }));
+
+  app.post("/v1/workers/:id/stop", async (c) => {
+    const id = c.req.param("id");
+    workers.get(id);
+    await workers.stop(id);
+    return c.json({ stopped: id });
+  });
+
+  app.post("/v1/shutdown", (c) => {
+    setImmediate(onShutdown);
+    return c.json({ ok: true });
+  });
+
+  return app;
+}

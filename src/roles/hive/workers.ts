@@ -1,0 +1,204 @@
+// The hive's workers: spawned as child processes of this same binary, registered when they call back, watched for
+// health and idleness, and stopped politely (HTTP), then firmly (SIGTERM), then for good (SIGKILL).
+import type { Subprocess } from "bun";
+import type { CatalogEntry } from "../../catalog/catalog";
+import { RbeeError } from "../../errors";
+import { logger } from "../../log";
+import type { WorkerInfo } from "../../wire/hive";
+import type { ReadyResponse, WorkerReadyCallback } from "../../wire/worker";
+
+export type { WorkerInfo };
+
+
+export interface SpawnRequest {
+  model: CatalogEntry;
+  gpu: string;
+  slots: number;
+  ctx?: number;
+  threads?: number;
+}
+
+export interface PoolOptions {
+  /** argv that starts this program (see self.ts). */
+  command: string[];
+  hiveUrl: () => string;
+  workerHost: string;
+  apiToken?: string;
+  healthIntervalMs: number;
+  idleTimeoutMs: number;
+  readyTimeoutMs: number;
+  /** Told about workers that appear and leave, for the queen. */
+  onChange?: (event: "ready" | "gone", worker: WorkerInfo, reason?: string) => void;
+}
+
+export const STOP_GRACE_MS = 5000;
+const HEALTH_TIMEOUT_MS = 2000;
+/** Consecutive failed health checks before a worker counts as dead. */
+const HEALTH_FAILURES = 2;
+const STDERR_TAIL_LINES = 20;
+
+const log = logger("hive");
+
+interface Entry {
+  info: WorkerInfo;
+  proc: Subprocess<"pipe", "ignore", "pipe">;
+  ready: PromiseWithResolvers<WorkerInfo>;
+  stderrTail: string[];
+  failures: number;
+  stopping?: Promise<void>;
+}
+
+export class WorkerPool {
+  private readonly entries = new Map<string, Entry>();
+  private monitor: Timer | undefined;
+  private nextId = 1;
+
+  constructor(private readonly options: PoolOptions) {
+    const tick = Math.max(50, Math.min(options.healthIntervalMs, options.idleTimeoutMs / 4));
+    this.monitor = setInterval(() => void this.checkAll(), tick);
+  }
+
+  list(): WorkerInfo[] {
+    return [...this.entries.values()].map((e) => e.info);
+  }
+
+  get(id: string): WorkerInfo {
+    const entry = this.entries.get(id);
+    if (!entry) throw new RbeeError("NOT_FOUND", `no worker ${id} on this hive`);
+    return entry.info;
+  }
+
+  /** Starts a worker and resolves once it has called back ready; rejects with its last words if it dies first. */
+  async spawn(request: SpawnRequest): Promise<WorkerInfo> {
+    const id = `w-${process.pid}-${this.nextId++}`;
+    const { options } = this;
+    const args = ["worker", "--model", request.model.path, "--model-ref", request.model.ref, "--port", "0", "--host", options.workerHost,
+      "--hive-url", options.hiveUrl(), "--worker-id", id, "--slots", String(request.slots), "--gpu", request.gpu, "--watch-stdin",
+      ...(request.ctx ? ["--ctx", String(request.ctx)] : []), ...(request.threads ? ["--threads", String(request.threads)] : [])];
+    const proc = Bun.spawn([...options.command, ...args], {
+      stdin: "pipe", // never written: when the hive dies, the worker reads EOF and exits
+      stdout: "ignore",
+      stderr: "pipe",
+      env: { ...process.env, ...(options.apiToken && { RBEE_API_TOKEN: options.apiToken }) },
+    });
+    const entry: Entry = {
+      info: { id, model_id: request.model.id, model_ref: request.model.ref, state: "starting", pid: proc.pid, url: null, backend: null, device: null, slots_total: request.slots, started_at: new Date().toISOString(), ready_at: null },
+      proc,
+      ready: Promise.withResolvers<WorkerInfo>(),
+      stderrTail: [],
+      failures: 0,
+    };
+    entry.ready.promise.catch(() => {});
+    this.entries.set(id, entry);
+    void this.relayStderr(entry);
+    void proc.exited.then((code) => this.onExit(entry, code));
+    log.info(`spawning worker ${id} for ${request.model.ref}`, { pid: proc.pid });
+    const timeout = setTimeout(() => entry.ready.reject(new RbeeError("TIMEOUT", `worker ${id} was not ready within ${options.readyTimeoutMs / 1000} s`)), options.readyTimeoutMs);
+    try {
+      return await entry.ready.promise;
+    } catch (err) {
+      await this.stop(id).catch(() => {});
+      throw err;
+    } finally {
+      clearTimeout(timeout);
+    }
+  }
+
+  /** The worker's callback. */
+  markReady(callback: WorkerReadyCallback): WorkerInfo {
+    const entry = this.entries.get(callback.worker_id);
+    if (!entry) throw new RbeeError("NOT_FOUND", `no worker ${callback.worker_id} was spawned by this hive`);
+    Object.assign(entry.info, { state: "ready", url: callback.url, backend: callback.backend, device: callback.device, slots_total: callback.slots_total, ready_at: new Date().toISOString() });
+    log.info(`worker ${entry.info.id} ready at ${callback.url}`, { backend: callback.backend, device: callback.device });
+    entry.ready.resolve(entry.info);
+    this.options.onChange?.("ready", entry.info);
+    return entry.info;
+  }
+
+  stop(id: string): Promise<void> {
+    const entry = this.entries.get(id);
+    if (!entry) return Promise.reject(new RbeeError("NOT_FOUND", `no worker ${id} on this hive`));
+    entry.stopping ??= this.stopEntry(entry);
+    return entry.stopping;
+  }
+
+  async stopAll(): Promise<void> {
+    clearInterval(this.monitor);
+    this.monitor = undefined;
+    await Promise.all([...this.entries.keys()].map((id) => this.stop(id).catch(() => {})));
+  }
+
+  private async stopEntry(entry: Entry): Promise<void> {
+    entry.info.state = "stopping";
+    const { proc, info } = entry;
+    if (info.url)
+      await fetch(`${info.url}/v1/shutdown`, { method: "POST", signal: AbortSignal.timeout(1000), headers: this.authHeaders() }).catch(() => {});
+    if (await exitsWithin(proc, STOP_GRACE_MS)) return;
+    proc.kill("SIGTERM");
+    if (await exitsWithin(proc, STOP_GRACE_MS)) return;
+    log.warn(`worker ${info.id} ignored SIGTERM; killing it`);
+    proc.kill("SIGKILL");
+    await proc.exited;
+  }
+
+  private onExit(entry: Entry, code: number | null): void {
+    const { info } = entry;
+    const wasReady = info.state === "ready";
+    this.entries.delete(info.id);
+    const lastWords = entry.stderrTail.filter((l) => l.startsWith("rbee: ")).at(-1)?.slice(6) ?? entry.stderrTail.at(-1) ?? "";
+    const reason = info.state === "stopping" ? "stopped" : `exited with code ${code}${lastWords ? `: ${lastWords}` : ""}`;
+    entry.ready.reject(new RbeeError("WORKER_FAILED", `worker ${info.id} ${reason}`));
+    if (info.state !== "stopping") log.warn(`worker ${info.id} ${reason}`);
+    if (wasReady || info.state === "stopping") this.options.onChange?.("gone", info, reason);
+  }
+
+  private async checkAll(): Promise<void> {
+    for (const entry of [...this.entries.values()]) {
+      if (entry.info.state !== "ready" || !entry.info.url) continue;
+      let ready: (ReadyResponse & { idle_ms?: number }) | undefined;
+      try {
+        const res = await fetch(`${entry.info.url}/v1/ready`, { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
+        if (res.ok) ready = (await res.json()) as ReadyResponse & { idle_ms?: number };
+      } catch {
+        // counted below
+      }
+      if (!ready) {
+        if (++entry.failures >= HEALTH_FAILURES && entry.info.state === "ready") {
+          log.warn(`worker ${entry.info.id} failed ${entry.failures} health checks; removing it`);
+          entry.proc.kill("SIGKILL");
+        }
+        continue;
+      }
+      entry.failures = 0;
+      if (ready.state === "idle" && (ready.idle_ms ?? 0) >= this.options.idleTimeoutMs) {
+        log.info(`worker ${entry.info.id} idle for ${Math.round((ready.idle_ms ?? 0) / 1000)} s; stopping it`);
+        void this.stop(entry.info.id);
+      }
+    }
+  }
+
+  private async relayStderr(entry: Entry): Promise<void> {
+    const decoder = new TextDecoder();
+    let partial = "";
+    for await (const chunk of entry.proc.stderr) {
+      const text = partial + decoder.decode(chunk, { stream: true });
+      const lines = text.split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) {
+        if (!line) continue;
+        process.stderr.write(`${line}\n`);
+        entry.stderrTail.push(line);
+        if (entry.stderrTail.length > STDERR_TAIL_LINES) entry.stderrTail.shift();
+      }
+    }
+  }
+
+  private authHeaders(): Record<string, string> {
+    return this.options.apiToken ? { authorization: `Bearer ${this.options.apiToken}` } : {};
+  }
+}
+
+async function exitsWithin(proc: Subprocess, ms: number): Promise<boolean> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return true;
+  return Promise.race([proc.exited.then(() => true), Bun.sleep(ms).then(() => false)]);
+}

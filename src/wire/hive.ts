@@ -1,0 +1,76 @@
+// The hive's wire format: request bodies, catalog entries and download progress as they travel over HTTP.
+import { z } from "zod";
+import type { CatalogEntry } from "../catalog/catalog";
+
+export const DownloadRequest = z.strictObject({ ref: z.string().min(1, "must not be empty") });
+
+export const SpawnRequest = z.strictObject({
+  model: z.string().min(1, "must name a model (id, reference or name)"),
+  gpu: z.enum(["auto", "cuda", "vulkan", "cpu"]).default("auto"),
+  slots: z.number().int().min(1).max(256).default(4),
+  ctx: z.number().int().min(16).optional(),
+  threads: z.number().int().min(1).max(1024).optional(),
+});
+export type SpawnRequest = z.infer<typeof SpawnRequest>;
+
+export interface ModelJson {
+  id: string;
+  ref: string;
+  name: string;
+  provider: string;
+  path: string;
+  size_bytes: number;
+  sha256: string;
+  architecture: string | null;
+  parameter_count: number | null;
+  quantization: string | null;
+  context_length: number | null;
+  downloaded_at: string;
+  last_used_at: string | null;
+  status: string;
+}
+
+export function modelJson(m: CatalogEntry): ModelJson {
+  return {
+    id: m.id,
+    ref: m.ref,
+    name: m.name,
+    provider: m.provider,
+    path: m.path,
+    size_bytes: m.sizeBytes,
+    sha256: m.sha256,
+    architecture: m.architecture,
+    parameter_count: m.parameterCount,
+    quantization: m.quantization,
+    context_length: m.contextLength,
+    downloaded_at: m.downloadedAt.toISOString(),
+    last_used_at: m.lastUsedAt?.toISOString() ?? null,
+    status: m.status,
+  };
+}
+
+/** What GET /v1/devices reports. */
+export interface DeviceReport {
+  backend: string;
+  backends: string[];
+  gpus: { index: number; name: string; vram_total_bytes: number; vram_free_bytes: number }[];
+  ram_total_bytes: number;
+  ram_free_bytes: number;
+  cpu_cores: number;
+}
+
+export type WorkerState = "starting" | "ready" | "stopping";
+
+export interface WorkerInfo {
+  id: string;
+  model_id: string;
+  model_ref: string;
+  state: WorkerState;
+  pid: number;
+  url: string | null;
+  backend: string | null;
+  device: string | null;
+  slots_total: number;
+  started_at: string;
+  ready_at: string | null;
+}

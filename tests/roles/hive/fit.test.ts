@@ -1,0 +1,44 @@
+// The memory check before a spawn, from the model's real GGUF metadata against a given machine.
+import { describe, expect, test } from "bun:test";
+import { RbeeError } from "../../../src/errors";
+import { checkFit, estimateNeeds } from "../../../src/roles/hive/fit";
+import type { DeviceReport } from "../../../src/wire/hive";
+import { STORIES_MODEL } from "../../support/paths";
+
+const machine = (vramFree: number | null, ramFree: number): DeviceReport => ({
+  backend: vramFree === null ? "cpu" : "cuda",
+  backends: vramFree === null ? ["cpu"] : ["cuda", "cpu"],
+  gpus: vramFree === null ? [] : [{ index: 0, name: "Test GPU", vram_total_bytes: 8 * 2 ** 30, vram_free_bytes: vramFree }],
+  ram_total_bytes: 16 * 2 ** 30,
+  ram_free_bytes: ramFree,
+  cpu_cores: 2,
+});
+
+describe("memory fit", () => {
+  test("estimates grow with slots and context, and fit a roomy machine", async () => {
+    const small = await estimateNeeds(STORIES_MODEL, { onGpu: true, slots: 1, ctxPerSlot: 256 });
+    const large = await estimateNeeds(STORIES_MODEL, { onGpu: true, slots: 8, ctxPerSlot: 2048 });
+    expect(small.vramBytes).toBeGreaterThan(0);
+    expect(large.vramBytes).toBeGreaterThan(small.vramBytes);
+    expect(() => checkFit(large, machine(8 * 2 ** 30, 8 * 2 ** 30))).not.toThrow();
+  });
+
+  test("too little VRAM: a clear error naming both figures and the GPU", async () => {
+    const needs = await estimateNeeds(STORIES_MODEL, { onGpu: true, slots: 4, ctxPerSlot: 2048 });
+    let err: unknown;
+    try {
+      checkFit(needs, machine(1024 * 1024, 2 ** 30));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(RbeeError);
+    expect((err as RbeeError).code).toBe("INSUFFICIENT_VRAM");
+    expect((err as RbeeError).message).toMatch(/^needs [\d.]+ MiB VRAM, 1\.0 MiB free on GPU 0 \(Test GPU\)$/);
+  });
+
+  test("on a CPU machine the model must fit in free RAM", async () => {
+    const needs = await estimateNeeds(STORIES_MODEL, { onGpu: false, slots: 4, ctxPerSlot: 2048 });
+    expect(needs.ramBytes).toBeGreaterThan(1_000_000);
+    expect(() => checkFit(needs, machine(null, 1000))).toThrow(/needs [\d.]+ MiB RAM, 1000 B free/);
+  });
+});
