@@ -1,6 +1,6 @@
 // Writes a llama-architecture GGUF of a real model's shape with random Q8_0 weights. Inference speed does not depend
 // on the weight values, so it benchmarks a machine without downloading anything; the text it writes is nonsense.
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, openSync, statSync, writeSync } from "node:fs";
 
 export const SHAPES = {
   // embedding, layers, heads, kv heads, feed-forward, vocabulary
@@ -164,7 +164,7 @@ export function writeSyntheticGguf(path: string, shape: Shape): { bytes: number 
   } finally {
     closeSync(fd);
   }
-  return { bytes: header.length + offset };
+  return { bytes: statSync(path).size };
 }
 
 /** Q8_0 blocks with a small fp16 scale (0.002) and random int8 values, reused across tensors. */

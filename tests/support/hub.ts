@@ -5,6 +5,15 @@ import { STORIES_MODEL } from "./paths";
 export const STORIES_HF_REF = "hf:ggml-org/models/tinyllamas/stories260K.gguf";
 export const STORIES_SHA256 = "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d";
 
+const running = new Set<ReturnType<typeof Bun.spawn>>();
+
+/** Kills every hub a test started and did not stop (a failed assertion skips the test's own cleanup). */
+export async function killLocalHubs(): Promise<void> {
+  for (const proc of running) proc.kill("SIGKILL");
+  await Promise.all([...running].map((p) => p.exited));
+  running.clear();
+}
+
 export interface LocalHub {
   url: string;
   proc: ReturnType<typeof Bun.spawn>;
@@ -13,8 +22,9 @@ export interface LocalHub {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startLocalHub(options: { rate?: number; token?: string; corrupt?: boolean; port?: number } = {}): Promise<LocalHub> {
+export async function startLocalHub(options: { rate?: number; token?: string; corrupt?: boolean; port?: number; extraFiles?: string[] } = {}): Promise<LocalHub> {
   const args = ["--port", String(options.port ?? 0), "--file", `ggml-org/models/main/tinyllamas/stories260K.gguf=${STORIES_MODEL}`];
+  for (const spec of options.extraFiles ?? []) args.push("--file", spec);
   if (options.rate) args.push("--rate", String(options.rate));
   if (options.token) args.push("--token", options.token);
   if (options.corrupt) args.push("--corrupt");
@@ -29,6 +39,7 @@ export async function startLocalHub(options: { rate?: number; token?: string; co
     await Bun.sleep(10);
   }
   const url = /listening on (\S+)/.exec(out)![1]!;
+  running.add(proc);
   return {
     url,
     proc,
@@ -36,6 +47,7 @@ export async function startLocalHub(options: { rate?: number; token?: string; co
     async kill(signal = "SIGKILL") {
       proc.kill(signal);
       await proc.exited;
+      running.delete(proc);
     },
   };
 }

@@ -3,14 +3,18 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
+import { writeSyntheticGguf } from "../../../src/inference/synth-gguf";
 import { removeTempHomes, tempHome } from "../../support/home";
-import { startLocalHub, STORIES_HF_REF, STORIES_SHA256 } from "../../support/hub";
+import { killLocalHubs, startLocalHub, STORIES_HF_REF, STORIES_SHA256 } from "../../support/hub";
 import { STORIES_MODEL } from "../../support/paths";
 import { runRbee, startRbee, waitFor } from "../../support/processes";
 import { postJson } from "../../support/sse";
 import { collectSse } from "../../support/sse";
 
-afterAll(removeTempHomes);
+afterAll(async () => {
+  await killLocalHubs();
+  removeTempHomes();
+});
 
 const STORIES_BYTES = statSync(STORIES_MODEL).size;
 const downloadedPath = (home: string) => join(home, "models", "hf", "ggml-org", "models", "main", "tinyllamas", "stories260K.gguf");
@@ -148,6 +152,47 @@ describe("hive models download", () => {
       expect(existsSync(join(home, "models", "hf", "etc"))).toBe(false);
       await hub.kill();
     });
+});
+
+describe("split models and disk space", () => {
+  test("a split model (-00001-of-N) comes whole: every part, one catalog entry", async () => {
+    const dir = tempHome("rbee-split-");
+    // Each part of a split model is a GGUF of its own.
+    const second = join(dir, "second-part.gguf");
+    const secondBytes = writeSyntheticGguf(second, "probe").bytes;
+    const hub = await startLocalHub({
+      extraFiles: [`org/split/main/big-00001-of-00002.gguf=${STORIES_MODEL}`, `org/split/main/big-00002-of-00002.gguf=${second}`],
+    });
+    const home = tempHome();
+    const run = await runRbee(["hive", "models", "download", "hf:org/split/big-00001-of-00002.gguf", "--port", "1"], { env: { RBEE_HOME: home, RBEE_HF_ENDPOINT: hub.url } });
+    expect(run.code).toBe(0);
+    const folder = join(home, "models", "hf", "org", "split", "main");
+    expect(readdirSync(folder).sort()).toEqual(["big-00001-of-00002.gguf", "big-00002-of-00002.gguf"]);
+    const [model] = await models(home);
+    expect(model).toMatchObject({ name: "big", size_bytes: STORIES_BYTES + secondBytes, path: join(folder, "big-00001-of-00002.gguf") });
+    const notFirst = await runRbee(["hive", "models", "download", "hf:org/split/big-00002-of-00002.gguf", "--port", "1"], { env: { RBEE_HOME: home, RBEE_HF_ENDPOINT: hub.url } });
+    expect(notFirst.stderr).toContain("name the first part");
+    await hub.kill();
+  });
+
+  test("no room on the disk: refused before downloading", async () => {
+    const home = tempHome();
+    const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", home]);
+    if (mounted.exitCode !== 0) {
+      console.warn(`skipped: cannot mount a small tmpfs here (${mounted.stderr.toString().trim()})`);
+      return;
+    }
+    try {
+      const hub = await startLocalHub();
+      const run = await runRbee(["hive", "models", "download", STORIES_HF_REF, "--port", "1"], { env: { RBEE_HOME: home, RBEE_HF_ENDPOINT: hub.url } });
+      expect(run.code).not.toBe(0);
+      expect(run.stderr.trim()).toMatch(/^rbee: the model needs 1\.1 MiB more on disk, [\d.]+ MiB free in /);
+      expect(hub.requests().filter((r) => r.path.startsWith("/cdn/") && r.range !== "bytes=0-0")).toEqual([]);
+      await hub.kill();
+    } finally {
+      Bun.spawnSync(["umount", home]);
+    }
+  });
 });
 
 describe("catalog and disk", () => {
