@@ -7,6 +7,7 @@ import { VERSION } from "./version";
 const main = defineCommand({
   meta: { name: "rbee", version: VERSION, description: "Run GGUF language models across the machines you own" },
   subCommands: {
+    queen: () => import("./roles/queen/command").then((m) => m.default),
     hive: () => import("./roles/hive/command").then((m) => m.default),
     worker: () => import("./roles/worker/command").then((m) => m.default),
   },

@@ -12,12 +12,12 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-async function oneRequest(url: string, tokens: number, seed: number): Promise<{ ttftMs: number; tokens: number }> {
+async function oneRequest(url: string, tokens: number, seed: number, model?: string): Promise<{ ttftMs: number; tokens: number }> {
   const start = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ prompt: "Once upon a time", max_tokens: tokens, ignore_eos: true, stream: true, stream_options: { include_usage: true }, seed }),
+    body: JSON.stringify({ model, prompt: "Once upon a time", max_tokens: tokens, ignore_eos: true, stream: true, stream_options: { include_usage: true }, seed }),
   });
   if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   let ttftMs = 0;
@@ -34,14 +34,14 @@ async function oneRequest(url: string, tokens: number, seed: number): Promise<{ 
   return { ttftMs, tokens: generated };
 }
 
-export async function benchHttp({ url, concurrency, tokens, rounds }: { url: string; concurrency: number; tokens: number; rounds: number }): Promise<LevelResult> {
-  await Promise.all(Array.from({ length: concurrency }, (_, i) => oneRequest(url, 8, i))); // warm-up
+export async function benchHttp({ url, concurrency, tokens, rounds, model }: { url: string; concurrency: number; tokens: number; rounds: number; model?: string }): Promise<LevelResult> {
+  await Promise.all(Array.from({ length: concurrency }, (_, i) => oneRequest(url, 8, i, model))); // warm-up
   const ttfts: number[] = [];
   let generated = 0;
   let elapsed = 0;
   for (let r = 0; r < rounds; r++) {
     const start = performance.now();
-    const results = await Promise.all(Array.from({ length: concurrency }, (_, i) => oneRequest(url, tokens, r * 1000 + i)));
+    const results = await Promise.all(Array.from({ length: concurrency }, (_, i) => oneRequest(url, tokens, r * 1000 + i, model)));
     elapsed += performance.now() - start;
     for (const x of results) {
       ttfts.push(x.ttftMs);

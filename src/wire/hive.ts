@@ -74,3 +74,17 @@ export interface WorkerInfo {
   started_at: string;
   ready_at: string | null;
 }
+
+/** What a hive tells its queen when it starts and on every heartbeat. */
+export const HiveAnnouncement = z.object({
+  node: z.string().min(1),
+  url: z.string().url(),
+  pid: z.number().int(),
+  devices: z.any(),
+  models: z.array(z.any()),
+  workers: z.array(z.any()),
+});
+export type HiveAnnouncement = z.infer<typeof HiveAnnouncement>;
+
+/** A hive relays its workers' comings and goings to its queen. */
+export const WorkerRelay = z.object({ node: z.string().min(1), worker: z.any(), reason: z.string().optional() });

@@ -57,3 +57,10 @@ export function stopList(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];
   return (typeof value === "string" ? [value] : value).filter((s) => s.length > 0);
 }
+
+/** rbee's task call at the queen: the worker's execute call plus the model to use and an optional node. */
+export const TaskRequest = ExecuteRequest.extend({
+  model: z.string().min(1, "must name a model"),
+  node: z.string().min(1).optional(),
+});
+export type TaskRequest = z.infer<typeof TaskRequest>;

@@ -15,6 +15,8 @@ const HiveArgs = z.object({
   "health-interval": z.coerce.number().positive().default(30),
   "idle-timeout": z.coerce.number().positive().default(300),
   "ready-timeout": z.coerce.number().positive().default(300),
+  "node-name": z.string().default("localhost"),
+  "watch-stdin": z.boolean().default(false),
 });
 
 export const hiveConnectionArgs = {
@@ -30,6 +32,8 @@ export default defineCommand({
     "health-interval": { type: "string", description: "Seconds between worker health checks (default 30)" },
     "idle-timeout": { type: "string", description: "Seconds without requests before a worker is stopped (default 300)" },
     "ready-timeout": { type: "string", description: "Seconds a new worker may take to load (default 300)" },
+    "node-name": { type: "string", description: "Name this hive reports to the queen (default localhost)" },
+    "watch-stdin": { type: "boolean", description: "Exit when standard input closes (set by a queen that starts this hive)" },
   },
   subCommands: { models: modelsCommand, worker: workerCommand },
   run: async ({ args }) => {
@@ -43,6 +47,9 @@ export default defineCommand({
       healthIntervalMs: a["health-interval"] * 1000,
       idleTimeoutMs: a["idle-timeout"] * 1000,
       readyTimeoutMs: a["ready-timeout"] * 1000,
+      queenUrl: a["queen-url"],
+      nodeName: a["node-name"],
+      watchStdin: a["watch-stdin"],
     });
   },
 });

@@ -7,6 +7,8 @@ import { probeDevices } from "./devices";
 import { Downloads, hubOptionsFromEnv } from "./downloads";
 import { createHiveApp } from "./server";
 import { WorkerPool } from "./workers";
+import { QueenLink } from "./queen-link";
+import { exitWhenStdinCloses } from "../../stdin-watch";
 
 export interface HiveOptions {
   home: string;
@@ -16,6 +18,10 @@ export interface HiveOptions {
   healthIntervalMs: number;
   idleTimeoutMs: number;
   readyTimeoutMs: number;
+  queenUrl?: string;
+  nodeName: string;
+  /** Exit when standard input closes: set when a queen starts this hive as its child. */
+  watchStdin?: boolean;
 }
 
 const log = logger("hive");
@@ -24,6 +30,7 @@ export async function runHive(options: HiveOptions): Promise<void> {
   const catalog = new Catalog(options.home);
   const downloads = new Downloads(catalog, hubOptionsFromEnv());
   let url = "";
+  const link = options.queenUrl ? new QueenLink(options.queenUrl, options.apiToken, options.nodeName, { url: () => url, catalog, workers: () => workers, probeDevices }) : undefined;
   const workers = new WorkerPool({
     command: selfCommand(),
     hiveUrl: () => url,
@@ -32,11 +39,13 @@ export async function runHive(options: HiveOptions): Promise<void> {
     healthIntervalMs: options.healthIntervalMs,
     idleTimeoutMs: options.idleTimeoutMs,
     readyTimeoutMs: options.readyTimeoutMs,
+    onChange: (event, worker, reason) => link?.relay(event, worker, reason),
   });
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
       log.info("shutting down: stopping workers");
+      link?.stop();
       await workers.stopAll();
       server.stop(true);
       catalog.close();
@@ -51,4 +60,6 @@ export async function runHive(options: HiveOptions): Promise<void> {
   process.on("SIGTERM", () => void shutdown());
   process.on("SIGINT", () => void shutdown());
   log.info(`listening on ${url}`, { home: options.home });
+  link?.start();
+  if (options.watchStdin) void exitWhenStdinCloses(shutdown);
 }

@@ -1,5 +1,6 @@
 // Runs a worker process: listen first (so loading progress is visible), load, tell the hive, exit cleanly on signals.
 import { checkGgufFile } from "../../inference/gguf-file";
+import { exitWhenStdinCloses } from "../../stdin-watch";
 import { logger } from "../../log";
 import { serve } from "../../http/serve";
 import type { WorkerReadyCallback } from "../../wire/worker";
@@ -45,19 +46,6 @@ export async function runWorker(options: WorkerRunOptions): Promise<void> {
     server.stop(true);
     throw err;
   }
-}
-
-/** The hive holds the other end of our stdin and never writes: end of file means the hive is gone. */
-async function exitWhenStdinCloses(exit: () => Promise<void>): Promise<void> {
-  try {
-    for await (const _ of Bun.stdin.stream()) {
-      // nothing is ever sent
-    }
-  } catch {
-    // a broken pipe means the same
-  }
-  log.warn("stdin closed: the hive is gone; exiting");
-  await exit();
 }
 
 async function announce(hive: { url: string }, apiToken: string | undefined, body: WorkerReadyCallback): Promise<void> {

@@ -1,0 +1,51 @@
+// `rbee queen`: the orchestrator daemon every client talks to.
+import { defineCommand } from "citty";
+import { z } from "zod";
+import { commonServerArgs, parseArgs } from "../../cli-args";
+import { apiToken, DEFAULT_QUEEN_PORT, rbeeHome } from "../../config";
+import { runQueen } from "./run";
+
+const QueenArgs = z.object({
+  port: z.coerce.number().int().min(0).max(65535).default(DEFAULT_QUEEN_PORT),
+  host: z.string().default("127.0.0.1"),
+  home: z.string().optional(),
+  "api-token": z.string().optional(),
+  ephemeral: z.boolean().default(false),
+  "ephemeral-idle": z.coerce.number().positive().default(5),
+  queue: z.coerce.number().int().min(0).default(64),
+  "queue-timeout": z.coerce.number().positive().default(300),
+  "worker-slots": z.coerce.number().int().min(1).max(256).default(4),
+  "hive-check-interval": z.coerce.number().positive().default(5),
+  "watch-stdin": z.boolean().default(false),
+});
+
+export default defineCommand({
+  meta: { name: "queen", description: "Orchestrator: one API in front of every machine (daemon on :8080)" },
+  args: {
+    ...commonServerArgs(String(DEFAULT_QUEEN_PORT)),
+    home: { type: "string", description: "rbee's home: queen.db, and the local hive's models (default $RBEE_HOME or ~/.rbee)" },
+    ephemeral: { type: "boolean", description: "Exit (with hives and workers) once idle" },
+    "ephemeral-idle": { type: "string", description: "Seconds idle before an ephemeral queen exits (default 5)" },
+    queue: { type: "string", description: "Requests that may wait per model before 429 (default 64)" },
+    "queue-timeout": { type: "string", description: "Seconds a request may wait for a worker (default 300)" },
+    "worker-slots": { type: "string", description: "Slots of the workers the queen spawns (default 4)" },
+    "hive-check-interval": { type: "string", description: "Seconds between hive health checks (default 5)" },
+    "watch-stdin": { type: "boolean", description: "Exit when standard input closes (set by `rbee infer`)" },
+  },
+  run: async ({ args }) => {
+    const a = parseArgs(QueenArgs, args);
+    await runQueen({
+      home: rbeeHome(a.home),
+      host: a.host,
+      port: a.port,
+      apiToken: apiToken(a["api-token"]),
+      ephemeral: a.ephemeral,
+      ephemeralIdleMs: a["ephemeral-idle"] * 1000,
+      queueLimit: a.queue,
+      queueTimeoutMs: a["queue-timeout"] * 1000,
+      workerSlots: a["worker-slots"],
+      hiveCheckIntervalMs: a["hive-check-interval"] * 1000,
+      watchStdin: a["watch-stdin"],
+    });
+  },
+});

@@ -1,0 +1,62 @@
+// The queen's OpenAI-compatible routes: validated here, relayed to a worker of the model, streamed back unchanged.
+import type { Context, Hono } from "hono";
+import { z } from "zod";
+import { RbeeError } from "../../errors";
+import { readJson } from "../../http/validate";
+import { ChatRequest, CompletionRequest } from "../../wire/openai";
+import type { QueenMetrics } from "./metrics";
+import { resolveModel } from "./models";
+import type { Hives } from "./hives";
+import type { Registry } from "./registry";
+import type { Relay } from "./relay";
+import { passThrough } from "./stream-out";
+
+const Routed = { model: z.string().min(1, "must name a model"), node: z.string().min(1).optional() };
+const QueenCompletion = CompletionRequest.extend(Routed);
+const QueenChat = ChatRequest.extend(Routed);
+
+export function addQueenOpenAiRoutes(app: Hono, deps: { registry: Registry; hives: Hives; relay: Relay; metrics: QueenMetrics; onActivity: (delta: number) => void }): void {
+  app.get("/v1/models", (c) =>
+    c.json({ object: "list", data: deps.registry.allModels().map((m) => ({ id: m.ref, object: "model", created: Math.floor(Date.parse(m.downloaded_at) / 1000), owned_by: "rbee", name: m.name })) }),
+  );
+  app.post("/v1/completions", async (c) => relayOpenAi(c, deps, "/v1/completions", await readJson(c, QueenCompletion)));
+  app.post("/v1/chat/completions", async (c) => relayOpenAi(c, deps, "/v1/chat/completions", await readJson(c, QueenChat)));
+}
+
+async function relayOpenAi(c: Context, deps: Parameters<typeof addQueenOpenAiRoutes>[1], path: string, body: { model: string; node?: string; stream: boolean }): Promise<Response> {
+  const startedAt = performance.now();
+  const modelRef = await resolveModel(deps.registry, deps.hives, body.model, body.node);
+  const { node, ...forwarded } = body;
+  deps.onActivity(+1);
+  let relayed;
+  try {
+    relayed = await deps.relay.start({ modelRef, node, path, body: { ...forwarded, model: body.model }, signal: c.req.raw.signal });
+  } catch (err) {
+    deps.onActivity(-1);
+    throw err;
+  }
+  let ended = false;
+  const done = () => {
+    if (!ended) deps.onActivity(-1);
+    ended = true;
+  };
+  if (!body.stream) {
+    const chunks: Uint8Array[] = relayed.first ? [relayed.first] : [];
+    try {
+      for (;;) {
+        const { value, done: end } = await relayed.reader.read();
+        if (end) break;
+        chunks.push(value);
+      }
+    } catch (err) {
+      throw new RbeeError("WORKER_FAILED", `the worker was lost while answering: ${err instanceof Error ? err.message : err}`);
+    } finally {
+      relayed.lease.release();
+      done();
+    }
+    deps.metrics.ttft.observe((performance.now() - startedAt) / 1000);
+    return new Response(Buffer.concat(chunks), { status: relayed.status, headers: { "content-type": "application/json" } });
+  }
+  const stream = passThrough(relayed, deps.metrics, modelRef, startedAt, (message) => `data: ${JSON.stringify({ error: { code: "WORKER_FAILED", message } })}\n\n`, done);
+  return new Response(stream, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
+}

@@ -1,0 +1,107 @@
+// What the queen knows right now about hives and workers: rebuilt from the hives' announcements, never stored.
+import { HiveClient } from "../../clients/hive-client";
+import type { DeviceReport, ModelJson, WorkerInfo } from "../../wire/hive";
+
+export interface HiveEntry {
+  node: string;
+  url: string;
+  pid: number;
+  client: HiveClient;
+  devices: DeviceReport | null;
+  models: ModelJson[];
+  state: "up" | "down";
+  lastSeen: number;
+  failures: number;
+}
+
+export interface WorkerEntry {
+  id: string;
+  node: string;
+  url: string;
+  modelRef: string;
+  slotsTotal: number;
+  /** Requests the queen has in flight on this worker. */
+  inflight: number;
+  backend: string | null;
+  device: string | null;
+}
+
+export class Registry {
+  readonly hives = new Map<string, HiveEntry>();
+  readonly workers = new Map<string, WorkerEntry>();
+
+  constructor(private readonly apiToken?: string) {}
+
+  upsertHive(a: { node: string; url: string; pid: number; devices: DeviceReport | null; models: ModelJson[]; workers: WorkerInfo[] }): HiveEntry {
+    const known = this.hives.get(a.node);
+    const entry: HiveEntry = {
+      node: a.node,
+      url: a.url,
+      pid: a.pid,
+      client: known?.url === a.url ? known.client : new HiveClient(a.url, this.apiToken),
+      devices: a.devices,
+      models: a.models,
+      state: "up",
+      lastSeen: Date.now(),
+      failures: 0,
+    };
+    this.hives.set(a.node, entry);
+    const present = new Set<string>();
+    for (const w of a.workers) {
+      if (w.state !== "ready" || !w.url) continue;
+      present.add(w.id);
+      this.upsertWorker(a.node, w);
+    }
+    for (const w of this.workers.values()) if (w.node === a.node && !present.has(w.id)) this.workers.delete(w.id);
+    return entry;
+  }
+
+  upsertWorker(node: string, w: WorkerInfo): WorkerEntry | undefined {
+    if (w.state !== "ready" || !w.url) return undefined;
+    const fields = { id: w.id, node, url: w.url, modelRef: w.model_ref, slotsTotal: w.slots_total, backend: w.backend, device: w.device };
+    const known = this.workers.get(w.id);
+    // Leases hold the entry itself: update it in place so their releases count.
+    if (known) return Object.assign(known, fields);
+    const entry: WorkerEntry = { ...fields, inflight: 0 };
+    this.workers.set(w.id, entry);
+    return entry;
+  }
+
+  removeWorker(id: string): WorkerEntry | undefined {
+    const w = this.workers.get(id);
+    this.workers.delete(id);
+    return w;
+  }
+
+  /** Marks a hive down and forgets its workers; returns them. */
+  markHiveDown(node: string): WorkerEntry[] {
+    const hive = this.hives.get(node);
+    if (hive) hive.state = "down";
+    const gone = [...this.workers.values()].filter((w) => w.node === node);
+    for (const w of gone) this.workers.delete(w.id);
+    return gone;
+  }
+
+  upHives(): HiveEntry[] {
+    return [...this.hives.values()].filter((h) => h.state === "up");
+  }
+
+  workersFor(modelRef: string, node?: string): WorkerEntry[] {
+    return [...this.workers.values()].filter((w) => w.modelRef === modelRef && (!node || w.node === node));
+  }
+
+  /** Resolves what a client typed (reference, id or short name) to a model reference some hive has. */
+  findModel(key: string): ModelJson | undefined {
+    for (const hive of this.upHives()) {
+      const m = hive.models.find((m) => m.ref === key || m.id === key || m.name === key);
+      if (m) return m;
+    }
+    return undefined;
+  }
+
+  allModels(): ModelJson[] {
+    const byRef = new Map<string, ModelJson>();
+    for (const hive of this.upHives()) for (const m of hive.models) if (m.status === "ready") byRef.set(m.ref, m);
+    return [...byRef.values()];
+  }
+}

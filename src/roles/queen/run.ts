@@ -1,0 +1,93 @@
+// Runs the queen: node registry, hives, scheduler, HTTP. A signal or POST /v1/shutdown tells every hive to stop
+// (which stops its workers) before the queen exits; --ephemeral also exits once idle for a short while.
+import { serve } from "../../http/serve";
+import { logger } from "../../log";
+import { NodeRegistry } from "../../nodes/registry";
+import { exitWhenStdinCloses } from "../../stdin-watch";
+import { type RemoteHiveLauncher, Hives } from "./hives";
+import { QueenMetrics } from "./metrics";
+import { Registry } from "./registry";
+import { Relay } from "./relay";
+import { Scheduler } from "./scheduler";
+import { createQueenApp } from "./server";
+import { createSpawner } from "./spawner";
+
+export interface QueenOptions {
+  home: string;
+  host: string;
+  port: number;
+  apiToken?: string;
+  ephemeral: boolean;
+  /** With --ephemeral: how long without tasks before the queen leaves. */
+  ephemeralIdleMs: number;
+  queueLimit: number;
+  queueTimeoutMs: number;
+  workerSlots: number;
+  hiveCheckIntervalMs: number;
+  watchStdin: boolean;
+  remote?: RemoteHiveLauncher;
+}
+
+const log = logger("queen");
+
+export async function runQueen(options: QueenOptions): Promise<void> {
+  const nodes = new NodeRegistry(options.home);
+  const registry = new Registry(options.apiToken);
+  const metrics = new QueenMetrics();
+  let url = "";
+  let scheduler: Scheduler;
+  const hives = new Hives({
+    registry,
+    nodes,
+    home: options.home,
+    queenUrl: () => url,
+    apiToken: options.apiToken,
+    checkIntervalMs: options.hiveCheckIntervalMs,
+    onWorkersGone: (gone) => gone.forEach((w) => scheduler.workerGone(w.modelRef)),
+    remote: options.remote,
+  });
+  scheduler = new Scheduler(registry, {
+    spawn: createSpawner({ registry, ensureHive: (n) => hives.ensure(n), knowsNode: (n) => hives.knows(n), workerSlots: options.workerSlots }),
+    queueLimit: options.queueLimit,
+    queueTimeoutMs: options.queueTimeoutMs,
+    metrics,
+  });
+  const relay = new Relay(registry, scheduler, options.apiToken);
+
+  let active = 0;
+  let idleSince = Date.now();
+  const onActivity = (delta: number) => {
+    active += delta;
+    idleSince = Date.now();
+  };
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      log.info("shutting down: stopping every hive");
+      await hives.shutdownAll();
+      server.stop(true);
+      nodes.close();
+      log.info("queen stopped");
+      process.exit(0);
+    })();
+    return stopping;
+  };
+
+  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, apiToken: options.apiToken, onActivity, onShutdown: () => void shutdown() });
+  const server = serve(app, { host: options.host, port: options.port });
+  url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${server.port}`;
+  process.on("SIGTERM", () => void shutdown());
+  process.on("SIGINT", () => void shutdown());
+  if (options.watchStdin) void exitWhenStdinCloses(shutdown);
+  await hives.reconnect();
+  hives.watch();
+  if (options.ephemeral)
+    setInterval(() => {
+      if (active === 0 && scheduler.queuedTotal === 0 && Date.now() - idleSince >= options.ephemeralIdleMs) {
+        log.info(`ephemeral: idle for ${Math.round((Date.now() - idleSince) / 1000)} s`);
+        void shutdown();
+      }
+    }, Math.min(1000, options.ephemeralIdleMs / 2)).unref();
+  log.info(`listening on ${url}`, { home: options.home, ephemeral: options.ephemeral });
+}

@@ -1,0 +1,149 @@
+// The queen's scheduler: a request takes a slot on the least-loaded ready worker of its model; with none free it
+// waits in a bounded FIFO queue per model while one spawn (never several) brings up another worker.
+import { RbeeError } from "../../errors";
+import type { QueenMetrics } from "./metrics";
+import type { Registry, WorkerEntry } from "./registry";
+
+export interface Lease {
+  worker: WorkerEntry;
+  /** Gives the slot back; safe to call twice. */
+  release(): void;
+}
+
+export interface AcquireOptions {
+  node?: string;
+  signal?: AbortSignal;
+  onQueued?: (position: number) => void;
+}
+
+interface Waiter {
+  modelRef: string;
+  node?: string;
+  resolve(lease: Lease): void;
+  reject(err: unknown): void;
+  cleanup(): void;
+}
+
+export interface SchedulerOptions {
+  /** Brings up one more worker for the model (on the node, if pinned); false when no hive can take another. */
+  spawn: (modelRef: string, node?: string) => Promise<boolean>;
+  queueLimit: number;
+  queueTimeoutMs: number;
+  metrics: QueenMetrics;
+}
+
+export class Scheduler {
+  private readonly queues = new Map<string, Waiter[]>();
+  private readonly starting = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly options: SchedulerOptions,
+  ) {}
+
+  get queuedTotal(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.length;
+    return n;
+  }
+
+  queueDepth(modelRef: string): number {
+    return this.queues.get(modelRef)?.length ?? 0;
+  }
+
+  acquire(modelRef: string, { node, signal, onQueued }: AcquireOptions = {}): Promise<Lease> {
+    const worker = this.pick(modelRef, node);
+    if (worker) return Promise.resolve(this.lease(worker));
+    const queue = this.queues.get(modelRef) ?? [];
+    if (queue.length >= this.options.queueLimit)
+      return Promise.reject(new RbeeError("QUEUE_FULL", `${queue.length} requests already wait for ${modelRef}`, { retryAfterSeconds: 2 }));
+    this.queues.set(modelRef, queue);
+    return new Promise<Lease>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new RbeeError("TIMEOUT", `no worker for ${modelRef} became free within ${this.options.queueTimeoutMs / 1000} s`)), this.options.queueTimeoutMs);
+      const onAbort = () => fail(new RbeeError("BAD_REQUEST", "cancelled while queued"));
+      const waiter: Waiter = {
+        modelRef,
+        node,
+        resolve,
+        reject,
+        cleanup: () => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+          const q = this.queues.get(modelRef);
+          const i = q?.indexOf(waiter) ?? -1;
+          if (i >= 0) q!.splice(i, 1);
+          this.options.metrics.queueDepth.set({ model: modelRef }, this.queueDepth(modelRef));
+        },
+      };
+      const fail = (err: unknown) => {
+        waiter.cleanup();
+        reject(err);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      queue.push(waiter);
+      this.options.metrics.queueDepth.set({ model: modelRef }, queue.length);
+      onQueued?.(queue.length);
+      this.ensureSpawn(modelRef, node);
+    });
+  }
+
+  /** A worker appeared or freed a slot: hand it to whoever waits. */
+  dispatch(modelRef: string): void {
+    const queue = this.queues.get(modelRef);
+    while (queue?.length) {
+      const index = queue.findIndex((w) => this.pick(modelRef, w.node) !== undefined);
+      if (index === -1) break;
+      const waiter = queue[index]!;
+      waiter.cleanup();
+      waiter.resolve(this.lease(this.pick(modelRef, waiter.node)!));
+    }
+    // Still more waiting than the workers can take: scale out to another hive.
+    if (queue?.length) this.ensureSpawn(modelRef, queue[0]!.node);
+  }
+
+  /** A worker died or was stopped: its waiters need another one. */
+  workerGone(modelRef: string): void {
+    if (this.queueDepth(modelRef)) this.ensureSpawn(modelRef, this.queues.get(modelRef)![0]!.node);
+  }
+
+  private pick(modelRef: string, node?: string): WorkerEntry | undefined {
+    let best: WorkerEntry | undefined;
+    for (const w of this.registry.workersFor(modelRef, node)) if (w.inflight < w.slotsTotal && (!best || w.inflight < best.inflight)) best = w;
+    return best;
+  }
+
+  private lease(worker: WorkerEntry): Lease {
+    worker.inflight++;
+    let released = false;
+    return {
+      worker,
+      release: () => {
+        if (released) return;
+        released = true;
+        worker.inflight--;
+        this.dispatch(worker.modelRef);
+      },
+    };
+  }
+
+  private ensureSpawn(modelRef: string, node?: string): void {
+    const key = `${modelRef}\u0000${node ?? ""}`;
+    if (this.starting.has(key)) return;
+    const spawning = this.options
+      .spawn(modelRef, node)
+      .then((spawned) => {
+        if (spawned) setImmediate(() => this.dispatch(modelRef));
+      })
+      .catch((err) => {
+        // Nobody can serve these requests now: tell them why rather than letting them time out.
+        if (this.registry.workersFor(modelRef, node).length) return;
+        for (const waiter of [...(this.queues.get(modelRef) ?? [])]) {
+          if (node && waiter.node !== node) continue;
+          waiter.cleanup();
+          waiter.reject(err);
+        }
+      })
+      .finally(() => this.starting.delete(key));
+    this.starting.set(key, spawning);
+  }
+}

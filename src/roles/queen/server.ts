@@ -1,0 +1,84 @@
+// The queen's HTTP surface: the client API (OpenAI routes and /v2/tasks) and the operator API (nodes, hives, workers).
+import type { Hono } from "hono";
+import { createApp } from "../../http/app";
+import { readJson } from "../../http/validate";
+import type { NodeRegistry } from "../../nodes/registry";
+import { HiveAnnouncement, WorkerRelay } from "../../wire/hive";
+import type { Hives } from "./hives";
+import type { QueenMetrics } from "./metrics";
+import { addQueenOpenAiRoutes } from "./openai-routes";
+import type { Registry } from "./registry";
+import type { Relay } from "./relay";
+import type { Scheduler } from "./scheduler";
+import { addTaskRoutes } from "./tasks";
+
+export interface QueenDeps {
+  registry: Registry;
+  nodes: NodeRegistry;
+  hives: Hives;
+  scheduler: Scheduler;
+  relay: Relay;
+  metrics: QueenMetrics;
+  apiToken?: string;
+  onActivity: (delta: number) => void;
+  onShutdown: () => void;
+}
+
+export function createQueenApp(deps: QueenDeps): Hono {
+  const { registry, nodes, hives, scheduler, metrics } = deps;
+  const app = createApp({ role: "queen", apiToken: deps.apiToken, publicPaths: ["/v1/health", "/metrics"] });
+
+  app.use("*", async (c, next) => {
+    await next();
+    metrics.requests.inc({ route: c.req.routePath, status: String(c.res.status) });
+  });
+
+  addQueenOpenAiRoutes(app, deps);
+  addTaskRoutes(app, deps);
+
+  app.get("/v1/nodes", (c) =>
+    c.json({
+      nodes: nodes.list().map((n) => {
+        const hive = registry.hives.get(n.name);
+        return { name: n.name, ssh: n.sshHost ? `${n.sshUser}@${n.sshHost}:${n.sshPort}` : null, hive_url: hive?.url ?? n.hiveUrl, hive_state: hive?.state ?? "unknown", devices: hive?.devices ?? null };
+      }),
+    }),
+  );
+
+  app.get("/v1/workers", (c) =>
+    c.json({ workers: [...registry.workers.values()].map((w) => ({ id: w.id, node: w.node, url: w.url, model_ref: w.modelRef, slots_total: w.slotsTotal, inflight: w.inflight, backend: w.backend, device: w.device })) }),
+  );
+
+  app.post("/v1/hives/ready", async (c) => {
+    const hive = hives.announced(await readJson(c, HiveAnnouncement));
+    for (const w of registry.workers.values()) if (w.node === hive.node) scheduler.dispatch(w.modelRef);
+    return c.json({ ok: true });
+  });
+
+  app.post("/v1/workers/ready", async (c) => {
+    const { node, worker } = await readJson(c, WorkerRelay);
+    const entry = registry.upsertWorker(node, worker);
+    if (entry) scheduler.dispatch(entry.modelRef);
+    return c.json({ ok: true });
+  });
+
+  app.post("/v1/workers/gone", async (c) => {
+    const { worker } = await readJson(c, WorkerRelay);
+    const gone = registry.removeWorker(worker.id);
+    if (gone) scheduler.workerGone(gone.modelRef);
+    return c.json({ ok: true });
+  });
+
+  app.get("/metrics", async (c) => {
+    metrics.workers.reset();
+    for (const w of registry.workers.values()) metrics.workers.inc({ state: w.inflight > 0 ? "busy" : "idle" });
+    return c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType });
+  });
+
+  app.post("/v1/shutdown", (c) => {
+    setImmediate(deps.onShutdown);
+    return c.json({ ok: true });
+  });
+
+  return app;
+}

@@ -1,0 +1,42 @@
+// Brings up a worker for a model: on a hive that already has the model and the most free VRAM, else on one with room
+// that downloads it first; starts the local hive when there is none. At most one worker per model per hive.
+import { RbeeError } from "../../errors";
+import { logger } from "../../log";
+import { LOCAL_NODE } from "../../nodes/registry";
+import type { HiveEntry, Registry } from "./registry";
+
+export interface SpawnerOptions {
+  registry: Registry;
+  /** Makes sure the node's hive runs (starting it if needed) and returns it. */
+  ensureHive: (node: string) => Promise<HiveEntry>;
+  /** Whether a node of this name exists (registered, or announced by its hive). */
+  knowsNode: (node: string) => boolean;
+  workerSlots: number;
+}
+
+const log = logger("queen");
+
+export function createSpawner({ registry, ensureHive, knowsNode, workerSlots }: SpawnerOptions) {
+  /** Resolves true once a new worker serves, false when every eligible hive already has one for this model. */
+  return async function spawn(modelRef: string, node?: string): Promise<boolean> {
+    if (node && !knowsNode(node)) throw new RbeeError("NOT_FOUND", `unknown node "${node}"`);
+    let hives = registry.upHives().filter((h) => !node || h.node === node);
+    if (!hives.length) hives = [await ensureHive(node ?? LOCAL_NODE)];
+    const busy = new Set(registry.workersFor(modelRef).map((w) => w.node));
+    const free = hives.filter((h) => !busy.has(h.node));
+    if (!free.length) return false; // every hive already serves this model: waiters get the next free slot
+    const hasModel = (h: HiveEntry) => h.models.some((m) => m.ref === modelRef && m.status === "ready");
+    const vramFree = (h: HiveEntry) => h.devices?.gpus?.[0]?.vram_free_bytes ?? 0;
+    free.sort((a, b) => Number(hasModel(b)) - Number(hasModel(a)) || vramFree(b) - vramFree(a));
+    const hive = free[0]!;
+    if (!hasModel(hive)) {
+      log.info(`downloading ${modelRef} on ${hive.node}`);
+      const model = await hive.client.download(modelRef);
+      hive.models = [...hive.models.filter((m) => m.ref !== model.ref), model];
+    }
+    log.info(`spawning a worker for ${modelRef} on ${hive.node}`);
+    const worker = await hive.client.spawn({ model: modelRef, slots: workerSlots });
+    registry.upsertWorker(hive.node, worker);
+    return true;
+  };
+}

@@ -1,0 +1,57 @@
+// Streams a relayed answer to the client as it comes, counting tokens for the metrics; a worker lost mid-stream
+// ends the stream with an error record instead of a hang.
+import type { QueenMetrics } from "./metrics";
+import type { Relayed } from "./relay";
+
+const encoder = new TextEncoder();
+const DATA = "data: ";
+
+export function passThrough(relayed: Relayed, metrics: QueenMetrics, modelRef: string, startedAt: number, errorRecord: (message: string) => string, onEnd: () => void): ReadableStream<Uint8Array> {
+  const { reader } = relayed;
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    relayed.lease.release();
+    onEnd();
+  };
+  let last = performance.now();
+  metrics.ttft.observe((last - startedAt) / 1000);
+  const count = (chunk: Uint8Array) => {
+    const text = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1");
+    let n = 0;
+    for (let i = text.indexOf(DATA); i !== -1; i = text.indexOf(DATA, i + DATA.length)) n++;
+    if (!n) return;
+    const now = performance.now();
+    metrics.tokenLatency.observe((now - last) / 1000 / n);
+    last = now;
+    metrics.tokens.inc({ model: modelRef }, n);
+  };
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (relayed.first) {
+        count(relayed.first);
+        controller.enqueue(relayed.first);
+      }
+    },
+    async pull(controller) {
+      try {
+        const { value, done } = await reader.read();
+        if (done) {
+          end();
+          return controller.close();
+        }
+        count(value);
+        controller.enqueue(value);
+      } catch (err) {
+        end();
+        controller.enqueue(encoder.encode(errorRecord(`the worker was lost mid-stream: ${err instanceof Error ? err.message : err}`)));
+        controller.close();
+      }
+    },
+    cancel() {
+      end();
+      void reader.cancel().catch(() => {});
+    },
+  });
+}
