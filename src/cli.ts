@@ -2,6 +2,7 @@
 // rbee's single entry point: one subcommand per role, each loaded only when used.
 import { defineCommand, runCommand, runMain } from "citty";
 import { exitCodeFor } from "./errors";
+import { logger } from "./log";
 import { VERSION } from "./version";
 
 const main = defineCommand({
@@ -18,6 +19,9 @@ const rawArgs = process.argv.slice(2);
 // binary process.execPath is rbee, so run that script instead of a command.
 const forkedHelper = process.env.TEST_BINDING_CP === "true" ? rawArgs.find((a) => a.endsWith("testBindingBinary.js")) : undefined;
 const wantsHelpOrVersion = rawArgs.length === 0 || rawArgs.includes("--help") || rawArgs.includes("-h") || (rawArgs.length === 1 && ["--version", "-v"].includes(rawArgs[0]!));
+
+// A daemon must outlive a bug in one request: log what escaped, keep serving.
+process.on("unhandledRejection", (reason) => logger("rbee").error(`unhandled: ${reason instanceof Error ? reason.stack : reason}`));
 
 if (forkedHelper) {
   await import(forkedHelper);

@@ -27,14 +27,14 @@ export class RbeeError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly extra: { retryAfterSeconds?: number } = {},
+    readonly extra: { retryAfterSeconds?: number; status?: number } = {},
   ) {
     super(message);
     this.name = "RbeeError";
   }
 
   get status(): number {
-    return ERROR_STATUS[this.code];
+    return this.extra.status ?? ERROR_STATUS[this.code];
   }
 
   toJSON() {

@@ -1,6 +1,6 @@
 // Model references: `hf:ORG/REPO/PATH/IN/REPO.gguf[@REVISION]` for the Hugging Face Hub, or a path to a local file.
 import { createHash } from "node:crypto";
-import { basename, isAbsolute, resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { RbeeError } from "../errors";
 
 export type ModelRef =
@@ -18,7 +18,7 @@ export function parseModelRef(input: string): ModelRef {
   if (/^[a-z][a-z0-9+.-]*:/i.test(text) && !text.startsWith("file:")) throw bad(input, "the only schemes are hf: and file:");
   const path = text.startsWith("file:") ? text.slice(5) : text;
   if (!path.endsWith(".gguf")) throw bad(input, "a local model must be a .gguf file");
-  const absolute = isAbsolute(path) ? path : resolve(path);
+  const absolute = resolve(path);
   return { provider: "file", ref: `file:${absolute}`, path: absolute };
 }
 

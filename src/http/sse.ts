@@ -28,9 +28,9 @@ function streamEvents(c: Context, body: (sink: EventSink) => Promise<void>, form
   const requestSignal = c.req.raw.signal;
   if (requestSignal.aborted) aborter.abort();
   else requestSignal.addEventListener("abort", () => aborter.abort(), { once: true });
+  let open = true;
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
-      let open = true;
       const sink: EventSink = {
         signal: aborter.signal,
         send(event, data) {
@@ -51,6 +51,7 @@ function streamEvents(c: Context, body: (sink: EventSink) => Promise<void>, form
         });
     },
     cancel() {
+      open = false;
       aborter.abort();
     },
   });

@@ -33,3 +33,12 @@ export async function collectSse(res: Response): Promise<SseEvent[]> {
 export function postJson(url: string, body: unknown, init: RequestInit = {}): Promise<Response> {
   return fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), ...init });
 }
+
+/** Reads events until one named `name` (keeping the stream open, unlike breaking out of for-await). */
+export async function until(events: AsyncGenerator<SseEvent>, name: string): Promise<SseEvent> {
+  for (;;) {
+    const { value, done } = await events.next();
+    if (done) throw new Error(`the stream ended before a "${name}" event`);
+    if (value.event === name) return value;
+  }
+}

@@ -56,7 +56,7 @@ export class Scheduler {
     if (worker) return Promise.resolve(this.lease(worker));
     const queue = this.queues.get(modelRef) ?? [];
     if (queue.length >= this.options.queueLimit)
-      return Promise.reject(new RbeeError("QUEUE_FULL", `${queue.length} requests already wait for ${modelRef}`, { retryAfterSeconds: 2 }));
+      return Promise.reject(new RbeeError("QUEUE_FULL", `${queue.length} requests already wait for ${modelRef}`, { retryAfterSeconds: 2, status: 429 }));
     this.queues.set(modelRef, queue);
     return new Promise<Lease>((resolve, reject) => {
       const timer = setTimeout(() => fail(new RbeeError("TIMEOUT", `no worker for ${modelRef} became free within ${this.options.queueTimeoutMs / 1000} s`)), this.options.queueTimeoutMs);

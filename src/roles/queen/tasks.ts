@@ -67,11 +67,14 @@ export function addTaskRoutes(app: Hono, deps: { registry: Registry; hives: Hive
         task.state = "running";
         task.position = null;
         task.worker = relayed.lease.worker.id;
+        // An aborted fetch does not always end a read already waiting on its body: stop waiting on abort.
+        const aborted = new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(new Error("cancelled")), { once: true }));
+        aborted.catch(() => {});
         const first = relayed.first;
         const stream = new ReadableStream<Uint8Array>({
           start: (controller) => void (first && controller.enqueue(first)),
           pull: async (controller) => {
-            const { value, done } = await relayed.reader.read();
+            const { value, done } = await Promise.race([relayed.reader.read(), aborted]);
             if (done) controller.close();
             else controller.enqueue(value);
           },
