@@ -11,6 +11,8 @@ const main = defineCommand({
     queen: () => import("./roles/queen/command").then((m) => m.default),
     hive: () => import("./roles/hive/command").then((m) => m.default),
     worker: () => import("./roles/worker/command").then((m) => m.default),
+    infer: () => import("./roles/keeper/infer").then((m) => m.default),
+    setup: () => import("./roles/keeper/setup").then((m) => m.default),
   },
 });
 

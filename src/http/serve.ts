@@ -6,3 +6,8 @@ export function serve(app: Hono, { host, port }: { host: string; port: number })
 }
 
 export type Server = ReturnType<typeof serve>;
+
+/** The URL others use to reach a server listening on `host`. */
+export function httpUrl(host: string, port: number): string {
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}

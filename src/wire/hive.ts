@@ -88,3 +88,6 @@ export type HiveAnnouncement = z.infer<typeof HiveAnnouncement>;
 
 /** A hive relays its workers' comings and goings to its queen. */
 export const WorkerRelay = z.object({ node: z.string().min(1), worker: z.any(), reason: z.string().optional() });
+
+/** Downloads through the queen: onto one node's hive (localhost by default). */
+export const QueenDownloadRequest = z.strictObject({ ref: z.string().min(1, "must not be empty"), node: z.string().min(1).optional() });

@@ -16,6 +16,7 @@ const HiveArgs = z.object({
   "idle-timeout": z.coerce.number().positive().default(300),
   "ready-timeout": z.coerce.number().positive().default(300),
   "node-name": z.string().default("localhost"),
+  "advertise-host": z.string().optional(),
   "watch-stdin": z.boolean().default(false),
 });
 
@@ -33,6 +34,7 @@ export default defineCommand({
     "idle-timeout": { type: "string", description: "Seconds without requests before a worker is stopped (default 300)" },
     "ready-timeout": { type: "string", description: "Seconds a new worker may take to load (default 300)" },
     "node-name": { type: "string", description: "Name this hive reports to the queen (default localhost)" },
+    "advertise-host": { type: "string", description: "Address others reach this machine at, when listening on 0.0.0.0" },
     "watch-stdin": { type: "boolean", description: "Exit when standard input closes (set by a queen that starts this hive)" },
   },
   subCommands: { models: modelsCommand, worker: workerCommand },
@@ -49,6 +51,7 @@ export default defineCommand({
       readyTimeoutMs: a["ready-timeout"] * 1000,
       queenUrl: a["queen-url"],
       nodeName: a["node-name"],
+      advertiseHost: a["advertise-host"],
       watchStdin: a["watch-stdin"],
     });
   },

@@ -1,6 +1,6 @@
 // Runs the hive daemon: catalog, downloads, worker pool and HTTP; a signal or POST /v1/shutdown stops every worker first.
 import { Catalog } from "../../catalog/catalog";
-import { serve } from "../../http/serve";
+import { httpUrl, serve } from "../../http/serve";
 import { logger } from "../../log";
 import { selfCommand } from "../../self";
 import { probeDevices } from "./devices";
@@ -20,6 +20,7 @@ export interface HiveOptions {
   readyTimeoutMs: number;
   queenUrl?: string;
   nodeName: string;
+  advertiseHost?: string;
   /** Exit when standard input closes: set when a queen starts this hive as its child. */
   watchStdin?: boolean;
 }
@@ -35,6 +36,7 @@ export async function runHive(options: HiveOptions): Promise<void> {
     command: selfCommand(),
     hiveUrl: () => url,
     workerHost: options.host,
+    advertiseHost: options.advertiseHost,
     apiToken: options.apiToken,
     healthIntervalMs: options.healthIntervalMs,
     idleTimeoutMs: options.idleTimeoutMs,
@@ -56,7 +58,7 @@ export async function runHive(options: HiveOptions): Promise<void> {
   };
   const app = createHiveApp({ catalog, downloads, workers, probeDevices, apiToken: options.apiToken, onShutdown: () => void shutdown() });
   const server = serve(app, { host: options.host, port: options.port });
-  url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${server.port}`;
+  url = httpUrl(options.advertiseHost ?? options.host, server.port!);
   process.on("SIGTERM", () => void shutdown());
   process.on("SIGINT", () => void shutdown());
   log.info(`listening on ${url}`, { home: options.home });

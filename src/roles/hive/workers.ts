@@ -1,5 +1,6 @@
 // The hive's workers: spawned as child processes of this same binary, registered when they call back, watched for
 // health and idleness, and stopped politely (HTTP), then firmly (SIGTERM), then for good (SIGKILL).
+import { settlesWithin } from "../../deadline";
 import type { Subprocess } from "bun";
 import type { CatalogEntry } from "../../catalog/catalog";
 import { RbeeError } from "../../errors";
@@ -23,6 +24,7 @@ export interface PoolOptions {
   command: string[];
   hiveUrl: () => string;
   workerHost: string;
+  advertiseHost?: string;
   apiToken?: string;
   healthIntervalMs: number;
   idleTimeoutMs: number;
@@ -74,6 +76,7 @@ export class WorkerPool {
     const { options } = this;
     const args = ["worker", "--model", request.model.path, "--model-ref", request.model.ref, "--port", "0", "--host", options.workerHost,
       "--hive-url", options.hiveUrl(), "--worker-id", id, "--slots", String(request.slots), "--gpu", request.gpu, "--watch-stdin",
+      ...(options.advertiseHost ? ["--advertise-host", options.advertiseHost] : []),
       ...(request.ctx ? ["--ctx", String(request.ctx)] : []), ...(request.threads ? ["--threads", String(request.threads)] : [])];
     const proc = Bun.spawn([...options.command, ...args], {
       stdin: "pipe", // never written: when the hive dies, the worker reads EOF and exits
@@ -200,5 +203,5 @@ export class WorkerPool {
 
 async function exitsWithin(proc: Subprocess, ms: number): Promise<boolean> {
   if (proc.exitCode !== null || proc.signalCode !== null) return true;
-  return Promise.race([proc.exited.then(() => true), Bun.sleep(ms).then(() => false)]);
+  return settlesWithin(proc.exited, ms);
 }

@@ -3,6 +3,7 @@ import { defineCommand } from "citty";
 import { z } from "zod";
 import { commonServerArgs, parseArgs } from "../../cli-args";
 import { apiToken, DEFAULT_QUEEN_PORT, rbeeHome } from "../../config";
+import { createSshHiveLauncher } from "../../ssh/hive-launcher";
 import { runQueen } from "./run";
 
 const QueenArgs = z.object({
@@ -17,6 +18,7 @@ const QueenArgs = z.object({
   "worker-slots": z.coerce.number().int().min(1).max(256).default(4),
   "hive-check-interval": z.coerce.number().positive().default(5),
   "watch-stdin": z.boolean().default(false),
+  "url-file": z.string().optional(),
 });
 
 export default defineCommand({
@@ -31,6 +33,7 @@ export default defineCommand({
     "worker-slots": { type: "string", description: "Slots of the workers the queen spawns (default 4)" },
     "hive-check-interval": { type: "string", description: "Seconds between hive health checks (default 5)" },
     "watch-stdin": { type: "boolean", description: "Exit when standard input closes (set by `rbee infer`)" },
+    "url-file": { type: "string", description: "Write the queen's URL to this file once it listens (for `rbee infer`)" },
   },
   run: async ({ args }) => {
     const a = parseArgs(QueenArgs, args);
@@ -46,6 +49,8 @@ export default defineCommand({
       workerSlots: a["worker-slots"],
       hiveCheckIntervalMs: a["hive-check-interval"] * 1000,
       watchStdin: a["watch-stdin"],
+      urlFile: a["url-file"],
+      remote: createSshHiveLauncher(rbeeHome(a.home)),
     });
   },
 });

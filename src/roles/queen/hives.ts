@@ -1,5 +1,6 @@
 // The queen's hives: starts the local one as a child process (remote ones through a launcher, over SSH), takes their
 // announcements, watches their health, finds them again after a restart, and shuts them all down on the way out.
+import { settlesWithin } from "../../deadline";
 import type { Subprocess } from "bun";
 import { HiveClient } from "../../clients/hive-client";
 import { RbeeError } from "../../errors";
@@ -90,7 +91,7 @@ export class Hives {
     await Promise.all(this.options.registry.upHives().map((h) => h.client.shutdown().catch(() => {})));
     await Promise.all(
       [...this.children.values()].map(async (child) => {
-        const exited = await Promise.race([child.exited.then(() => true), Bun.sleep(CHILD_EXIT_GRACE_MS).then(() => false)]);
+        const exited = await settlesWithin(child.exited, CHILD_EXIT_GRACE_MS);
         if (!exited) child.kill("SIGKILL");
       }),
     );

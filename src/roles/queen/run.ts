@@ -1,6 +1,6 @@
 // Runs the queen: node registry, hives, scheduler, HTTP. A signal or POST /v1/shutdown tells every hive to stop
 // (which stops its workers) before the queen exits; --ephemeral also exits once idle for a short while.
-import { serve } from "../../http/serve";
+import { httpUrl, serve } from "../../http/serve";
 import { logger } from "../../log";
 import { NodeRegistry } from "../../nodes/registry";
 import { exitWhenStdinCloses } from "../../stdin-watch";
@@ -25,6 +25,7 @@ export interface QueenOptions {
   workerSlots: number;
   hiveCheckIntervalMs: number;
   watchStdin: boolean;
+  urlFile?: string;
   remote?: RemoteHiveLauncher;
 }
 
@@ -76,7 +77,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
 
   const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, apiToken: options.apiToken, onActivity, onShutdown: () => void shutdown() });
   const server = serve(app, { host: options.host, port: options.port });
-  url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${server.port}`;
+  url = httpUrl(options.host === "0.0.0.0" ? "127.0.0.1" : options.host, server.port!);
   process.on("SIGTERM", () => void shutdown());
   process.on("SIGINT", () => void shutdown());
   if (options.watchStdin) void exitWhenStdinCloses(shutdown);
@@ -90,4 +91,5 @@ export async function runQueen(options: QueenOptions): Promise<void> {
       }
     }, Math.min(1000, options.ephemeralIdleMs / 2)).unref();
   log.info(`listening on ${url}`, { home: options.home, ephemeral: options.ephemeral });
+  if (options.urlFile) await Bun.write(options.urlFile, url);
 }

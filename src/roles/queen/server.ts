@@ -3,7 +3,11 @@ import type { Hono } from "hono";
 import { createApp } from "../../http/app";
 import { readJson } from "../../http/validate";
 import type { NodeRegistry } from "../../nodes/registry";
-import { HiveAnnouncement, WorkerRelay } from "../../wire/hive";
+import { parseModelRef } from "../../catalog/refs";
+import { RbeeError } from "../../errors";
+import { sseResponse } from "../../http/sse";
+import { LOCAL_NODE } from "../../nodes/registry";
+import { HiveAnnouncement, QueenDownloadRequest, WorkerRelay } from "../../wire/hive";
 import type { Hives } from "./hives";
 import type { QueenMetrics } from "./metrics";
 import { addQueenOpenAiRoutes } from "./openai-routes";
@@ -67,6 +71,34 @@ export function createQueenApp(deps: QueenDeps): Hono {
     const gone = registry.removeWorker(worker.id);
     if (gone) scheduler.workerGone(gone.modelRef);
     return c.json({ ok: true });
+  });
+
+  app.post("/v1/models/download", async (c) => {
+    const { ref, node } = await readJson(c, QueenDownloadRequest);
+    const target = node ?? LOCAL_NODE;
+    if (!hives.knows(target)) throw new RbeeError("NOT_FOUND", `unknown node "${target}"`);
+    const parsed = parseModelRef(ref);
+    const hive = await hives.ensure(target);
+    return sseResponse(c, async (sink) => {
+      sink.send("started", { ref: parsed.ref, node: target });
+      try {
+        const model = await hive.client.download(parsed.ref, (p) => sink.send("progress", p));
+        hive.models = [...hive.models.filter((m) => m.ref !== model.ref), model];
+        sink.send("done", { model });
+      } catch (err) {
+        sink.send("error", (err instanceof RbeeError ? err : new RbeeError("INTERNAL", String(err))).toJSON().error);
+      }
+    });
+  });
+
+  app.post("/v1/workers/:id/stop", async (c) => {
+    const worker = registry.workers.get(c.req.param("id"));
+    if (!worker) throw new RbeeError("NOT_FOUND", `no worker ${c.req.param("id")}`);
+    const hive = registry.hives.get(worker.node);
+    if (!hive) throw new RbeeError("NOT_FOUND", `the hive of ${worker.node} is gone`);
+    await hive.client.stopWorker(worker.id);
+    registry.removeWorker(worker.id);
+    return c.json({ stopped: worker.id });
   });
 
   app.get("/metrics", async (c) => {

@@ -18,6 +18,7 @@ const WorkerArgs = z.object({
   "worker-id": z.string().optional(),
   "api-token": z.string().optional(),
   "watch-stdin": z.boolean().default(false),
+  "advertise-host": z.string().optional(),
 });
 
 export default defineCommand({
@@ -33,6 +34,7 @@ export default defineCommand({
     queue: { type: "string", description: "Requests that may wait for a slot before 503 (default 64)" },
     "hive-url": { type: "string", description: "Hive to call back once ready" },
     "worker-id": { type: "string", description: "Id to report to the hive" },
+    "advertise-host": { type: "string", description: "Address the hive and clients reach this worker at (when listening on 0.0.0.0)" },
     "watch-stdin": { type: "boolean", description: "Exit when standard input closes (set by the hive, so no worker outlives it)" },
   },
   run: async ({ args }) => {
@@ -51,6 +53,7 @@ export default defineCommand({
       apiToken: a["api-token"] ?? process.env.RBEE_API_TOKEN,
       hive: a["hive-url"] ? { url: a["hive-url"], workerId: a["worker-id"]! } : undefined,
       watchStdin: a["watch-stdin"],
+      advertiseHost: a["advertise-host"],
     });
   },
 });

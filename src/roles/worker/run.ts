@@ -2,7 +2,7 @@
 import { checkGgufFile } from "../../inference/gguf-file";
 import { exitWhenStdinCloses } from "../../stdin-watch";
 import { logger } from "../../log";
-import { serve } from "../../http/serve";
+import { httpUrl, serve } from "../../http/serve";
 import type { WorkerReadyCallback } from "../../wire/worker";
 import { createWorkerApp } from "./server";
 import { type WorkerConfig, WorkerService } from "./service";
@@ -13,6 +13,7 @@ export interface WorkerRunOptions extends WorkerConfig {
   apiToken?: string;
   hive?: { url: string; workerId: string };
   watchStdin?: boolean;
+  advertiseHost?: string;
 }
 
 const log = logger("worker");
@@ -33,7 +34,7 @@ export async function runWorker(options: WorkerRunOptions): Promise<void> {
   };
   const app = createWorkerApp(service, { apiToken: options.apiToken, onShutdown: () => void exit(0) });
   const server = serve(app, { host: options.host, port: options.port });
-  const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${server.port}`;
+  const url = httpUrl(options.advertiseHost ?? options.host, server.port!);
   log.info(`listening on ${url}`);
   process.on("SIGTERM", () => void exit(0));
   process.on("SIGINT", () => void exit(0));

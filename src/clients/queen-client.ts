@@ -1,0 +1,45 @@
+// Talks to a queen: what the keeper's commands need.
+import { RbeeError } from "../errors";
+import type { ByteProgress } from "../progress";
+import type { ModelJson } from "../wire/hive";
+import { errorFrom, RbeeHttpClient } from "./http-json";
+import { readEvents } from "./sse-client";
+
+export interface QueenNode {
+  name: string;
+  ssh: string | null;
+  hive_url: string | null;
+  hive_state: string;
+  devices: { backend: string; gpus: { name: string; vram_free_bytes: number; vram_total_bytes: number }[] } | null;
+}
+
+export interface QueenWorker {
+  id: string;
+  node: string;
+  url: string;
+  model_ref: string;
+  slots_total: number;
+  inflight: number;
+  backend: string | null;
+  device: string | null;
+}
+
+export class QueenClient extends RbeeHttpClient {
+  nodes = async () => (await this.json<{ nodes: QueenNode[] }>("GET", "/v1/nodes")).nodes;
+  workers = async () => (await this.json<{ workers: QueenWorker[] }>("GET", "/v1/workers")).workers;
+  models = async () => (await this.json<{ data: { id: string; name: string }[] }>("GET", "/v1/models")).data;
+  stopWorker = (id: string) => this.json<{ stopped: string }>("POST", `/v1/workers/${encodeURIComponent(id)}/stop`, {});
+  shutdown = () => this.json<{ ok: boolean }>("POST", "/v1/shutdown", {});
+
+  async download(ref: string, node: string | undefined, onProgress?: (p: ByteProgress) => void, signal?: AbortSignal): Promise<ModelJson> {
+    const res = await fetch(`${this.baseUrl}/v1/models/download`, { method: "POST", headers: this.headers(), body: JSON.stringify({ ref, node }), signal });
+    if (!res.ok) throw await errorFrom(res);
+    for await (const message of readEvents(res)) {
+      const data = JSON.parse(message.data);
+      if (message.event === "progress") onProgress?.(data);
+      else if (message.event === "done") return data.model;
+      else if (message.event === "error") throw new RbeeError(data.code, data.message);
+    }
+    throw new RbeeError("UPSTREAM_UNREACHABLE", `the queen at ${this.baseUrl} closed the download stream early`);
+  }
+}
