@@ -65,6 +65,8 @@ const result = await Bun.build({
   compile: { outfile, autoloadPackageJson: true },
   naming: { asset: "[name].[ext]" },
   minify: true,
+  // ssh2's optional native speed-ups: it falls back to JavaScript when they are absent (they are not built here).
+  external: ["cpu-features", "*/sshcrypto.node"],
   sourcemap: "none",
 });
 if (!result.success) {

@@ -13,6 +13,9 @@ const main = defineCommand({
     worker: () => import("./roles/worker/command").then((m) => m.default),
     infer: () => import("./roles/keeper/infer").then((m) => m.default),
     setup: () => import("./roles/keeper/setup").then((m) => m.default),
+    status: () => import("./roles/keeper/operate").then((m) => m.status),
+    models: () => import("./roles/keeper/operate").then((m) => m.models),
+    workers: () => import("./roles/keeper/operate").then((m) => m.workers),
   },
 });
 

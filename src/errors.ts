@@ -22,6 +22,7 @@ export const ERROR_STATUS = {
   HOST_KEY_UNKNOWN: 502,
   HOST_KEY_MISMATCH: 502,
   RBEE_MISSING: 502,
+  INTERRUPTED: 499,
   SHUTTING_DOWN: 503,
   INTERNAL: 500,
 } as const;
@@ -32,7 +33,7 @@ export class RbeeError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly extra: { retryAfterSeconds?: number; status?: number } = {},
+    readonly extra: { retryAfterSeconds?: number; status?: number; exitCode?: number } = {},
   ) {
     super(message);
     this.name = "RbeeError";
@@ -56,6 +57,7 @@ export function asRbeeError(err: unknown): RbeeError {
 /** Exit codes of the CLI: 2 for bad usage, 3 for what was asked but is not there, 1 for the rest. */
 export function exitCodeFor(err: unknown): number {
   if (!(err instanceof RbeeError)) return (err as { code?: string })?.code?.startsWith?.("E") ? 2 : 1;
+  if (err.extra.exitCode !== undefined) return err.extra.exitCode;
   if (err.code === "BAD_REQUEST") return 2;
   if (err.code === "MODEL_NOT_FOUND" || err.code === "NOT_FOUND") return 3;
   if (err.code === "INVALID_MODEL") return 4;

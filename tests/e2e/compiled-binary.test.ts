@@ -1,27 +1,15 @@
 // The one-file promise: dist/rbee copied alone into an empty folder serves a story, with no node_modules anywhere near.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VERSION } from "../../src/version";
-import { REPO, STORIES_MODEL } from "../support/paths";
+import { BINARY, ensureBinary } from "../support/binary";
+import { STORIES_MODEL } from "../support/paths";
 import { runRbee, startRbee, waitFor } from "../support/processes";
 import { postJson } from "../support/sse";
 
-const BINARY = join(REPO, "dist", "rbee");
-
-/** The binary is rebuilt when any source file is newer than it. */
-function isStale(): boolean {
-  if (!existsSync(BINARY)) return true;
-  const built = statSync(BINARY).mtimeMs;
-  return [...new Bun.Glob("src/**/*.ts").scanSync({ cwd: REPO })].some((f) => statSync(join(REPO, f)).mtimeMs > built);
-}
-
-beforeAll(() => {
-  if (!isStale()) return;
-  const build = Bun.spawnSync([process.execPath, "scripts/build.ts"], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
-  if (build.exitCode !== 0) throw new Error("bun run build failed");
-}, 300_000);
+beforeAll(() => void ensureBinary(), 300_000);
 
 describe("compiled dist/rbee", () => {
   test("runs from an empty folder: version, then a worker that tells a story", async () => {

@@ -22,8 +22,8 @@ export interface LocalHub {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startLocalHub(options: { rate?: number; token?: string; corrupt?: boolean; port?: number; extraFiles?: string[] } = {}): Promise<LocalHub> {
-  const args = ["--port", String(options.port ?? 0), "--file", `ggml-org/models/main/tinyllamas/stories260K.gguf=${STORIES_MODEL}`];
+export async function startLocalHub(options: { rate?: number; token?: string; corrupt?: boolean; port?: number; host?: string; extraFiles?: string[] } = {}): Promise<LocalHub> {
+  const args = ["--port", String(options.port ?? 0), "--host", options.host ?? "127.0.0.1", "--file", `ggml-org/models/main/tinyllamas/stories260K.gguf=${STORIES_MODEL}`];
   for (const spec of options.extraFiles ?? []) args.push("--file", spec);
   if (options.rate) args.push("--rate", String(options.rate));
   if (options.token) args.push("--token", options.token);

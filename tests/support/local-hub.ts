@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 const { values } = parseArgs({
   options: {
     port: { type: "string", default: "0" },
+    host: { type: "string", default: "127.0.0.1" },
     file: { type: "string", multiple: true, default: [] },
     rate: { type: "string" },
     token: { type: "string" },
@@ -36,7 +37,7 @@ function linked(sha256: string, size: number) {
 
 const server = Bun.serve({
   port: Number(values.port),
-  hostname: "127.0.0.1",
+  hostname: values.host,
   idleTimeout: 0,
   fetch(req) {
     const url = new URL(req.url);
@@ -74,4 +75,4 @@ const server = Bun.serve({
     return new Response(stream, { status, headers });
   },
 });
-console.log(`listening on http://127.0.0.1:${server.port}`);
+console.log(`listening on http://${values.host}:${server.port}`);

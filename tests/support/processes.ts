@@ -39,6 +39,7 @@ export async function startRbee(args: string[], { exe, env, timeoutMs = 20_000 }
     }
     await Bun.sleep(20);
   }
+  started.add(proc);
   return {
     proc,
     url,
@@ -48,6 +49,15 @@ export async function startRbee(args: string[], { exe, env, timeoutMs = 20_000 }
       return await proc.exited;
     },
   };
+}
+
+const started = new Set<Subprocess>();
+
+/** SIGKILLs every process a test started and did not stop (a failed assertion skips a test's own cleanup). */
+export async function killStartedProcesses(): Promise<void> {
+  for (const proc of started) if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+  await Promise.all([...started].map((p) => p.exited));
+  started.clear();
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {

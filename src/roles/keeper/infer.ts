@@ -102,7 +102,7 @@ async function infer(o: InferOptions): Promise<void> {
     else if (!result.text.endsWith("\n")) process.stdout.write("\n");
   } catch (err) {
     ui.clear();
-    if (interrupted) throw new RbeeError("BAD_REQUEST", `interrupted (${interrupted}); everything started was stopped`);
+    if (interrupted) throw new RbeeError("INTERRUPTED", `interrupted (${interrupted}); everything started was stopped`, { exitCode: interrupted === "SIGINT" ? 130 : 143 });
     if (queen && err instanceof RbeeError && err.code === "UPSTREAM_UNREACHABLE" && queen.proc.exitCode !== null)
       throw new RbeeError("INTERNAL", `the queen died: ${queen.logTail().at(-1) ?? "no output"}`);
     throw err;
@@ -114,12 +114,11 @@ async function infer(o: InferOptions): Promise<void> {
     }
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    if (interrupted) process.exitCode = interrupted === "SIGINT" ? 130 : 143;
   }
 }
 
 function throwIfInterrupted(signal: NodeJS.Signals | undefined): void {
-  if (signal) throw new RbeeError("BAD_REQUEST", `interrupted (${signal})`);
+  if (signal) throw new RbeeError("INTERRUPTED", `interrupted (${signal})`);
 }
 
 function looksLikeReference(model: string): boolean {

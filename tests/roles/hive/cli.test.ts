@@ -1,10 +1,14 @@
 // The hive's commands against a running daemon: devices, spawn, list, stop.
 import { afterAll, describe, expect, test } from "bun:test";
 import { startHive } from "../../support/hive";
+import { killStartedProcesses } from "../../support/processes";
 import { removeTempHomes } from "../../support/home";
 import { isAlive, runRbee } from "../../support/processes";
 
-afterAll(removeTempHomes);
+afterAll(async () => {
+  await killStartedProcesses();
+  removeTempHomes();
+});
 
 describe("rbee hive worker …", () => {
   test("spawn, list and stop through the daemon; devices report this machine", async () => {

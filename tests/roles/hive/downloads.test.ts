@@ -7,12 +7,13 @@ import { writeSyntheticGguf } from "../../../src/inference/synth-gguf";
 import { removeTempHomes, tempHome } from "../../support/home";
 import { killLocalHubs, startLocalHub, STORIES_HF_REF, STORIES_SHA256 } from "../../support/hub";
 import { STORIES_MODEL } from "../../support/paths";
-import { runRbee, startRbee, waitFor } from "../../support/processes";
+import { killStartedProcesses, runRbee, startRbee, waitFor } from "../../support/processes";
 import { postJson } from "../../support/sse";
 import { collectSse } from "../../support/sse";
 
 afterAll(async () => {
   await killLocalHubs();
+  await killStartedProcesses();
   removeTempHomes();
 });
 

@@ -2,11 +2,15 @@
 // orphan left when the hive itself is killed with SIGKILL.
 import { afterAll, describe, expect, test } from "bun:test";
 import { startHive } from "../../support/hive";
+import { killStartedProcesses } from "../../support/processes";
 import { removeTempHomes } from "../../support/home";
 import { isAlive, waitFor } from "../../support/processes";
 import { postJson } from "../../support/sse";
 
-afterAll(removeTempHomes);
+afterAll(async () => {
+  await killStartedProcesses();
+  removeTempHomes();
+});
 
 const spawn = async (hiveUrl: string, body: object = { model: "stories260K", slots: 2 }) => {
   const res = await postJson(`${hiveUrl}/v1/workers/spawn`, body);

@@ -1,12 +1,16 @@
 // The queen's life: its nodes survive a restart, its shutdown cascade leaves no process, --ephemeral leaves by itself,
 // and bad requests get clear 4xx answers.
 import { afterAll, describe, expect, test } from "bun:test";
+import { killStartedProcesses } from "../../support/processes";
 import { removeTempHomes } from "../../support/home";
 import { isAlive, waitFor } from "../../support/processes";
 import { queenWorkers, startNodeHive, startQueen } from "../../support/queen";
 import { collectSse, postJson } from "../../support/sse";
 
-afterAll(removeTempHomes);
+afterAll(async () => {
+  await killStartedProcesses();
+  removeTempHomes();
+});
 
 async function workerPids(hiveUrl: string): Promise<number[]> {
   return (await (await fetch(`${hiveUrl}/v1/workers`)).json()).workers.map((w: { pid: number }) => w.pid);

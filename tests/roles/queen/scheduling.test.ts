@@ -2,12 +2,16 @@
 // and failover when workers are killed.
 import { afterAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
+import { killStartedProcesses } from "../../support/processes";
 import { removeTempHomes } from "../../support/home";
 import { isAlive, waitFor } from "../../support/processes";
 import { startNodeHive, startQueen, queenWorkers } from "../../support/queen";
 import { collectSse, postJson, readSse, until } from "../../support/sse";
 
-afterAll(removeTempHomes);
+afterAll(async () => {
+  await killStartedProcesses();
+  removeTempHomes();
+});
 
 const task = (queenUrl: string, body: object, init?: RequestInit) => postJson(`${queenUrl}/v2/tasks`, { model: "stories260K", prompt: "Once upon a time", ...body }, init);
 

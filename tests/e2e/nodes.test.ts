@@ -1,0 +1,205 @@
+// rbee across real hosts: network namespaces each running a real OpenSSH server, driven with the compiled binary.
+// install → add-node → infer on a node, two nodes under one queen, host key checks, Ctrl-C at every stage, a node
+// whose sshd is down, and the SSH session dropping — each ending with no rbee process on any host.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeSyntheticGguf } from "../../src/inference/synth-gguf";
+import { VERSION } from "../../src/version";
+import { ensureBinary } from "../support/binary";
+import { removeTempHomes, tempHome } from "../support/home";
+import { killLocalHubs, type LocalHub, startLocalHub, STORIES_HF_REF } from "../support/hub";
+import { cannotCreateNamespaces, createTestNetwork, type TestHost, type TestNetwork } from "../support/netns";
+import { killStartedProcesses, pidsWithCommandLine, runRbee, startRbee, waitFor } from "../support/processes";
+
+const missing = cannotCreateNamespaces();
+if (missing) console.warn(`skipping the multi-host tests: this machine cannot create network namespaces (${missing})`);
+const suite = missing ? describe.skip : describe;
+
+let net: TestNetwork;
+let hub: LocalHub;
+let rbee: string;
+let keeperHome: string;
+let env: Record<string, string>;
+const SYNTH_REF = "hf:synth/tiny/tiny.gguf";
+
+beforeAll(async () => {
+  if (missing) return;
+  rbee = ensureBinary();
+  net = await createTestNetwork(["hosta", "hostb"]);
+  const synth = join(tempHome("rbee-synth-"), "tiny.gguf");
+  writeSyntheticGguf(synth, "tiny");
+  hub = await startLocalHub({ host: net.gatewayIp, extraFiles: [`synth/tiny/main/tiny.gguf=${synth}`] });
+  keeperHome = tempHome("rbee-keeper-");
+  env = { RBEE_HOME: keeperHome, RBEE_HF_ENDPOINT: hub.url, RBEE_CACHE_DIR: join(keeperHome, "cache"), RBEE_QUEEN_URL: "http://127.0.0.1:1" };
+}, 300_000);
+
+afterAll(async () => {
+  if (missing) return;
+  await killStartedProcesses();
+  await net?.teardown();
+  await killLocalHubs();
+  removeTempHomes();
+});
+
+const keeper = (args: string[], extraEnv: Record<string, string> = {}) => runRbee(args, { exe: [rbee], env: { ...env, ...extraEnv } });
+const addNode = (host: TestHost, extra: string[] = []) =>
+  keeper(["setup", "add-node", host.name, "--ssh", `root@${host.ip}`, "--key", net.clientKey, "--rbee-path", host.rbeePath, ...extra]);
+const inferArgs = (node: string, model = STORIES_HF_REF, extra: string[] = []) => ["infer", "--node", node, "--model", model, "--prompt", "Once upon a time", ...extra];
+
+/** rbee processes on a test host: the installed binary's path is in their command line. */
+function rbeeOn(host: TestHost): number[] {
+  return host.pids().filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(host.rbeePath);
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function expectNothingLeft(hosts: TestHost[]): Promise<void> {
+  await waitFor("no rbee process on any host", () => (hosts.some((h) => rbeeOn(h).length) || pidsWithCommandLine(rbee).length ? undefined : true), 10_000);
+}
+
+async function installOn(host: TestHost): Promise<void> {
+  const added = await addNode(host, ["--accept-new-host-key"]);
+  expect(added.code).toBe(0);
+  if (!existsSync(host.rbeePath)) {
+    expect(added.stdout).toContain(`rbee is not installed there: \`rbee setup install --node ${host.name}\` fixes it`);
+    const installed = await keeper(["setup", "install", "--node", host.name]);
+    expect(installed.stderr).toBe("");
+    expect(installed.stdout.trim()).toBe(`installed rbee ${VERSION} on ${host.name} at ${host.rbeePath}`);
+  }
+}
+
+suite("nodes over SSH", () => {
+  test("setup install → add-node → rbee infer --node hosta → nothing left running", async () => {
+    const [a] = net.hosts as [TestHost];
+    await installOn(a);
+    const again = await addNode(a);
+    expect(again.stdout.trim()).toBe(`added hosta (root@${a.ip}:22), rbee ${VERSION}`);
+    expect((await keeper(["setup", "list-nodes"])).stdout).toMatch(new RegExp(`hosta\\s+root@${a.ip.replaceAll(".", "\\.")}:22`));
+
+    const run = await keeper(inferArgs("hosta", STORIES_HF_REF, ["--max-tokens", "40", "--seed", "1"]));
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/there (was|lived)/);
+    await expectNothingLeft([a]);
+    // The node keeps the catalog and the model, nothing else.
+    expect(readdirSync(a.home).sort()).toEqual(["models", "models.db"]);
+    expect(existsSync(join(a.home, "models", "hf", "ggml-org", "models", "main", "tinyllamas", "stories260K.gguf"))).toBe(true);
+  }, 120_000);
+
+  test("two nodes serving one queen in persistent mode", async () => {
+    const [a, b] = net.hosts as [TestHost, TestHost];
+    await installOn(a);
+    await installOn(b);
+    const queen = await startRbee(["queen", "--host", "0.0.0.0", "--port", "0", "--home", keeperHome], { exe: [rbee], env });
+    const viaQueen = { RBEE_QUEEN_URL: queen.url };
+    const results = await Promise.all(["hosta", "hostb"].map((node) => keeper([...inferArgs(node, STORIES_HF_REF, ["--max-tokens", "20"]), "--json"], viaQueen)));
+    for (const [i, r] of results.entries()) {
+      expect(r.code).toBe(0);
+      const json = JSON.parse(r.stdout);
+      expect(json).toMatchObject({ node: ["hosta", "hostb"][i], queen: "existing", tokens: 20 });
+      expect(json.text).toMatch(/there/);
+    }
+    const status = await keeper(["status"], viaQueen);
+    expect(status.stdout).toMatch(/hosta\s+root@\S+\s+http:\/\/10\.\S+\s+up/);
+    expect(status.stdout).toMatch(/hostb\s+root@\S+\s+http:\/\/10\.\S+\s+up/);
+    const workers = JSON.parse((await keeper(["workers", "list", "--json"], viaQueen)).stdout);
+    expect(workers.map((w: { node: string }) => w.node).sort()).toEqual(["hosta", "hostb"]);
+    // The queen stays up between commands; stopping one worker leaves the other.
+    expect(queen.proc.exitCode).toBeNull();
+    expect((await keeper(["workers", "stop", workers[0].id], viaQueen)).stdout.trim()).toBe(`stopped ${workers[0].id}`);
+    expect(JSON.parse((await keeper(["workers", "list", "--json"], viaQueen)).stdout)).toHaveLength(1);
+    expect(await queen.stop()).toBe(0);
+    await expectNothingLeft([a, b]);
+  }, 120_000);
+
+  test("host keys: an unknown host is refused without --accept-new-host-key; a changed key is always refused", async () => {
+    const [a] = net.hosts as [TestHost];
+    const fresh = tempHome("rbee-fresh-");
+    const unknown = await keeper(["setup", "add-node", "hosta", "--ssh", `root@${a.ip}`, "--key", net.clientKey, "--home", fresh]);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr.trim()).toBe(`rbee: the host key of ${a.ip} is unknown; check it and re-run with --accept-new-host-key to record it`);
+
+    await installOn(a);
+    const knownHosts = join(keeperHome, "known_hosts");
+    const original = readFileSync(knownHosts, "utf8");
+    const otherKey = net.hosts[1]!.hostKeyPub.split(" ").slice(0, 2).join(" ");
+    writeFileSync(knownHosts, original.replace(new RegExp(`^${a.ip.replaceAll(".", "\\.")} .*$`, "m"), `${a.ip} ${otherKey}`));
+    try {
+      for (const args of [["setup", "add-node", "hosta", "--ssh", `root@${a.ip}`, "--key", net.clientKey, "--accept-new-host-key"], inferArgs("hosta")]) {
+        const changed = await keeper(args);
+        expect(changed.code).not.toBe(0);
+        expect(changed.stderr.trim().split("\n")).toHaveLength(1);
+        expect(changed.stderr).toContain(`the host key of ${a.ip} has CHANGED`);
+      }
+      await expectNothingLeft([a]);
+    } finally {
+      writeFileSync(knownHosts, original);
+    }
+  }, 120_000);
+
+  test("a node whose sshd is stopped: one clear line, nothing left behind", async () => {
+    const [, b] = net.hosts as [TestHost, TestHost];
+    await installOn(b);
+    await b.stopSshd();
+    try {
+      const run = await keeper(inferArgs("hostb"));
+      expect(run.code).not.toBe(0);
+      expect(run.stdout).toBe("");
+      expect(run.stderr.trim()).toMatch(new RegExp(`^rbee: cannot reach root@${b.ip.replaceAll(".", "\\.")}:22: ECONNREFUSED$`));
+      await expectNothingLeft([b]);
+    } finally {
+      await b.startSshd();
+    }
+  }, 60_000);
+
+  for (const stage of ["download", "loading", "generation"] as const)
+    test(`Ctrl-C during ${stage} stops everything on every host`, async () => {
+      const [a] = net.hosts as [TestHost];
+      await installOn(a);
+      const slowHub = stage === "download" ? await startLocalHub({ host: net.gatewayIp, rate: 100_000 }) : undefined;
+      const model = stage === "generation" ? SYNTH_REF : STORIES_HF_REF;
+      const proc = Bun.spawn([rbee, ...inferArgs("hosta", model, ["--max-tokens", "3000"])], {
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { ...process.env, ...env, ...(slowHub && { RBEE_HF_ENDPOINT: slowHub.url }) },
+      });
+      let out = "";
+      void (async () => {
+        for await (const chunk of proc.stdout) out += new TextDecoder().decode(chunk);
+      })();
+      if (stage === "download") {
+        const partial = join(a.home, "models", "hf", "ggml-org", "models", "main", "tinyllamas", "stories260K.gguf.part");
+        await Bun.$`rm -f ${join(a.home, "models", "hf", "ggml-org", "models", "main", "tinyllamas", "stories260K.gguf")}`.quiet();
+        await waitFor("the download under way", () => (existsSync(partial) ? true : undefined), 30_000);
+      } else if (stage === "loading") {
+        await waitFor("a worker starting", () => (rbeeOn(a).some((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("\0worker\0")) ? true : undefined), 30_000);
+      } else {
+        await waitFor("tokens on stdout", () => (out.length > 20 ? true : undefined), 30_000);
+      }
+      proc.kill("SIGINT");
+      expect(await proc.exited).toBe(130);
+      const err = await new Response(proc.stderr).text();
+      expect(err.trim()).toBe("rbee: interrupted (SIGINT); everything started was stopped");
+      await expectNothingLeft([a]);
+      await slowHub?.kill();
+    }, 120_000);
+
+  test("when the queen's SSH session drops, the node's hive and workers stop within 10 s", async () => {
+    const [a] = net.hosts as [TestHost];
+    await installOn(a);
+    const queen = await startRbee(["queen", "--host", "0.0.0.0", "--port", "0", "--home", keeperHome], { exe: [rbee], env });
+    const run = await keeper(inferArgs("hosta", STORIES_HF_REF, ["--max-tokens", "5"]), { RBEE_QUEEN_URL: queen.url });
+    expect(run.code).toBe(0);
+    expect(rbeeOn(a).length).toBe(2); // the hive and its worker
+    queen.proc.kill("SIGKILL");
+    await queen.proc.exited;
+    const dropped = Date.now();
+    await expectNothingLeft([a]);
+    expect(Date.now() - dropped).toBeLessThan(10_000);
+  }, 60_000);
+});
