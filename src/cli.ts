@@ -30,6 +30,14 @@ process.on("unhandledRejection", (reason) => logger("rbee").error(`unhandled: ${
 
 if (forkedHelper) {
   await import(forkedHelper);
+} else if (rawArgs[0] === "__probe-backend") {
+  try {
+    await (await import("./inference/backend-probe")).runProbe(rawArgs[1] ?? "");
+    process.exit(0);
+  } catch (err) {
+    process.stderr.write(`rbee: ${err instanceof Error ? err.message : err}\n`);
+    process.exit(1);
+  }
 } else if (wantsHelpOrVersion) {
   await runMain(main, { rawArgs: rawArgs.length ? rawArgs : ["--help"] });
 } else {

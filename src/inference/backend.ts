@@ -5,7 +5,7 @@ import { logger } from "../log";
 import { loadNodeLlamaCpp } from "./runtime";
 
 export type GpuChoice = "auto" | "cuda" | "vulkan" | "cpu";
-export type Backend = "cuda" | "vulkan" | "metal" | "cpu";
+export type Backend = "cuda" | "vulkan" | "cpu";
 
 const log = logger("llama");
 
@@ -21,7 +21,9 @@ export async function createLlama(choice: GpuChoice): Promise<{ llama: Llama; ba
       logLevel: LlamaLogLevel.error,
       logger: (level, message) => log.debug(`[${level}] ${message.trim()}`),
     });
-    return { llama, backend: llama.gpu === false ? "cpu" : llama.gpu };
+    const backend = llama.gpu === false ? "cpu" : llama.gpu;
+    if (backend === "metal") throw new Error("Metal is not supported by rbee");
+    return { llama, backend };
   } catch (err) {
     throw new RbeeError("INTERNAL", `backend ${choice} is not usable here: ${err instanceof Error ? err.message : err}`);
   }

@@ -2,6 +2,7 @@
 import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { RbeeError } from "../errors";
 import { type Backend, createLlama, type GpuChoice } from "./backend";
+import { chooseBackend } from "./backend-probe";
 import { checkGgufFile } from "./gguf-file";
 import { chooseThreads } from "./threads";
 
@@ -28,12 +29,15 @@ export interface LoadedModel {
 }
 
 export const DEFAULT_MAX_CTX = 4096;
+/** The smallest context per slot the worker shrinks to when memory is short. */
+export const MIN_CTX_PER_SLOT = 256;
 /** Tokens one decode call may carry; prompts longer than this are fed in chunks. */
 export const MAX_BATCH_TOKENS = 512;
 
 export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const file = await checkGgufFile(options.modelPath);
-  const { llama, backend } = await createLlama(options.gpu);
+  const chosen = await chooseBackend(options.gpu);
+  const { llama, backend } = await createLlama(chosen.backend);
   const threads = chooseThreads({ modelBytes: file.bytes, requested: options.threads });
   const vramBefore = backend === "cpu" ? 0 : (await llama.getVramState()).used;
   let model: LlamaModel;
@@ -47,34 +51,44 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
     await llama.dispose();
     throw new RbeeError("INVALID_MODEL", `cannot load ${options.modelPath}: ${err instanceof Error ? err.message : err}`);
   }
-  const ctxPerSlot = Math.min(options.ctx ?? Math.min(model.trainContextSize, DEFAULT_MAX_CTX), model.trainContextSize);
-  let context: LlamaContext;
-  try {
-    context = await model.createContext({
-      contextSize: ctxPerSlot * options.slots,
-      sequences: options.slots,
-      batchSize: Math.min(MAX_BATCH_TOKENS, ctxPerSlot * options.slots),
-      threads,
-      flashAttention: backend !== "cpu",
-    });
-  } catch (err) {
-    await model.dispose();
-    await llama.dispose();
-    throw new RbeeError("INSUFFICIENT_VRAM", `cannot create a context of ${options.slots} x ${ctxPerSlot} tokens: ${err instanceof Error ? err.message : err}`);
+  let ctxPerSlot = Math.min(options.ctx ?? Math.min(model.trainContextSize, DEFAULT_MAX_CTX), model.trainContextSize);
+  let context: LlamaContext | undefined;
+  // Size the context from the memory left: halve the tokens per slot until it fits (unless --ctx fixed them).
+  for (;;) {
+    try {
+      context = await model.createContext({
+        contextSize: ctxPerSlot * options.slots,
+        sequences: options.slots,
+        batchSize: Math.min(MAX_BATCH_TOKENS, ctxPerSlot * options.slots),
+        threads,
+        flashAttention: backend !== "cpu",
+      });
+      break;
+    } catch (err) {
+      const smaller = Math.floor(ctxPerSlot / 2);
+      if (options.ctx === undefined && smaller >= MIN_CTX_PER_SLOT) {
+        ctxPerSlot = smaller;
+        continue;
+      }
+      await model.dispose();
+      await llama.dispose();
+      const where = backend === "cpu" ? "RAM" : `VRAM on ${backend}`;
+      throw new RbeeError(backend === "cpu" ? "INSUFFICIENT_MEMORY" : "INSUFFICIENT_VRAM", `not enough ${where} for ${options.slots} slots of ${ctxPerSlot} tokens (${err instanceof Error ? err.message : err}); use fewer --slots or a smaller --ctx`);
+    }
   }
   const vramBytes = backend === "cpu" ? 0 : Math.max(0, (await llama.getVramState()).used - vramBefore);
   const device = backend === "cpu" ? "cpu" : ((await llama.getGpuDeviceNames())[0] ?? backend);
   return {
     llama,
     model,
-    context,
+    context: context!,
     backend,
     device,
     vramBytes,
     threads,
     ctxPerSlot,
     async dispose() {
-      await context.dispose();
+      await context!.dispose();
       await model.dispose();
       await llama.dispose();
     },

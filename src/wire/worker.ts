@@ -36,6 +36,7 @@ export const ReadyResponse = z.object({
   vram_bytes: z.number(),
   slots_total: z.number(),
   slots_idle: z.number(),
+  ctx_per_slot: z.number(),
   queued: z.number(),
   /** Milliseconds since the last request started or ended; 0 while busy. */
   idle_ms: z.number(),

@@ -2,6 +2,7 @@
 import type { Llama } from "node-llama-cpp";
 import { freemem, totalmem } from "node:os";
 import { type Backend, createLlama } from "../../inference/backend";
+import { chooseBackend } from "../../inference/backend-probe";
 import type { DeviceReport } from "../../wire/hive";
 
 export type { DeviceReport };
@@ -13,8 +14,9 @@ export type DeviceProbe = () => Promise<DeviceReport>;
 
 let llamaOnce: Promise<{ llama: Llama; backend: Backend }> | undefined;
 
+/** The Llama of this hive process, on the backend a probe proved (queried for VRAM, never used to run models). */
 export function sharedLlama(): Promise<{ llama: Llama; backend: Backend }> {
-  llamaOnce ??= createLlama("auto");
+  llamaOnce ??= chooseBackend("auto").then((chosen) => createLlama(chosen.backend));
   return llamaOnce;
 }
 

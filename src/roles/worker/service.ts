@@ -67,6 +67,7 @@ export class WorkerService {
       vram_bytes: this.loaded?.vramBytes ?? 0,
       slots_total: this.config.slots,
       slots_idle: engine?.slotsIdle ?? 0,
+      ctx_per_slot: this.loaded?.ctxPerSlot ?? 0,
       queued: engine?.queued ?? 0,
       idle_ms: engine && !busy ? Date.now() - engine.lastActivityAt : 0,
     };

@@ -91,6 +91,7 @@ describe("hive models download", () => {
     await download.then((r) => r.text()).catch(() => "");
     expect(await models(home)).toEqual([]);
     const done = await runRbee(["hive", "models", "download", STORIES_HF_REF, "--port", "1"], { env });
+    expect(done.stderr.split("\n").filter((l) => l.startsWith("rbee:"))).toEqual([]);
     expect(done.code).toBe(0);
     expect((await models(home))[0].sha256).toBe(STORIES_SHA256);
     await hub.kill();

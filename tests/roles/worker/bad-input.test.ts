@@ -105,6 +105,12 @@ describe("bad command lines", () => {
     expect(lines.at(-1)).toMatch(/^rbee: cannot load .*truncated-last-tensor\.gguf/);
   });
 
+  test("a backend that does not work here: one line saying why, exit non-zero", async () => {
+    const { code, stderr } = await runRbee(["worker", "--port", "0", "--model", STORIES_MODEL, "--gpu", "vulkan"]);
+    expect(code).not.toBe(0);
+    expect(stderr.trim().split("\n").at(-1)).toMatch(/^rbee: --gpu vulkan does not work here: /);
+  });
+
   test("an unknown command", async () => {
     const { code, stderr } = await runRbee(["fly"]);
     expect(code).not.toBe(0);

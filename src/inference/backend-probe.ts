@@ -1,0 +1,103 @@
+// Proves a compute backend works before a model is loaded on it: a child process loads a tiny synthetic model on that
+// backend and decodes a few tokens. A backend that crashes (the npm CUDA build on a too-old driver dies at its first
+// kernel with "the provided PTX was compiled with an unsupported toolchain") takes only the child down.
+// Results are remembered per runtime and driver in the cache folder, so only the first start pays for the probe.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RbeeError } from "../errors";
+import { logger } from "../log";
+import { selfCommand } from "../self";
+import type { Backend, GpuChoice } from "./backend";
+import { loadNodeLlamaCpp, runtimeCacheRoot } from "./runtime";
+import { writeSyntheticGguf } from "./synth-gguf";
+
+export type ProbeResult = { ok: true; backend: Backend; device: string } | { ok: false; backend: Backend; reason: string };
+
+const PROBE_TIMEOUT_MS = 120_000;
+const PROBE_COMMAND = "__probe-backend";
+const PROBE_TOKENS = 4;
+const log = logger("llama");
+
+/** Picks the backend to load a model on: the one asked for, or for `auto` the first of CUDA, Vulkan, CPU that works. */
+export async function chooseBackend(choice: GpuChoice): Promise<{ backend: Backend; device: string; skipped: string[] }> {
+  const candidates: Backend[] = choice === "auto" ? ["cuda", "vulkan", "cpu"] : [choice];
+  const skipped: string[] = [];
+  for (const backend of candidates) {
+    if (backend === "cpu") return { backend, device: "cpu", skipped };
+    const result = await probeBackendCached(backend);
+    if (result.ok) return { backend, device: result.device, skipped };
+    skipped.push(`${backend}: ${result.reason}`);
+    if (choice !== "auto") throw new RbeeError("BACKEND_UNAVAILABLE", `--gpu ${backend} does not work here: ${result.reason}`);
+    // A backend that is simply absent (no build for it, no device) is skipped quietly; a broken one is reported.
+    if (/NoBinaryFound|not available/i.test(result.reason)) log.debug(`${backend} is not available here (${result.reason})`);
+    else log.warn(`${backend} does not work here (${result.reason}); trying the next backend`);
+  }
+  throw new RbeeError("BACKEND_UNAVAILABLE", "no backend works here");
+}
+
+export async function probeBackendCached(backend: Backend): Promise<ProbeResult> {
+  const file = join(runtimeCacheRoot(), "probes", `${backend}-${await probeKey()}.json`);
+  if (existsSync(file)) {
+    try {
+      return JSON.parse(readFileSync(file, "utf8")) as ProbeResult;
+    } catch {
+      // probe again
+    }
+  }
+  const result = await probeBackend(backend);
+  mkdirSync(join(file, ".."), { recursive: true });
+  writeFileSync(file, JSON.stringify(result));
+  return result;
+}
+
+/** What a probe's answer depends on: the llama.cpp build and the GPU driver. */
+async function probeKey(): Promise<string> {
+  const { getModuleVersion } = await loadNodeLlamaCpp();
+  const driver = ["/proc/driver/nvidia/version", "/sys/module/nvidia/version"].map((f) => (existsSync(f) ? readFileSync(f, "utf8") : "")).join("|");
+  return createHash("sha256").update(`${await getModuleVersion()}|${process.execPath}|${Bun.main}|${driver}|${process.env.CUDA_VISIBLE_DEVICES ?? ""}`).digest("hex").slice(0, 16);
+}
+
+export async function probeBackend(backend: Backend): Promise<ProbeResult> {
+  const proc = Bun.spawn([...selfCommand(), PROBE_COMMAND, backend], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, RBEE_LOG_FORMAT: "json" } });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), PROBE_TIMEOUT_MS);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  const answer = stdout.split("\n").find((l) => l.startsWith("{"));
+  if (code === 0 && answer) return { ok: true, backend, device: JSON.parse(answer).device };
+  return { ok: false, backend, reason: failureReason(stderr, code, proc.signalCode === null ? null : String(proc.signalCode)) };
+}
+
+function failureReason(stderr: string, code: number | null, signal: string | null): string {
+  const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  const known = lines.find((l) => /PTX|unsupported toolchain|CUDA error|no CUDA|vk|Vulkan|NoBinaryFound|not supported|error/i.test(l) && !l.startsWith("{"));
+  const last = known ?? lines.filter((l) => !l.startsWith("{")).at(-1) ?? "";
+  const reason = last.replace(/^rbee: /, "").replace(/^NoBinaryFoundError$/, "NoBinaryFoundError: no usable build of it here");
+  return `${reason.slice(0, 300) || "no output"}${signal ? ` (killed by ${signal})` : code ? ` (exit code ${code})` : ""}`;
+}
+
+/** The child's side: `rbee __probe-backend cuda|vulkan`. */
+export async function runProbe(backend: string): Promise<void> {
+  const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
+  const llama = await getLlama({ gpu: backend as "cuda" | "vulkan", build: "never", usePrebuiltBinaries: true, progressLogs: false, skipDownload: true, logLevel: LlamaLogLevel.error });
+  if (llama.gpu !== backend) throw new Error(`${backend} is not available (node-llama-cpp chose ${llama.gpu || "cpu"})`);
+  const dir = mkdtempSync(join(tmpdir(), "rbee-probe-"));
+  try {
+    const modelPath = join(dir, "probe.gguf");
+    writeSyntheticGguf(modelPath, "probe");
+    const model = await llama.loadModel({ modelPath, gpuLayers: "max" });
+    const context = await model.createContext({ contextSize: 64, sequences: 1 });
+    const sequence = context.getSequence();
+    let n = 0;
+    for await (const _ of sequence.evaluate([1, 300, 301, 302] as never[], { temperature: 0 })) if (++n >= PROBE_TOKENS) break;
+    const device = (await llama.getGpuDeviceNames())[0] ?? backend;
+    await context.dispose();
+    await model.dispose();
+    console.log(JSON.stringify({ backend, device }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+
