@@ -16,13 +16,16 @@ done
 echo "== backend choice"
 for visible in "" "-1"; do
   log="$OUT/worker-auto${visible:+-no-cuda}.log"
-  CUDA_VISIBLE_DEVICES=$visible RBEE_CACHE_DIR="$OUT/cache${visible}" bun src/cli.ts worker --model "$MODELS/1b.gguf" --port 8399 --gpu auto 2>"$log" &
+  if [ -n "$visible" ]; then export CUDA_VISIBLE_DEVICES=$visible; else unset CUDA_VISIBLE_DEVICES; fi
+  RBEE_CACHE_DIR="$OUT/cache${visible}" bun src/cli.ts worker --model "$MODELS/1b.gguf" --port 8399 --gpu auto 2>"$log" &
   pid=$!
   for _ in $(seq 1 600); do curl -sf localhost:8399/v1/ready | grep -q '"ready":true' && break; sleep 0.2; done
   echo "CUDA_VISIBLE_DEVICES='$visible': $(curl -s localhost:8399/v1/ready)" | tee -a "$OUT/backend.txt"
   grep -h '"level":"warn"' "$log" | tee -a "$OUT/backend.txt"
   curl -s -X POST localhost:8399/v1/shutdown >/dev/null; wait $pid
 done
+unset CUDA_VISIBLE_DEVICES
+rm -rf "$OUT"/cache*
 
 for shape in 1b 8b; do
   echo "== $shape"

@@ -17,6 +17,11 @@ export interface EngineOptions {
   queueLimit: number;
 }
 
+interface InFlight {
+  decoding: Promise<void>;
+  withLogits: { g: Generation; index: number }[];
+}
+
 export class BatchEngine {
   private readonly addon: AddonContext;
   private readonly batchSize: number;
@@ -85,17 +90,79 @@ export class BatchEngine {
     setImmediate(() => void this.loop());
   }
 
+  /**
+   * One iteration: wait for the batch in flight, sample every sequence that has logits, decide who goes on, start the
+   * next batch, and only then turn the sampled tokens into text and events — that JavaScript work (detokenizing, stop
+   * strings, SSE writes) runs while the next batch decodes instead of between batches.
+   */
   private async loop(): Promise<void> {
+    let inflight: InFlight | undefined;
     try {
       for (;;) {
+        if (!inflight) {
+          this.dropCancelled();
+          this.admitWaiting();
+          if (this.active.size === 0) break;
+          inflight = this.startBatch();
+        }
+        const batch = inflight;
+        inflight = undefined;
+        const sampled = await this.finishBatch(batch);
+        if (!sampled) continue;
+        const toEmit: [Generation, Token][] = [];
+        for (const [g, token] of sampled) {
+          if (token === -1) this.release(g, "error", new Error("sampling failed"));
+          else if (!g.request.ignoreEos && this.options.model.isEogToken(token)) this.release(g, "stop");
+          else if (g.tokensOut + 1 >= g.request.maxTokens || g.position + 1 >= this.options.ctxPerSlot) {
+            g.emit(token);
+            this.release(g, "length");
+          } else toEmit.push([g, token]);
+        }
+        for (const [g, token] of toEmit) g.lastToken = token;
         this.dropCancelled();
         this.admitWaiting();
-        if (this.active.size === 0) break;
-        await this.step();
+        if (this.active.size) inflight = this.startBatch();
+        for (const [g, token] of toEmit) {
+          if (!this.active.has(g)) continue;
+          g.emit(token);
+          // It is in the batch now decoding: its slot is released once that batch is done.
+          if (g.stoppedByString) g.stopPending = true;
+        }
       }
+    } catch (err) {
+      for (const g of [...this.active]) this.release(g, "error", err);
     } finally {
       this.running = false;
+      if (this.waiting.length && !this.closed) this.kick();
     }
+  }
+
+  private startBatch(): InFlight {
+    const plan = this.planBatch();
+    this.addon.initBatch(plan.reduce((sum, p) => sum + p.tokens.length, 0));
+    const withLogits: { g: Generation; index: number }[] = [];
+    for (const { g, tokens, wantsLogits } of plan) {
+      const indexes = this.addon.addToBatch(g.slot, g.position, Uint32Array.from(tokens), wantsLogits ? Uint32Array.of(tokens.length - 1) : new Uint32Array());
+      g.advance(tokens.length);
+      if (wantsLogits) withLogits.push({ g, index: indexes[0]! });
+    }
+    const decoding = this.addon.decodeBatch();
+    decoding.catch(() => {});
+    return { decoding, withLogits };
+  }
+
+  /** Waits for a batch and samples it; sequences that stopped meanwhile are released and not sampled. */
+  private async finishBatch({ decoding, withLogits }: InFlight): Promise<[Generation, Token | -1][] | undefined> {
+    try {
+      await decoding;
+    } catch (err) {
+      for (const g of [...this.active]) this.release(g, "error", err);
+      return undefined;
+    }
+    for (const g of [...this.active]) if (g.stopPending) this.release(g, "stop");
+    const live = withLogits.filter(({ g }) => this.active.has(g) && !g.isCancelled);
+    const tokens = await Promise.all(live.map(({ g, index }) => this.addon.sampleToken(index, g.sampler!)));
+    return live.map(({ g }, k) => [g, tokens[k] as Token | -1]);
   }
 
   private dropCancelled(): void {
@@ -118,24 +185,6 @@ export class BatchEngine {
     }
   }
 
-  private async step(): Promise<void> {
-    const plan = this.planBatch();
-    this.addon.initBatch(plan.reduce((sum, p) => sum + p.tokens.length, 0));
-    const withLogits: { g: Generation; index: number }[] = [];
-    for (const { g, tokens, wantsLogits } of plan) {
-      const indexes = this.addon.addToBatch(g.slot, g.position, Uint32Array.from(tokens), wantsLogits ? Uint32Array.of(tokens.length - 1) : new Uint32Array());
-      g.advance(tokens.length);
-      if (wantsLogits) withLogits.push({ g, index: indexes[0]! });
-    }
-    try {
-      await this.addon.decodeBatch();
-      const sampled = await Promise.all(withLogits.map(({ g, index }) => this.addon.sampleToken(index, g.sampler!)));
-      withLogits.forEach(({ g }, k) => this.accept(g, sampled[k] as Token | -1));
-    } catch (err) {
-      for (const g of [...this.active]) this.release(g, "error", err);
-    }
-  }
-
   /** Running sequences first (one token each), then prompt chunks in the room left. */
   private planBatch(): { g: Generation; tokens: Token[]; wantsLogits: boolean }[] {
     const plan: { g: Generation; tokens: Token[]; wantsLogits: boolean }[] = [];
@@ -152,14 +201,6 @@ export class BatchEngine {
       room -= tokens.length;
     }
     return plan;
-  }
-
-  private accept(g: Generation, token: Token | -1): void {
-    if (token === -1) return this.release(g, "error", new Error("sampling failed"));
-    if (!g.request.ignoreEos && this.options.model.isEogToken(token)) return this.release(g, "stop");
-    g.emit(token);
-    if (g.stoppedByString) return this.release(g, "stop");
-    if (g.tokensOut >= g.request.maxTokens || g.position + 1 >= this.options.ctxPerSlot) return this.release(g, "length");
   }
 
   private release(g: Generation, reason: GenerationResult["stopReason"], err?: unknown): void {

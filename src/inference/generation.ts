@@ -42,6 +42,8 @@ export class Generation {
   pendingPrompt: Token[];
   lastToken: Token | undefined;
   tokensOut = 0;
+  /** Hit a stop string while its next token was already in a batch: released when that batch is done. */
+  stopPending = false;
   private readonly text: TextStream;
   private readonly chunks: string[] = [];
   private readonly submittedAt = performance.now();
@@ -89,7 +91,6 @@ export class Generation {
     const now = performance.now();
     if (this.tokensOut === 0) this.firstTokenAt = now;
     this.lastTokenAt = now;
-    this.lastToken = token;
     const index = this.tokensOut++;
     const piece = this.text.push(token);
     if (piece) this.send(piece, index);
