@@ -30,11 +30,15 @@ export async function chooseBackend(choice: GpuChoice): Promise<{ backend: Backe
     if (result.ok) return { backend, device: result.device, skipped };
     skipped.push(`${backend}: ${result.reason}`);
     if (choice !== "auto") throw new RbeeError("BACKEND_UNAVAILABLE", `--gpu ${backend} does not work here: ${result.reason}`);
-    // A backend that is simply absent (no build for it, no device) is skipped quietly; a broken one is reported.
-    if (/NoBinaryFound|not available/i.test(result.reason)) log.debug(`${backend} is not available here (${result.reason})`);
-    else log.warn(`${backend} does not work here (${result.reason}); trying the next backend`);
+    // On a machine without a GPU an absent backend is no news; with a GPU, say why it is not used.
+    if (gpuPresent()) log.warn(`${backend} does not work here (${result.reason}); trying the next backend`);
+    else log.debug(`${backend} is not available here (${result.reason})`);
   }
   throw new RbeeError("BACKEND_UNAVAILABLE", "no backend works here");
+}
+
+function gpuPresent(): boolean {
+  return existsSync("/proc/driver/nvidia/version") || existsSync("/dev/dri") || existsSync("/dev/kfd");
 }
 
 export async function probeBackendCached(backend: Backend): Promise<ProbeResult> {
