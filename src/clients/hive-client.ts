@@ -1,8 +1,7 @@
 // Talks to a hive daemon: what the keeper's commands and the queen both need.
-import { RbeeError } from "../errors";
 import type { DeviceReport, ModelJson, SpawnRequest, WorkerInfo } from "../wire/hive";
 import { RbeeHttpClient } from "./http-json";
-import { readEvents } from "./sse-client";
+import { readDownload } from "./download-events";
 import type { ByteProgress } from "../progress";
 
 export class HiveClient extends RbeeHttpClient {
@@ -15,13 +14,6 @@ export class HiveClient extends RbeeHttpClient {
   shutdown = () => this.json<{ ok: boolean }>("POST", "/v1/shutdown", {});
 
   async download(ref: string, onProgress?: (p: ByteProgress) => void): Promise<ModelJson> {
-    const res = await this.request("POST", "/v1/models/download", { ref });
-    for await (const message of readEvents(res)) {
-      const data = JSON.parse(message.data);
-      if (message.event === "progress") onProgress?.(data);
-      else if (message.event === "done") return data.model;
-      else if (message.event === "error") throw new RbeeError(data.code, data.message);
-    }
-    throw new RbeeError("UPSTREAM_UNREACHABLE", `the hive at ${this.baseUrl} closed the download stream early`);
+    return readDownload(await this.request("POST", "/v1/models/download", { ref }), `the hive at ${this.baseUrl}`, onProgress);
   }
 }

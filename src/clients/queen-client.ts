@@ -1,9 +1,8 @@
 // Talks to a queen: what the keeper's commands need.
-import { RbeeError } from "../errors";
 import type { ByteProgress } from "../progress";
 import type { ModelJson } from "../wire/hive";
 import { errorFrom, RbeeHttpClient } from "./http-json";
-import { readEvents } from "./sse-client";
+import { readDownload } from "./download-events";
 
 export interface QueenNode {
   name: string;
@@ -34,12 +33,6 @@ export class QueenClient extends RbeeHttpClient {
   async download(ref: string, node: string | undefined, onProgress?: (p: ByteProgress) => void, signal?: AbortSignal): Promise<ModelJson> {
     const res = await fetch(`${this.baseUrl}/v1/models/download`, { method: "POST", headers: this.headers(), body: JSON.stringify({ ref, node }), signal });
     if (!res.ok) throw await errorFrom(res);
-    for await (const message of readEvents(res)) {
-      const data = JSON.parse(message.data);
-      if (message.event === "progress") onProgress?.(data);
-      else if (message.event === "done") return data.model;
-      else if (message.event === "error") throw new RbeeError(data.code, data.message);
-    }
-    throw new RbeeError("UPSTREAM_UNREACHABLE", `the queen at ${this.baseUrl} closed the download stream early`);
+    return readDownload(res, `the queen at ${this.baseUrl}`, onProgress);
   }
 }

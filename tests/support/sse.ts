@@ -1,28 +1,8 @@
 // Reads a server-sent event stream into {event, data} records, as a client would.
-export interface SseEvent {
-  event: string;
-  data: string;
-}
+export type { SseMessage as SseEvent } from "../../src/clients/sse-client";
+import { readEvents, type SseMessage as SseEvent } from "../../src/clients/sse-client";
 
-export async function* readSse(res: Response): AsyncGenerator<SseEvent> {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const chunk of res.body!) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf("\n\n")) !== -1) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let event = "message";
-      const data: string[] = [];
-      for (const line of block.split("\n")) {
-        if (line.startsWith("event: ")) event = line.slice(7);
-        else if (line.startsWith("data: ")) data.push(line.slice(6));
-      }
-      yield { event, data: data.join("\n") };
-    }
-  }
-}
+export const readSse = readEvents;
 
 export async function collectSse(res: Response): Promise<SseEvent[]> {
   const events: SseEvent[] = [];
