@@ -16,7 +16,7 @@ import { stageLine } from "./stage-line";
 
 const InferArgs = z.object({
   model: z.string().min(1, "--model is required"),
-  prompt: z.string().min(1, "--prompt must not be empty"),
+  prompt: z.string({ error: "is required and must not be empty" }).min(1, "must not be empty"),
   node: z.string().min(1).optional(),
   "max-tokens": z.coerce.number().int().positive().default(256),
   temperature: z.coerce.number().min(0).max(2).default(0.8),
