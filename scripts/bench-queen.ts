@@ -1,6 +1,6 @@
 // The queen's cost: the same load as bench-worker sent once straight to a worker and once through the queen (to that
-// same worker), alternating per level in one run, with both figures and their ratio.
-//   bun scripts/bench-queen.ts [--model PATH] [--levels 1,8,32] [--tokens 128] [--rounds 3] [--repeats 2]
+// same worker), alternating per level in one run; each repeat gives a pair, and the medians of the pairs are printed.
+//   bun scripts/bench-queen.ts [--model PATH] [--levels 1,8,32] [--tokens 128] [--rounds 3] [--repeats 5]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -13,7 +13,7 @@ const { values: opts } = parseArgs({
     levels: { type: "string", default: "1,8,32" },
     tokens: { type: "string", default: "128" },
     rounds: { type: "string", default: "3" },
-    repeats: { type: "string", default: "2" },
+    repeats: { type: "string", default: "5" },
     json: { type: "boolean", default: false },
   },
 });
@@ -44,27 +44,34 @@ const warm = await fetch(`${queenUrl}/v1/completions`, { method: "POST", headers
 if (!warm.ok) throw new Error(`warm-up failed: ${await warm.text()}`);
 const workerUrl = ((await (await fetch(`${queenUrl}/v1/workers`)).json()) as { workers: { url: string }[] }).workers[0]!.url;
 
-const direct: LevelResult[] = [];
-const through: LevelResult[] = [];
-const best = (a: LevelResult | undefined, b: LevelResult) => (!a ? b : { ...b, tokensPerS: Math.max(a.tokensPerS, b.tokensPerS), ttftP50Ms: Math.min(a.ttftP50Ms, b.ttftP50Ms), ttftP99Ms: Math.min(a.ttftP99Ms, b.ttftP99Ms) });
-for (const [i, level] of levels.entries()) {
-  for (let r = 0; r < Number(opts.repeats); r++) {
-    direct[i] = best(direct[i], await benchHttp({ url: workerUrl, concurrency: level, tokens, rounds, model }));
-    through[i] = best(through[i], await benchHttp({ url: queenUrl, concurrency: level, tokens, rounds, model }));
-  }
-}
+const pairs: { direct: LevelResult; queen: LevelResult }[][] = levels.map(() => []);
+for (const [i, level] of levels.entries())
+  for (let r = 0; r < Number(opts.repeats); r++)
+    pairs[i]!.push({
+      direct: await benchHttp({ url: workerUrl, concurrency: level, tokens, rounds, model }),
+      queen: await benchHttp({ url: queenUrl, concurrency: level, tokens, rounds, model }),
+    });
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 await fetch(`${queenUrl}/v1/shutdown`, { method: "POST" });
 await queen.exited;
 rmSync(home, { recursive: true, force: true });
 
-if (opts.json) console.log(JSON.stringify({ model, tokens, direct, through }));
+const summary = levels.map((level, i) => {
+  const p = pairs[i]!;
+  return {
+    concurrency: level,
+    directTokensPerS: median(p.map((x) => x.direct.tokensPerS)),
+    queenTokensPerS: median(p.map((x) => x.queen.tokensPerS)),
+    ratio: median(p.map((x) => x.queen.tokensPerS / x.direct.tokensPerS)),
+    directTtftP50Ms: median(p.map((x) => x.direct.ttftP50Ms)),
+    queenTtftP50Ms: median(p.map((x) => x.queen.ttftP50Ms)),
+    addedTtftMs: median(p.map((x) => x.queen.ttftP50Ms - x.direct.ttftP50Ms)),
+  };
+});
+if (opts.json) console.log(JSON.stringify({ model, tokens, summary, pairs }));
 else {
   const row = (cells: (string | number)[]) => console.log(cells.map((c) => String(c).padStart(13)).join(""));
-  console.log(`model ${opts.model}, ${tokens} tokens per request, best of ${opts.repeats} alternating runs of ${rounds} rounds`);
+  console.log(`model ${opts.model}, ${tokens} tokens per request, medians of ${opts.repeats} direct/queen pairs of ${rounds} rounds`);
   row(["concurrent", "direct tok/s", "queen tok/s", "queen/direct", "TTFT p50 d", "TTFT p50 q", "+ms"]);
-  levels.forEach((level, i) => {
-    const d = direct[i]!;
-    const q = through[i]!;
-    row([level, d.tokensPerS.toFixed(0), q.tokensPerS.toFixed(0), (q.tokensPerS / d.tokensPerS).toFixed(3), d.ttftP50Ms.toFixed(2), q.ttftP50Ms.toFixed(2), (q.ttftP50Ms - d.ttftP50Ms).toFixed(2)]);
-  });
+  for (const x of summary) row([x.concurrency, x.directTokensPerS.toFixed(0), x.queenTokensPerS.toFixed(0), x.ratio.toFixed(3), x.directTtftP50Ms.toFixed(2), x.queenTtftP50Ms.toFixed(2), x.addedTtftMs.toFixed(2)]);
 }
