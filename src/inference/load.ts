@@ -61,7 +61,8 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
         sequences: options.slots,
         batchSize: Math.min(MAX_BATCH_TOKENS, ctxPerSlot * options.slots),
         threads,
-        flashAttention: backend !== "cpu",
+        // llama.cpp turns it off by itself where the GPU kernel does not exist (head sizes such as 32).
+        flashAttention: backend === "cpu" ? false : "auto",
       });
       break;
     } catch (err) {
