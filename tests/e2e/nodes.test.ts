@@ -142,6 +142,24 @@ suite("nodes over SSH", () => {
     }
   }, 120_000);
 
+  test("an unauthorised key, and a node whose rbee is of another version, get clear messages", async () => {
+    const [, b] = net.hosts as [TestHost, TestHost];
+    const strangerKey = join(tempHome("rbee-stranger-"), "key");
+    Bun.spawnSync(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", strangerKey]);
+    const refused = await keeper(["setup", "add-node", "hostb", "--ssh", `root@${b.ip}`, "--key", strangerKey, "--rbee-path", b.rbeePath, "--accept-new-host-key"]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr.trim()).toBe(`rbee: SSH authentication to root@${b.ip}:22 failed (the key is not authorised there)`);
+
+    const older = join(b.dir, "old", "rbee");
+    Bun.spawnSync(["mkdir", "-p", join(b.dir, "old")]);
+    writeFileSync(older, "#!/bin/sh\necho 0.0.1\n", { mode: 0o755 });
+    const added = await keeper(["setup", "add-node", "hostb-old", "--ssh", `root@${b.ip}`, "--key", net.clientKey, "--rbee-path", older, "--accept-new-host-key"]);
+    expect(added.code).toBe(0);
+    expect(added.stdout).toContain(`rbee there is 0.0.1, this is ${VERSION}: \`rbee setup install --node hostb-old\` fixes it`);
+    expect((await keeper(["setup", "remove-node", "hostb-old"])).stdout.trim()).toBe("removed hostb-old");
+    expect((await keeper(["setup", "remove-node", "hostb-old"])).stderr.trim()).toBe('rbee: unknown node "hostb-old"');
+  }, 60_000);
+
   test("a node whose sshd is stopped: one clear line, nothing left behind", async () => {
     const [, b] = net.hosts as [TestHost, TestHost];
     await installOn(b);
