@@ -130,6 +130,8 @@ export class BatchEngine {
         }
       }
     } catch (err) {
+      // Never free a sequence's cells while a batch that uses them is still decoding.
+      await inflight?.decoding.catch(() => {});
       for (const g of [...this.active]) this.release(g, "error", err);
     } finally {
       this.running = false;
