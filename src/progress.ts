@@ -15,14 +15,15 @@ export function byteProgressReporter(label: string, stream: NodeJS.WriteStream =
   if (stream.isTTY) {
     const bar = new SingleBar({
       stream,
-      format: `${label} [{bar}] {percentage}% {done}/{total} {rate}/s ETA {eta_text}`,
+      // {total} and {value} are cli-progress's own (raw numbers): the human-readable sizes go under other names.
+      format: `${label} [{bar}] {percentage}% {done_text}/{total_text} {rate_text}/s ETA {eta_text}`,
       hideCursor: true,
       clearOnComplete: false,
     });
     let started = false;
     return {
       update(p: ByteProgress) {
-        const payload = { done: formatBytes(p.bytes_done), total: formatBytes(p.bytes_total), rate: formatBytes(p.rate_bps), eta_text: p.eta_s === null ? "?" : `${p.eta_s}s` };
+        const payload = { done_text: formatBytes(p.bytes_done), total_text: formatBytes(p.bytes_total), rate_text: formatBytes(p.rate_bps), eta_text: p.eta_s === null ? "?" : `${p.eta_s}s` };
         if (!started) (bar.start(p.bytes_total, p.bytes_done, payload), (started = true));
         else bar.update(p.bytes_done, payload);
       },
