@@ -22,9 +22,4 @@ const root = createConsola({
       }),
 });
 
-export function setLogLevel(name: string): void {
-  const level = LogLevels[name as LogType];
-  if (level !== undefined) root.level = level;
-}
-
 export const logger = (tag: string) => root.withTag(tag);

@@ -5,8 +5,6 @@ export function serve(app: Hono, { host, port }: { host: string; port: number })
   return Bun.serve({ hostname: host, port, fetch: app.fetch, idleTimeout: 0 });
 }
 
-export type Server = ReturnType<typeof serve>;
-
 /** The URL others use to reach a server listening on `host`. */
 export function httpUrl(host: string, port: number): string {
   return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;

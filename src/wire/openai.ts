@@ -38,8 +38,6 @@ export const ChatRequest = z.object({
 });
 export type ChatRequest = z.infer<typeof ChatRequest>;
 
-export type FinishReason = "stop" | "length";
-
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
