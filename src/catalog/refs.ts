@@ -11,6 +11,11 @@ const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const REVISION = /^[A-Za-z0-9][A-Za-z0-9._/-]*$/;
 const SPLIT = /-(\d{5})-of-(\d{5})\.gguf$/;
 
+/** Whether a model name is a reference to fetch or register (rather than a name some catalog may know). */
+export function looksLikeModelRef(text: string): boolean {
+  return text.startsWith("hf:") || text.startsWith("file:") || text.endsWith(".gguf");
+}
+
 export function parseModelRef(input: string): ModelRef {
   const text = input.trim();
   if (!text) throw bad(input, "it is empty");

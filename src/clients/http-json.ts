@@ -1,6 +1,12 @@
 // JSON over HTTP to another rbee process: bearer token, timeouts, and rbee's error shape turned back into RbeeError.
 import { type ErrorCode, ERROR_STATUS, RbeeError } from "../errors";
 
+export interface RequestOptions {
+  timeoutMs?: number;
+  /** The caller's own cancellation (Ctrl-C): its abort is passed through, not turned into "cannot reach". */
+  signal?: AbortSignal;
+}
+
 export class RbeeHttpClient {
   constructor(
     readonly baseUrl: string,
@@ -11,23 +17,24 @@ export class RbeeHttpClient {
     return { "content-type": "application/json", ...(this.token && { authorization: `Bearer ${this.token}` }), ...extra };
   }
 
-  async request(method: string, path: string, body?: unknown, { timeoutMs }: { timeoutMs?: number } = {}): Promise<Response> {
+  async request(method: string, path: string, body?: unknown, { timeoutMs, signal }: RequestOptions = {}): Promise<Response> {
     let res: Response;
     try {
       res = await fetch(`${this.baseUrl}${path}`, {
         method,
         headers: this.headers(),
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined,
+        signal: timeoutMs ? (signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs)) : signal,
       });
     } catch (err) {
+      if (signal?.aborted) throw err;
       throw new RbeeError("UPSTREAM_UNREACHABLE", `cannot reach ${this.baseUrl}: ${err instanceof Error ? err.message : err}`);
     }
     if (!res.ok) throw await errorFrom(res);
     return res;
   }
 
-  async json<T>(method: string, path: string, body?: unknown, options?: { timeoutMs?: number }): Promise<T> {
+  async json<T>(method: string, path: string, body?: unknown, options?: RequestOptions): Promise<T> {
     return (await (await this.request(method, path, body, options)).json()) as T;
   }
 

@@ -1,7 +1,7 @@
 // Talks to a queen: what the keeper's commands need.
 import type { ByteProgress } from "../progress";
 import type { ModelJson } from "../wire/hive";
-import { errorFrom, RbeeHttpClient } from "./http-json";
+import { RbeeHttpClient } from "./http-json";
 import { readDownload } from "./download-events";
 
 export interface QueenNode {
@@ -31,8 +31,6 @@ export class QueenClient extends RbeeHttpClient {
   shutdown = () => this.json<{ ok: boolean }>("POST", "/v1/shutdown", {});
 
   async download(ref: string, node: string | undefined, onProgress?: (p: ByteProgress) => void, signal?: AbortSignal): Promise<ModelJson> {
-    const res = await fetch(`${this.baseUrl}/v1/models/download`, { method: "POST", headers: this.headers(), body: JSON.stringify({ ref, node }), signal });
-    if (!res.ok) throw await errorFrom(res);
-    return readDownload(res, `the queen at ${this.baseUrl}`, onProgress);
+    return readDownload(await this.request("POST", "/v1/models/download", { ref, node }, { signal }), `the queen at ${this.baseUrl}`, onProgress);
   }
 }

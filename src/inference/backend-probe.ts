@@ -21,14 +21,12 @@ const PROBE_TOKENS = 4;
 const log = logger("llama");
 
 /** Picks the backend to load a model on: the one asked for, or for `auto` the first of CUDA, Vulkan, CPU that works. */
-export async function chooseBackend(choice: GpuChoice): Promise<{ backend: Backend; device: string; skipped: string[] }> {
+export async function chooseBackend(choice: GpuChoice): Promise<Backend> {
   const candidates: Backend[] = choice === "auto" ? ["cuda", "vulkan", "cpu"] : [choice];
-  const skipped: string[] = [];
   for (const backend of candidates) {
-    if (backend === "cpu") return { backend, device: "cpu", skipped };
+    if (backend === "cpu") return backend;
     const result = await probeBackendCached(backend);
-    if (result.ok) return { backend, device: result.device, skipped };
-    skipped.push(`${backend}: ${result.reason}`);
+    if (result.ok) return backend;
     if (choice !== "auto") throw new RbeeError("BACKEND_UNAVAILABLE", `--gpu ${backend} does not work here: ${result.reason}`);
     // On a machine without a GPU an absent backend is no news; with a GPU, say why it is not used.
     if (gpuPresent()) log.warn(`${backend} does not work here (${result.reason}); trying the next backend`);

@@ -36,8 +36,7 @@ export const MAX_BATCH_TOKENS = 512;
 
 export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const file = await checkGgufFile(options.modelPath);
-  const chosen = await chooseBackend(options.gpu);
-  const { llama, backend } = await createLlama(chosen.backend);
+  const { llama, backend } = await createLlama(await chooseBackend(options.gpu));
   const threads = chooseThreads({ modelBytes: file.bytes, requested: options.threads });
   const vramBefore = backend === "cpu" ? 0 : (await llama.getVramState()).used;
   let model: LlamaModel;

@@ -3,8 +3,7 @@
 import { defineCommand } from "citty";
 import { z } from "zod";
 import { parseArgs } from "../../cli-args";
-import { parseModelRef } from "../../catalog/refs";
-import { errorFrom } from "../../clients/http-json";
+import { looksLikeModelRef, parseModelRef } from "../../catalog/refs";
 import { QueenClient } from "../../clients/queen-client";
 import { readEvents } from "../../clients/sse-client";
 import { apiToken, DEFAULT_QUEEN_PORT, rbeeHome } from "../../config";
@@ -85,7 +84,7 @@ async function infer(o: InferOptions): Promise<void> {
     }
     throwIfInterrupted(interrupted);
     let model = o.model;
-    if (looksLikeReference(model)) {
+    if (looksLikeModelRef(model)) {
       model = parseModelRef(model).ref;
       ui.stage(`preparing ${model}${o.node ? ` on ${o.node}` : ""}`);
       const bar = process.stderr.isTTY ? byteProgressReporter("downloading") : undefined;
@@ -121,10 +120,6 @@ function throwIfInterrupted(signal: NodeJS.Signals | undefined): void {
   if (signal) throw new RbeeError("INTERRUPTED", `interrupted (${signal})`);
 }
 
-function looksLikeReference(model: string): boolean {
-  return model.startsWith("hf:") || model.startsWith("file:") || model.endsWith(".gguf");
-}
-
 type Generated = Omit<InferResult, "total_ms" | "queen">;
 
 async function generate(client: QueenClient, o: InferOptions, model: string, signal: AbortSignal, onText: (piece: string) => void): Promise<Generated> {
@@ -145,7 +140,7 @@ async function generate(client: QueenClient, o: InferOptions, model: string, sig
       seed: o.seed,
       stream: true,
       stream_options: { include_usage: true },
-    });
+    }, { signal });
     for await (const message of readEvents(res)) {
       if (signal.aborted) break;
       if (message.data === "[DONE]") break;
@@ -157,15 +152,8 @@ async function generate(client: QueenClient, o: InferOptions, model: string, sig
       if (chunk.usage) result.tokens = chunk.usage.completion_tokens;
     }
   } else {
-    const res = await fetch(`${client.baseUrl}/v2/tasks`, {
-      method: "POST",
-      headers: client.headers(),
-      body: JSON.stringify({ model, node: o.node, prompt: o.prompt, max_tokens: o["max-tokens"], temperature: o.temperature, seed: o.seed }),
-      signal,
-    }).catch((err) => {
-      throw signal.aborted ? err : new RbeeError("UPSTREAM_UNREACHABLE", `cannot reach the queen: ${err instanceof Error ? err.message : err}`);
-    });
-    if (!res.ok) throw await errorFrom(res);
+    const body = { model, node: o.node, prompt: o.prompt, max_tokens: o["max-tokens"], temperature: o.temperature, seed: o.seed };
+    const res = await client.request("POST", "/v2/tasks", body, { signal });
     for await (const message of readEvents(res)) {
       const data = JSON.parse(message.data);
       if (message.event === "started") (result.node = data.node), (result.worker = data.worker);

@@ -1,6 +1,6 @@
 // Resolves the `model` a client sends (a catalog reference, an id or a short name) to a reference a hive can serve,
 // starting the local hive (or the pinned node's) first when no hive is up to ask.
-import { parseModelRef } from "../../catalog/refs";
+import { looksLikeModelRef, parseModelRef } from "../../catalog/refs";
 import { RbeeError } from "../../errors";
 import { LOCAL_NODE } from "../../nodes/registry";
 import type { Hives } from "./hives";
@@ -12,6 +12,6 @@ export async function resolveModel(registry: Registry, hives: Hives, key: string
   else if (!registry.upHives().length) await hives.ensure(LOCAL_NODE);
   const known = registry.findModel(key);
   if (known) return known.ref;
-  if (key.startsWith("hf:") || key.startsWith("file:") || key.endsWith(".gguf")) return parseModelRef(key).ref;
+  if (looksLikeModelRef(key)) return parseModelRef(key).ref;
   throw new RbeeError("MODEL_NOT_FOUND", `no hive has a model called "${key}"; use a reference such as hf:ORG/REPO/FILE.gguf to download it`);
 }
