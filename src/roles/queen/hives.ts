@@ -58,8 +58,9 @@ export class Hives {
   }
 
   announced(a: HiveAnnouncement): HiveEntry {
+    // Hives announce themselves every few seconds: write the node's address only when it is new.
+    if (this.options.registry.hives.get(a.node)?.url !== a.url) this.options.nodes.setHiveUrl(a.node, a.url);
     const entry = this.options.registry.upsertHive(a);
-    this.options.nodes.setHiveUrl(a.node, a.url);
     this.waiting.get(a.node)?.resolve(entry);
     this.waiting.delete(a.node);
     return entry;
