@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The worker on a GPU machine, in one run: synthetic 1B and 8B Q8_0 models, bench-worker (rbee over HTTP, and the
-# plain node-llama-cpp way as the in-run reference) at 1, 8 and 32 streams, the backend fallback, and VRAM freed on exit.
+# The worker on a GPU machine, in one run: synthetic 1B and 8B Q8_0 models, bench-worker over HTTP at 1, 8 and 32
+# streams with rbee's batched decode-and-sample addon and, as the in-run reference, with the stock addon's per-sequence
+# sampling (RBEE_STOCK_ADDON=1); the backend fallback; and VRAM freed on exit.
 #   bash scripts/bench-gpu.sh [OUT_DIR]          (on the GPU machine, after ../shared/gpu's set-up; see docs/performance.md)
+# ADDON_DIR: a llama-addon.node linked here against that machine's CUDA build (scripts/build-addon.ts --into), put in
+# place first. BACKEND_CHECK=0 skips the fallback check; NAIVE=1 adds node-llama-cpp's plain way as a third run.
 set -uo pipefail
 OUT=${1:-${OUT:-/tmp/rbee-gpu}}
 MODELS=${MODELS:-/opt/models}
@@ -9,12 +12,20 @@ mkdir -p "$OUT" "$MODELS"
 vram_used() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 
+ADDON_DIR=${ADDON_DIR:-.device/c}
+CUDA_BINS=node_modules/@node-llama-cpp/linux-x64-cuda/bins/linux-x64-cuda
+if [ -f "$ADDON_DIR/llama-addon.node" ] && [ -d "$CUDA_BINS" ]; then
+  cp "$ADDON_DIR/llama-addon.node" "$CUDA_BINS/llama-addon.node.new" && mv "$CUDA_BINS/llama-addon.node.new" "$CUDA_BINS/llama-addon.node"
+  cp "$ADDON_DIR/rbee-addon.json" "$CUDA_BINS/" && echo "rbee addon installed in $CUDA_BINS"
+fi
+
+[ "${INSTALL_ONLY:-0}" = 1 ] && exit 0
+
 for shape in 1b 8b; do
   [ -f "$MODELS/$shape.gguf" ] || bun scripts/synth-model.ts "$MODELS/$shape.gguf" --shape "$shape"
 done
 
-echo "== backend choice"
-for visible in "" "-1"; do
+[ "${BACKEND_CHECK:-1}" = 1 ] && echo "== backend choice" && for visible in "" "-1"; do
   log="$OUT/worker-auto${visible:+-no-cuda}.log"
   if [ -n "$visible" ]; then export CUDA_VISIBLE_DEVICES=$visible; else unset CUDA_VISIBLE_DEVICES; fi
   RBEE_CACHE_DIR="$OUT/cache${visible}" bun src/cli.ts worker --model "$MODELS/1b.gguf" --port 8399 --gpu auto 2>"$log" &
@@ -27,15 +38,18 @@ done
 unset CUDA_VISIBLE_DEVICES
 rm -rf "$OUT"/cache*
 
-for shape in 1b 8b; do
+reference=$([ "${NAIVE:-0}" = 1 ] || echo --no-reference)
+for shape in ${SHAPES:-1b 8b}; do
   echo "== $shape"
   before=$(vram_used)
-  bun scripts/bench-worker.ts --model "$MODELS/$shape.gguf" --gpu cuda --rounds 3 --json >"$OUT/bench-$shape.json" 2>"$OUT/bench-$shape.log"
+  bun scripts/bench-worker.ts --model "$MODELS/$shape.gguf" --gpu cuda --rounds 3 --json $reference >"$OUT/bench-$shape.json" 2>"$OUT/bench-$shape.log"
+  RBEE_STOCK_ADDON=1 bun scripts/bench-worker.ts --model "$MODELS/$shape.gguf" --gpu cuda --rounds 3 --json --no-reference >"$OUT/bench-$shape-stock.json" 2>"$OUT/bench-$shape-stock.log"
   after=$(vram_used)
-  echo "$shape: VRAM used before ${before} MiB, after the worker exited ${after} MiB" | tee -a "$OUT/vram.txt"
+  echo "$shape: VRAM used before ${before} MiB, after the workers exited ${after} MiB" | tee -a "$OUT/vram.txt"
+  grep -ho '"sampling":"[a-z-]*"\|sampling[^,}]*' "$OUT/bench-$shape.log" "$OUT/bench-$shape-stock.log" | sort | uniq -c
   bun -e '
-    const r = JSON.parse(await Bun.file(process.argv[1]).text());
-    for (const [i, x] of r.rbee.entries()) { const n = r.reference[i];
-      console.log(`${x.concurrency}\trbee ${x.tokensPerS.toFixed(0)} tok/s\tTTFT p50 ${x.ttftP50Ms.toFixed(1)} p99 ${x.ttftP99Ms.toFixed(1)} ms\tnaive ${n ? n.tokensPerS.toFixed(0) : "-"} tok/s\tratio ${n ? (x.tokensPerS / n.tokensPerS).toFixed(2) : "-"}`); }
-  ' "$OUT/bench-$shape.json" | tee "$OUT/table-$shape.txt"
+    const r = JSON.parse(await Bun.file(process.argv[1]).text()), s = JSON.parse(await Bun.file(process.argv[2]).text());
+    for (const [i, x] of r.rbee.entries()) { const st = s.rbee[i], n = r.reference?.[i];
+      console.log(`${x.concurrency}\tbatched ${x.tokensPerS.toFixed(0)} tok/s TTFT p50 ${x.ttftP50Ms.toFixed(1)} p99 ${x.ttftP99Ms.toFixed(1)} ms\tstock ${st.tokensPerS.toFixed(0)} tok/s TTFT p50 ${st.ttftP50Ms.toFixed(1)} ms\tratio ${(x.tokensPerS / st.tokensPerS).toFixed(2)}${n ? `\tnaive ${n.tokensPerS.toFixed(0)}` : ""}`); }
+  ' "$OUT/bench-$shape.json" "$OUT/bench-$shape-stock.json" | tee "$OUT/table-$shape.txt"
 done

@@ -44,7 +44,13 @@ async function startWorker(): Promise<{ url: string; stop: () => Promise<void> }
       const ready = (await fetch(`${url}/v1/ready`).then((r) => r.json()).catch(() => ({}))) as { ready?: boolean; backend?: string; device?: string };
       if (ready.ready) {
         console.error(`worker ready: ${ready.backend} on ${ready.device}, ${/"threads":(\d+)/.exec(log)?.[1] ?? "?"} threads`);
-        return { url, stop: async () => void (proc.kill("SIGTERM"), await proc.exited) };
+        const stop = async () => {
+          proc.kill("SIGTERM");
+          await proc.exited;
+          // RBEE_PROFILE_STEPS=1: the worker's per-step split, logged as it stops.
+          for (const line of log.split("\n")) if (line.includes("step profile")) console.error(line);
+        };
+        return { url, stop };
       }
     }
     if (proc.exitCode !== null || i > 6000) throw new Error(`worker failed to start: ${log}`);

@@ -1,8 +1,9 @@
-// Where one decode step's time goes, outside HTTP: the worker's raw loop (decodeBatch, then sampleToken for each
-// sequence) on one model, for each combination of threads, flash attention, sampler and streams given.
-//   bun scripts/profile-step.ts MODEL.gguf [--gpu cuda] [--threads 1,16] [--fa on,off] [--temperature 0.8,0] [--streams 1,8] [--tokens 128]
+// Where one decode step's time goes, outside HTTP: the worker's raw loop on one model, for each combination of
+// threads, flash attention, sampler, streams and sampling path given. "stock": decodeBatch, then sampleToken for each
+// sequence; "batched": rbee's one decodeAndSample call (scripts/build-addon.ts), reported as decode + sample together.
+//   bun scripts/profile-step.ts MODEL.gguf [--gpu cuda] [--threads 1,16] [--fa on,off] [--temperature 0.8,0] [--streams 1,8] [--tokens 128] [--sampling stock,batched]
 import { parseArgs } from "node:util";
-import { addonContextOf, createSampler } from "../src/inference/addon";
+import { addonContextOf, createSampler, decodeAndSampleOf } from "../src/inference/addon";
 import { createLlama, type GpuChoice } from "../src/inference/backend";
 
 const { values: o, positionals } = parseArgs({
@@ -14,6 +15,7 @@ const { values: o, positionals } = parseArgs({
     temperature: { type: "string", default: "0.8,0" },
     streams: { type: "string", default: "1" },
     tokens: { type: "string", default: "128" },
+    sampling: { type: "string", default: "stock,batched" },
   },
 });
 const list = (s: string) => s.split(",");
@@ -26,7 +28,10 @@ for (const streams of list(o.streams).map(Number))
     for (const threads of list(o.threads).map(Number)) {
       const context = await model.createContext({ contextSize: (tokens + 16) * streams, sequences: streams, threads, flashAttention: fa === "on", batchSize: 512 });
       const addon = addonContextOf(context);
-      for (const temperature of list(o.temperature).map(Number)) {
+      for (const temperature of list(o.temperature).map(Number))
+      for (const sampling of list(o.sampling)) {
+        const decodeAndSample = sampling === "batched" ? decodeAndSampleOf(model) : undefined;
+        if (sampling === "batched" && !decodeAndSample) throw new Error("this addon has no decodeAndSample: run bun scripts/build-addon.ts");
         const samplers = Array.from({ length: streams }, (_, i) => createSampler(model, { temperature, topP: 0.95, seed: i }));
         for (let round = 0; round < 2; round++) {
           for (let s = 0; s < streams; s++) addon.disposeSequence(s);
@@ -38,16 +43,16 @@ for (const streams of list(o.streams).map(Number))
             const a = performance.now();
             addon.initBatch(streams);
             const indexes = last.map((t, s) => addon.addToBatch(s, pos, Uint32Array.of(t), Uint32Array.of(0))[0]!);
-            await addon.decodeBatch();
+            const batched = decodeAndSample ? await decodeAndSample(addon, samplers, Int32Array.from(indexes)) : await addon.decodeBatch();
             const b = performance.now();
-            const sampled = await Promise.all(indexes.map((index, s) => addon.sampleToken(index, samplers[s]!)));
+            const sampled = batched ? [...batched] : await Promise.all(indexes.map((index, s) => addon.sampleToken(index, samplers[s]!)));
             sampleMs += performance.now() - b;
             decodeMs += b - a;
             sampled.forEach((t, s) => (last[s] = t));
           }
           const total = performance.now() - started;
           if (round === 1)
-            console.log(`streams ${streams}\tfa ${fa}\tthreads ${threads}\ttemp ${temperature}\t${((streams * tokens * 1000) / total).toFixed(0)} tok/s\tdecode ${((decodeMs / tokens) * 1000).toFixed(0)} us\tsample ${((sampleMs / tokens) * 1000).toFixed(0)} us per step`);
+            console.log(`${sampling}\tstreams ${streams}\tfa ${fa}\tthreads ${threads}\ttemp ${temperature}\t${((streams * tokens * 1000) / total).toFixed(0)} tok/s\tdecode ${((decodeMs / tokens) * 1000).toFixed(0)} us\tsample ${((sampleMs / tokens) * 1000).toFixed(0)} us per step`);
         }
         samplers.forEach((s) => s.dispose());
       }

@@ -1,6 +1,6 @@
 // The narrow slice of node-llama-cpp's native addon that the batching loop drives directly.
 // These are internal fields of node-llama-cpp 3.22 (pinned in package.json); keep every such access in this file.
-import type { LlamaContext, LlamaModel } from "node-llama-cpp";
+import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import type { SamplingParams } from "./generation";
 
 export interface AddonContext {
@@ -21,10 +21,37 @@ export function addonContextOf(context: LlamaContext): AddonContext {
   return (context as unknown as { _ctx: AddonContext })._ctx;
 }
 
+/** Decodes the context's batch and samples output `logitIndexes[i]` with `samplers[i]`; -1 where nothing was sampled. */
+export type DecodeAndSample = (context: AddonContext, samplers: AddonSampler[], logitIndexes: Int32Array) => Promise<Int32Array>;
+
+/** rbee's batched call, present when scripts/build-addon.ts rebuilt the addon this model was loaded with. */
+export function decodeAndSampleOf(model: LlamaModel): DecodeAndSample | undefined {
+  return rbeeCall<DecodeAndSample>(bindingsOf(model), "rbeeDecodeAndSample");
+}
+
+/**
+ * Makes contexts created from now on share one KV buffer across sequences, if the addon was rebuilt by
+ * scripts/build-addon.ts (see native/kv-unified.cpp for why); returns whether it could.
+ */
+export function useUnifiedKvCache(llama: Llama, on: boolean): boolean {
+  const set = rbeeCall<(on: boolean) => void>((llama as unknown as { _bindings: Record<string, unknown> })._bindings, "rbeeSetKvUnified");
+  set?.(on);
+  return set !== undefined;
+}
+
+/** One of rbee's additions to the addon; RBEE_STOCK_ADDON=1 ignores them all, so benchmarks can compare in one run. */
+function rbeeCall<T>(bindings: Record<string, unknown>, name: string): T | undefined {
+  if (process.env.RBEE_STOCK_ADDON === "1") return undefined;
+  return typeof bindings[name] === "function" ? (bindings[name] as T) : undefined;
+}
+
+function bindingsOf(model: LlamaModel): Record<string, unknown> & { AddonSampler: new (m: unknown) => AddonSampler } {
+  return (model as unknown as { _llama: { _bindings: Record<string, unknown> & { AddonSampler: new (m: unknown) => AddonSampler } } })._llama._bindings;
+}
+
 /** llama.cpp's usual defaults (top-k 40, top-p 0.95, min-p 0.05); temperature 0 means greedy. */
 export function createSampler(model: LlamaModel, params: SamplingParams): AddonSampler {
-  const internals = model as unknown as { _llama: { _bindings: { AddonSampler: new (m: unknown) => AddonSampler } }; _model: unknown };
-  const sampler = new internals._llama._bindings.AddonSampler(internals._model);
+  const sampler = new (bindingsOf(model).AddonSampler)((model as unknown as { _model: unknown })._model);
   sampler.applyConfig({
     temperature: params.temperature,
     topK: params.topK ?? 40,

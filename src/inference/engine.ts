@@ -5,7 +5,8 @@
 import type { LlamaContext, LlamaModel, Token } from "node-llama-cpp";
 import { RbeeError } from "../errors";
 import { Generation, type GenerationRequest, type GenerationResult } from "./generation";
-import { type AddonContext, addonContextOf, createSampler } from "./addon";
+import { StepProfile } from "./step-profile";
+import { type AddonContext, addonContextOf, createSampler, type DecodeAndSample, decodeAndSampleOf } from "./addon";
 
 export type { GenerationRequest, GenerationResult };
 
@@ -18,12 +19,16 @@ export interface EngineOptions {
 }
 
 interface InFlight {
-  decoding: Promise<void>;
+  /** Resolves once the batch is decoded, with the sampled tokens when the addon sampled them in the same call. */
+  decoding: Promise<Int32Array | undefined>;
   withLogits: { g: Generation; index: number }[];
+  startedAt: number;
 }
 
 export class BatchEngine {
   private readonly addon: AddonContext;
+  private readonly decodeAndSample: DecodeAndSample | undefined;
+  private readonly profile = StepProfile.fromEnv();
   private readonly batchSize: number;
   private readonly freeSlots: number[];
   private readonly active = new Set<Generation>();
@@ -35,6 +40,7 @@ export class BatchEngine {
 
   constructor(private readonly options: EngineOptions) {
     this.addon = addonContextOf(options.context);
+    this.decodeAndSample = decodeAndSampleOf(options.model);
     this.batchSize = options.context.batchSize;
     this.freeSlots = Array.from({ length: options.slots }, (_, i) => i);
   }
@@ -50,6 +56,10 @@ export class BatchEngine {
   }
   get ctxPerSlot(): number {
     return this.options.ctxPerSlot;
+  }
+  /** Whether decoding and sampling are one native call per step (rbee's rebuilt addon) or one call per sequence. */
+  get samplesInBatch(): boolean {
+    return this.decodeAndSample !== undefined;
   }
 
   /** Throws the error that `submit` would throw for this request, without queueing it. */
@@ -102,7 +112,10 @@ export class BatchEngine {
         if (!inflight) {
           this.dropCancelled();
           this.admitWaiting();
-          if (this.active.size === 0) break;
+          if (this.active.size === 0) {
+            this.profile?.report();
+            break;
+          }
           inflight = this.startBatch();
         }
         const batch = inflight;
@@ -122,12 +135,14 @@ export class BatchEngine {
         this.dropCancelled();
         this.admitWaiting();
         if (this.active.size) inflight = this.startBatch();
+        const emitStart = performance.now();
         for (const [g, token] of toEmit) {
           if (!this.active.has(g)) continue;
           g.emit(token);
           // It is in the batch now decoding: its slot is released once that batch is done.
           if (g.stoppedByString) g.stopPending = true;
         }
+        this.profile?.emitted(emitStart);
       }
     } catch (err) {
       // Never free a sequence's cells while a batch that uses them is still decoding.
@@ -148,21 +163,29 @@ export class BatchEngine {
       g.advance(tokens.length);
       if (wantsLogits) withLogits.push({ g, index: indexes[0]! });
     }
-    const decoding = this.addon.decodeBatch();
+    const startedAt = this.profile?.started() ?? 0;
+    const decoding = this.decodeAndSample
+      ? this.decodeAndSample(this.addon, withLogits.map(({ g }) => g.sampler!), Int32Array.from(withLogits, ({ index }) => index))
+      : this.addon.decodeBatch().then(() => undefined);
     decoding.catch(() => {});
-    return { decoding, withLogits };
+    return { decoding, withLogits, startedAt };
   }
 
-  /** Waits for a batch and samples it; sequences that stopped meanwhile are released and not sampled. */
-  private async finishBatch({ decoding, withLogits }: InFlight): Promise<[Generation, Token | -1][] | undefined> {
+  /** Waits for a batch and its samples; sequences that stopped meanwhile are released and their samples dropped. */
+  private async finishBatch({ decoding, withLogits, startedAt }: InFlight): Promise<[Generation, Token | -1][] | undefined> {
+    let sampled: Int32Array | undefined;
     try {
-      await decoding;
+      sampled = await decoding;
+      this.profile?.returned(startedAt, withLogits.length);
     } catch (err) {
       for (const g of [...this.active]) this.release(g, "error", err);
       return undefined;
     }
     for (const g of [...this.active]) if (g.stopPending) this.release(g, "stop");
-    const live = withLogits.filter(({ g }) => this.active.has(g) && !g.isCancelled);
+    const isLive = ({ g }: { g: Generation }) => this.active.has(g) && !g.isCancelled;
+    if (sampled) return withLogits.flatMap((entry, k) => (isLive(entry) ? [[entry.g, sampled[k] as Token | -1]] : []));
+    // A stock addon: one sampleToken call per sequence.
+    const live = withLogits.filter(isLive);
     const tokens = await Promise.all(live.map(({ g, index }) => this.addon.sampleToken(index, g.sampler!)));
     return live.map(({ g }, k) => [g, tokens[k] as Token | -1]);
   }
@@ -191,12 +214,13 @@ export class BatchEngine {
   private planBatch(): { g: Generation; tokens: Token[]; wantsLogits: boolean }[] {
     const plan: { g: Generation; tokens: Token[]; wantsLogits: boolean }[] = [];
     let room = this.batchSize;
-    for (const g of this.active)
+    const bySlot = [...this.active].sort((a, b) => a.slot - b.slot);
+    for (const g of bySlot)
       if (!g.prefilling) {
         plan.push({ g, tokens: [g.lastToken!], wantsLogits: true });
         room--;
       }
-    for (const g of this.active) {
+    for (const g of bySlot) {
       if (!g.prefilling || room <= 0) continue;
       const tokens = g.pendingPrompt.slice(0, room);
       plan.push({ g, tokens, wantsLogits: tokens.length === g.pendingPrompt.length });
@@ -208,7 +232,9 @@ export class BatchEngine {
   private release(g: Generation, reason: GenerationResult["stopReason"], err?: unknown): void {
     this.active.delete(g);
     this.addon.disposeSequence(g.slot);
-    this.freeSlots.push(g.slot);
+    // Lowest slots first: with the stock addon's per-sequence KV buffers, llama.cpp batches only consecutive ids.
+    const at = this.freeSlots.findIndex((slot) => slot > g.slot);
+    this.freeSlots.splice(at < 0 ? this.freeSlots.length : at, 0, g.slot);
     this.lastActivityAt = Date.now();
     g.finish(reason, err);
   }

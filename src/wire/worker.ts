@@ -37,6 +37,8 @@ export const ReadyResponse = z.object({
   slots_total: z.number(),
   slots_idle: z.number(),
   ctx_per_slot: z.number(),
+  /** "batched": one native call decodes and samples every sequence (scripts/build-addon.ts); "per-sequence": stock addon. */
+  sampling: z.enum(["batched", "per-sequence"]).nullable(),
   queued: z.number(),
   /** Milliseconds since the last request started or ended; 0 while busy. */
   idle_ms: z.number(),

@@ -38,6 +38,20 @@ describe("slots and queue", () => {
     expect((await ready()).slots_idle).toBe(2);
   });
 
+  test("each sequence samples with its own sampler: one seed gives one text, alone or side by side", async () => {
+    const story = async (seed: number) => {
+      const events = await collectSse(await postJson(`${worker.url}/v1/execute`, { prompt: "Once upon a time", max_tokens: 40, temperature: 1, seed }));
+      expect(events.at(-1)!.event).toBe("end");
+      return events.filter((e) => e.event === "token").map((e) => JSON.parse(e.data).t).join("");
+    };
+    const [a, b] = await Promise.all([story(7), story(7)]);
+    expect(a).toBe(b);
+    expect(a.length).toBeGreaterThan(20);
+    const [c, d] = await Promise.all([story(7), story(8)]);
+    expect(c).toBe(a);
+    expect(d).not.toBe(a);
+  });
+
   test("past the free slots and the queue, a request gets 503 with Retry-After, then succeeds once there is room", async () => {
     const a = await openStream();
     const b = await openStream();

@@ -1,0 +1,147 @@
+// Rebuilds node-llama-cpp's llama-addon.node with rbee's batched decode-and-sample call (src/inference/native/) and
+// puts it beside the prebuilt llama.cpp libraries it links to. Only the addon is compiled (about a minute on two
+// cores): llama.cpp itself stays the prebuilt one, so every installed x64 backend (CPU, CUDA) gets the call.
+//   bun scripts/build-addon.ts          every installed prebuilt that can take it
+//   bun scripts/build-addon.ts --check  exit 1 unless every such prebuilt already has it
+//   bun scripts/build-addon.ts --into DIR   link into another prebuilt's unpacked bins folder (a GPU build to copy over)
+// Without this step the worker still runs, sampling one sequence per call (src/inference/addon.ts says which).
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { basename, join } from "node:path";
+
+const root = join(import.meta.dir, "..");
+const nativeDir = join(root, "src", "inference", "native");
+const nlcDir = join(root, "node_modules", "node-llama-cpp");
+const MARKER = "rbee-addon.json";
+
+function run(cmd: string[], cwd = root): void {
+  const result = Bun.spawnSync(cmd, { cwd, stdout: "inherit", stderr: "inherit" });
+  if (result.exitCode !== 0) throw new Error(`${cmd.slice(0, 3).join(" ")}… failed (exit ${result.exitCode})`);
+}
+
+/** The prebuilt binary folders of this platform that a rebuilt addon can replace (Vulkan's links Vulkan itself: left stock). */
+function prebuiltDirs(): string[] {
+  const scope = join(root, "node_modules", "@node-llama-cpp");
+  const platform = `${process.platform}-${process.arch}`;
+  if (!existsSync(scope)) return [];
+  return readdirSync(scope)
+    .filter((pkg) => pkg === platform || (pkg.startsWith(`${platform}-`) && !pkg.includes("vulkan")))
+    .flatMap((pkg) => {
+      const bins = join(scope, pkg, "bins");
+      return existsSync(bins) ? readdirSync(bins).map((d) => join(bins, d)) : [];
+    })
+    .filter((dir) => existsSync(join(dir, "llama-addon.node")));
+}
+
+/** Identifies what goes into the addon: node-llama-cpp's version and rbee's native sources. */
+function sourceHash(): string {
+  const hash = createHash("sha256").update(JSON.parse(readFileSync(join(nlcDir, "package.json"), "utf8")).version);
+  for (const file of readdirSync(nativeDir).sort()) hash.update(file).update(readFileSync(join(nativeDir, file)));
+  return hash.digest("hex").slice(0, 16);
+}
+
+function isCurrent(dir: string, hash: string): boolean {
+  const marker = join(dir, MARKER);
+  return existsSync(marker) && JSON.parse(readFileSync(marker, "utf8")).hash === hash;
+}
+
+/** llama.cpp's headers come from the source bundle node-llama-cpp ships; the addon's sources from its llama/addon. */
+function prepareSources(workDir: string): string {
+  const llamaCpp = join(workDir, "llama.cpp");
+  if (!existsSync(join(llamaCpp, "include", "llama.h"))) {
+    rmSync(llamaCpp, { recursive: true, force: true });
+    run(["git", "-c", "advice.detachedHead=false", "clone", "--quiet", join(nlcDir, "llama", "gitRelease.bundle"), llamaCpp]);
+  }
+  const addonDir = join(workDir, "addon");
+  rmSync(addonDir, { recursive: true, force: true });
+  cpSync(join(nlcDir, "llama", "addon"), addonDir, { recursive: true });
+  registerNativeCalls(addonDir);
+  for (const file of readdirSync(nativeDir).filter((f) => f.endsWith(".cpp"))) cpSync(join(nativeDir, file), join(addonDir, file));
+  return llamaCpp;
+}
+
+/** Edits one of the addon's sources in place; throws if the text to replace is not there (node-llama-cpp changed?). */
+function edit(file: string, edits: [anchor: string, replacement: string][]): void {
+  let source = readFileSync(file, "utf8");
+  for (const [anchor, replacement] of edits) {
+    if (!source.includes(anchor)) throw new Error(`${file}: cannot find ${JSON.stringify(anchor)} to hook into (node-llama-cpp changed?)`);
+    source = source.replace(anchor, replacement);
+  }
+  writeFileSync(file, source);
+}
+
+/** Hooks rbee's calls into the addon: registered at module init, and the unified-KV switch read by new contexts. */
+function registerNativeCalls(addonDir: string): void {
+  const include = '#include "addonGlobals.h"\n';
+  edit(join(addonDir, "addon.cpp"), [
+    [include, `${include}void rbeeRegisterDecodeAndSample(Napi::Object exports);\nvoid rbeeRegisterKvUnified(Napi::Object exports);\n`],
+    ["    AddonSampler::init(exports);\n", "    AddonSampler::init(exports);\n    rbeeRegisterDecodeAndSample(exports);\n    rbeeRegisterKvUnified(exports);\n"],
+  ]);
+  edit(join(addonDir, "AddonContext.cpp"), [
+    ['#include "AddonContext.h"\n', '#include "AddonContext.h"\n\nbool rbeeKvUnified();\n'],
+    ["    context_params.kv_unified = false;\n", "    context_params.kv_unified = rbeeKvUnified();\n"],
+  ]);
+}
+
+async function compileObjects(workDir: string, llamaCpp: string): Promise<string[]> {
+  const addonDir = join(workDir, "addon");
+  const sources = [...new Bun.Glob("**/*.cpp").scanSync({ cwd: addonDir })].map((f) => join(addonDir, f));
+  const objDir = join(workDir, "obj");
+  rmSync(objDir, { recursive: true, force: true });
+  mkdirSync(objDir, { recursive: true });
+  const includes = [
+    join(root, "node_modules", "node-addon-api"),
+    join(root, "node_modules", "node-api-headers", "include"),
+    llamaCpp,
+    join(llamaCpp, "include"),
+    join(llamaCpp, "src"),
+    join(llamaCpp, "common"),
+    join(llamaCpp, "ggml", "include"),
+  ].map((dir) => `-I${dir}`);
+  const flags = ["-O2", "-std=c++17", "-fPIC", "-fexceptions", "-DNDEBUG", "-DNAPI_VERSION=7", ...includes];
+  const objects = sources.map((src, i) => join(objDir, `${i}-${basename(src, ".cpp")}.o`));
+  const pending = sources.map((src, i) => () => compile(["g++", ...flags, "-c", src, "-o", objects[i]!]));
+  const lanes = Array.from({ length: Math.max(1, availableParallelism()) }, async () => {
+    for (let job = pending.shift(); job; job = pending.shift()) await job();
+  });
+  await Promise.all(lanes);
+  return objects;
+}
+
+async function compile(cmd: string[]): Promise<void> {
+  const child = Bun.spawn(cmd, { stdout: "inherit", stderr: "inherit" });
+  if ((await child.exited) !== 0) throw new Error(`g++ failed on ${cmd.at(-3)}`);
+}
+
+/** Links against the libraries in `dir` (their names carry the backend variant) and swaps the addon in by rename. */
+function linkInto(dir: string, objects: string[], hash: string): void {
+  const libs = readdirSync(dir).filter((f) => /^lib(llama|ggml)[.-].*\.so$/.test(f) && !/^libggml-(cpu|cuda|vulkan)/.test(f));
+  const staged = join(dir, "llama-addon.node.rbee-new");
+  run(["g++", "-shared", "-o", staged, ...objects, `-L${dir}`, ...libs.map((l) => `-l:${l}`), "-Wl,-rpath,$ORIGIN:$ORIGIN/../bin"]);
+  // A new inode: the old file may be a hard link into the package manager's cache.
+  renameSync(staged, join(dir, "llama-addon.node"));
+  writeFileSync(join(dir, MARKER), JSON.stringify({ hash, builtAt: new Date().toISOString() }) + "\n");
+}
+
+const hash = sourceHash();
+const into = process.argv.indexOf("--into");
+const targets = into > 0 ? [process.argv[into + 1]!] : prebuiltDirs();
+for (const dir of targets) if (!existsSync(join(dir, "llama-addon.node"))) throw new Error(`${dir}: no llama-addon.node there`);
+if (targets.length === 0) throw new Error("no node-llama-cpp prebuilt binaries found: run bun install");
+const stale = targets.filter((dir) => !isCurrent(dir, hash));
+if (process.argv.includes("--check")) {
+  for (const dir of stale) console.error(`build-addon: ${dir} has the stock addon`);
+  process.exit(stale.length ? 1 : 0);
+}
+if (stale.length === 0) {
+  console.log(`build-addon: up to date (${targets.length} prebuilt folder(s))`);
+} else {
+  const workDir = join(root, "node_modules", ".cache", "rbee-addon");
+  mkdirSync(workDir, { recursive: true });
+  const started = performance.now();
+  const llamaCpp = prepareSources(workDir);
+  const objects = await compileObjects(workDir, llamaCpp);
+  for (const dir of stale) linkInto(dir, objects, hash);
+  console.log(`build-addon: rebuilt llama-addon.node for ${stale.length} folder(s) in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}
