@@ -2,8 +2,9 @@
 // threads, flash attention, sampler, streams and sampling path given. "stock": decodeBatch, then sampleToken for each
 // sequence; "batched": rbee's one decodeAndSample call (scripts/build-addon.ts), reported as decode + sample together.
 //   bun scripts/profile-step.ts MODEL.gguf [--gpu cuda] [--threads 1,16] [--fa on,off] [--temperature 0.8,0] [--streams 1,8] [--tokens 128] [--sampling stock,batched]
+//     [--slots N] (sequences in the context, default: the streams) [--kvu off,on] (one KV buffer for all sequences)
 import { parseArgs } from "node:util";
-import { addonContextOf, createSampler, decodeAndSampleOf } from "../src/inference/addon";
+import { addonContextOf, createSampler, decodeAndSampleOf, useUnifiedKvCache } from "../src/inference/addon";
 import { createLlama, type GpuChoice } from "../src/inference/backend";
 
 const { values: o, positionals } = parseArgs({
@@ -16,6 +17,8 @@ const { values: o, positionals } = parseArgs({
     streams: { type: "string", default: "1" },
     tokens: { type: "string", default: "128" },
     sampling: { type: "string", default: "stock,batched" },
+    slots: { type: "string" },
+    kvu: { type: "string", default: "off" },
   },
 });
 const list = (s: string) => s.split(",");
@@ -25,8 +28,11 @@ const tokens = Number(o.tokens);
 console.log(`backend ${backend}, ${tokens} tokens per stream`);
 for (const streams of list(o.streams).map(Number))
   for (const fa of list(o.fa))
+    for (const kvu of list(o.kvu))
     for (const threads of list(o.threads).map(Number)) {
-      const context = await model.createContext({ contextSize: (tokens + 16) * streams, sequences: streams, threads, flashAttention: fa === "on", batchSize: 512 });
+      const slots = Math.max(streams, Number(o.slots ?? streams));
+      if (!useUnifiedKvCache(llama, kvu === "on") && kvu === "on") throw new Error("this addon cannot unify the KV cache: run bun scripts/build-addon.ts");
+      const context = await model.createContext({ contextSize: (tokens + 16) * slots, sequences: slots, threads, flashAttention: fa === "on", batchSize: 512 });
       const addon = addonContextOf(context);
       for (const temperature of list(o.temperature).map(Number))
       for (const sampling of list(o.sampling)) {
@@ -52,7 +58,7 @@ for (const streams of list(o.streams).map(Number))
           }
           const total = performance.now() - started;
           if (round === 1)
-            console.log(`${sampling}\tstreams ${streams}\tfa ${fa}\tthreads ${threads}\ttemp ${temperature}\t${((streams * tokens * 1000) / total).toFixed(0)} tok/s\tdecode ${((decodeMs / tokens) * 1000).toFixed(0)} us\tsample ${((sampleMs / tokens) * 1000).toFixed(0)} us per step`);
+            console.log(`${sampling}\tstreams ${streams}/${slots} kvu ${kvu}\tfa ${fa}\tthreads ${threads}\ttemp ${temperature}\t${((streams * tokens * 1000) / total).toFixed(0)} tok/s\tdecode ${((decodeMs / tokens) * 1000).toFixed(0)} us\tsample ${((sampleMs / tokens) * 1000).toFixed(0)} us per step`);
         }
         samplers.forEach((s) => s.dispose());
       }

@@ -25,7 +25,12 @@ describe("compiled dist/rbee", () => {
 
     for (const run of ["first (unpacks the runtime)", "second (reuses it)"]) {
       const worker = await startRbee(["worker", "--model", STORIES_MODEL, "--port", "0"], { exe, env });
-      await waitFor(`ready, ${run}`, async () => (await (await fetch(`${worker.url}/v1/ready`)).json()).ready === true);
+      const ready = await waitFor(`ready, ${run}`, async () => {
+        const r = await (await fetch(`${worker.url}/v1/ready`)).json();
+        return r.ready ? r : undefined;
+      });
+      // The embedded runtime carries the addon that scripts/build-addon.ts rebuilt.
+      expect(ready.sampling).toBe("batched");
       const res = await postJson(`${worker.url}/v1/completions`, { prompt: "Once upon a time", max_tokens: 30, seed: 1 });
       const text = (await res.json()).choices[0].text;
       expect(text).toMatch(/there (was|lived)/);
