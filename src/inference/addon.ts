@@ -29,6 +29,11 @@ export function decodeAndSampleOf(model: LlamaModel): DecodeAndSample | undefine
   return rbeeCall<DecodeAndSample>(bindingsOf(model), "rbeeDecodeAndSample");
 }
 
+/** Microseconds the last decodeAndSample call spent decoding and sampling (for RBEE_PROFILE_STEPS). */
+export function lastStepTimingsOf(model: LlamaModel): (() => [decodeUs: number, sampleUs: number]) | undefined {
+  return rbeeCall(bindingsOf(model), "rbeeLastStepTimings");
+}
+
 /**
  * Makes contexts created from now on share one KV buffer across sequences, if the addon was rebuilt by
  * scripts/build-addon.ts (see native/kv-unified.cpp for why); returns whether it could.

@@ -6,7 +6,7 @@ import type { LlamaContext, LlamaModel, Token } from "node-llama-cpp";
 import { RbeeError } from "../errors";
 import { Generation, type GenerationRequest, type GenerationResult } from "./generation";
 import { StepProfile } from "./step-profile";
-import { type AddonContext, addonContextOf, createSampler, type DecodeAndSample, decodeAndSampleOf } from "./addon";
+import { type AddonContext, addonContextOf, createSampler, type DecodeAndSample, decodeAndSampleOf, lastStepTimingsOf } from "./addon";
 
 export type { GenerationRequest, GenerationResult };
 
@@ -28,7 +28,7 @@ interface InFlight {
 export class BatchEngine {
   private readonly addon: AddonContext;
   private readonly decodeAndSample: DecodeAndSample | undefined;
-  private readonly profile = StepProfile.fromEnv();
+  private readonly profile: StepProfile | undefined;
   private readonly batchSize: number;
   private readonly freeSlots: number[];
   private readonly active = new Set<Generation>();
@@ -41,6 +41,7 @@ export class BatchEngine {
   constructor(private readonly options: EngineOptions) {
     this.addon = addonContextOf(options.context);
     this.decodeAndSample = decodeAndSampleOf(options.model);
+    this.profile = StepProfile.fromEnv(this.decodeAndSample && lastStepTimingsOf(options.model));
     this.batchSize = options.context.batchSize;
     this.freeSlots = Array.from({ length: options.slots }, (_, i) => i);
   }

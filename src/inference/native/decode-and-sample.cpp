@@ -3,6 +3,8 @@
 // and under one context-wide lock, so sampling 32 sequences of a 32k vocabulary costs more than decoding them.
 // Compiled into llama-addon.node by scripts/build-addon.ts, which also hooks rbeeRegisterDecodeAndSample into its init.
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -12,6 +14,14 @@
 #include "AddonSampler.h"
 
 namespace {
+
+// The last call's split, for profiling (rbeeLastStepTimings): microseconds decoding and sampling.
+std::atomic<int64_t> lastDecodeUs{0};
+std::atomic<int64_t> lastSampleUs{0};
+
+int64_t microsSince(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+}
 
 // A thread is worth starting for about this many vocabulary entries to scan (eight 32k-vocab outputs, ~0.1 ms).
 constexpr size_t kEntriesPerThread = 8 * 32000;
@@ -73,8 +83,12 @@ class DecodeAndSampleWorker : public Napi::AsyncWorker {
   protected:
     void Execute() override {
         try {
+            const started = std::chrono::steady_clock::now();
             decode();
+            lastDecodeUs = microsSince(started);
+            const sampling = std::chrono::steady_clock::now();
             sampleAll();
+            lastSampleUs = microsSince(sampling);
         } catch (const std::exception& e) {
             SetError(e.what());
         } catch (...) {
@@ -181,8 +195,16 @@ Napi::Value DecodeAndSample(const Napi::CallbackInfo& info) {
     return worker->promise();
 }
 
+Napi::Value LastStepTimings(const Napi::CallbackInfo& info) {
+    auto result = Napi::Array::New(info.Env(), 2);
+    result.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(lastDecodeUs.load())));
+    result.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(lastSampleUs.load())));
+    return result;
+}
+
 }  // namespace
 
 void rbeeRegisterDecodeAndSample(Napi::Object exports) {
     exports.Set("rbeeDecodeAndSample", Napi::Function::New(exports.Env(), DecodeAndSample, "rbeeDecodeAndSample"));
+    exports.Set("rbeeLastStepTimings", Napi::Function::New(exports.Env(), LastStepTimings, "rbeeLastStepTimings"));
 }

@@ -132,8 +132,12 @@ describe("queen scheduling", () => {
     const queen = await startQueen(["--worker-slots", "1"]);
     const a = await startNodeHive(queen.url, "node-a");
     const b = await startNodeHive(queen.url, "node-b");
-    // Two long requests bring up one worker per node.
-    const long = [0, 1].map(async (seed) => collectSse(await task(queen.url, { max_tokens: 1500, ignore_eos: true, seed })));
+    // Two requests at once bring up one worker per node; then two long ones (2,000 tokens, as long as the context
+    // allows: under a second at today's speed) keep both busy from the start.
+    const warm = [0, 1].map(async (seed) => collectSse(await task(queen.url, { max_tokens: 200, ignore_eos: true, seed })));
+    await waitFor("a worker on each node", async () => ((await queenWorkers(queen.url)).length === 2 ? true : undefined), 30_000);
+    await Promise.all(warm);
+    const long = [0, 1].map(async (seed) => collectSse(await task(queen.url, { max_tokens: 2000, ignore_eos: true, seed })));
     await waitFor("two workers busy", async () => {
       const ws = await queenWorkers(queen.url);
       return ws.length === 2 && ws.every((w) => w.inflight === 1) ? true : undefined;
