@@ -83,10 +83,10 @@ class DecodeAndSampleWorker : public Napi::AsyncWorker {
   protected:
     void Execute() override {
         try {
-            const started = std::chrono::steady_clock::now();
+            const auto started = std::chrono::steady_clock::now();
             decode();
             lastDecodeUs = microsSince(started);
-            const sampling = std::chrono::steady_clock::now();
+            const auto sampling = std::chrono::steady_clock::now();
             sampleAll();
             lastSampleUs = microsSince(sampling);
         } catch (const std::exception& e) {
