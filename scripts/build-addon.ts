@@ -41,9 +41,11 @@ function sourceHash(): string {
   return hash.digest("hex").slice(0, 16);
 }
 
+/** Built from these sources, and still ours: a reinstall may have put the stock addon back beside our marker. */
 function isCurrent(dir: string, hash: string): boolean {
   const marker = join(dir, MARKER);
-  return existsSync(marker) && JSON.parse(readFileSync(marker, "utf8")).hash === hash;
+  if (!existsSync(marker) || JSON.parse(readFileSync(marker, "utf8")).hash !== hash) return false;
+  return readFileSync(join(dir, "llama-addon.node")).includes("rbeeDecodeAndSample");
 }
 
 /** llama.cpp's headers come from the source bundle node-llama-cpp ships; the addon's sources from its llama/addon. */
