@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cmath>
+#include <exception>
 #include <functional>
 #include <stdexcept>
 #include <thread>
@@ -162,12 +163,26 @@ class DecodeAndSampleWorker : public Napi::AsyncWorker {
             sampleRange(0, outputs, nVocab);
             return;
         }
+        // An exception must not leave a helper thread (that would terminate the process): the first one is rethrown here.
         std::vector<std::thread> threads;
+        std::vector<std::exception_ptr> failures(threadCount);
         const size_t perThread = (outputs + threadCount - 1) / threadCount;
-        for (size_t start = perThread; start < outputs; start += perThread)
-            threads.emplace_back([this, start, perThread, outputs, nVocab] { sampleRange(start, std::min(start + perThread, outputs), nVocab); });
-        sampleRange(0, std::min(perThread, outputs), nVocab);
+        for (size_t start = perThread, t = 1; start < outputs; start += perThread, t++)
+            threads.emplace_back([this, start, perThread, outputs, nVocab, &failure = failures[t]] {
+                try {
+                    sampleRange(start, std::min(start + perThread, outputs), nVocab);
+                } catch (...) {
+                    failure = std::current_exception();
+                }
+            });
+        try {
+            sampleRange(0, std::min(perThread, outputs), nVocab);
+        } catch (...) {
+            failures[0] = std::current_exception();
+        }
         for (auto& thread : threads) thread.join();
+        for (const auto& failure : failures)
+            if (failure) std::rethrow_exception(failure);
     }
 
     // Each sampler owns its chain and candidate buffer, so different outputs never share mutable state.
