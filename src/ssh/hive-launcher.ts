@@ -22,7 +22,8 @@ interface Session {
   exited: Promise<void>;
 }
 
-export function createSshHiveLauncher(home: string): RemoteHiveLauncher {
+/** `apiToken`: the queen's, handed to each hive on its stdin (a command line would show it to every user there). */
+export function createSshHiveLauncher(home: string, apiToken?: string): RemoteHiveLauncher {
   const sessions = new Map<string, Session>();
   return {
     async start(node: NodeRow, queenUrl: string): Promise<void> {
@@ -31,9 +32,10 @@ export function createSshHiveLauncher(home: string): RemoteHiveLauncher {
       const url = new URL(queenUrl);
       if (conn.localAddress) url.hostname = conn.localAddress;
       const env = FORWARDED_ENV.filter((k) => process.env[k]).map((k) => `${k}=${shellQuote(process.env[k]!)}`);
-      const args = ["hive", "--port", String(node.hivePort ?? DEFAULT_REMOTE_HIVE_PORT), "--host", "0.0.0.0", "--advertise-host", node.sshHost!, "--queen-url", url.toString().replace(/\/$/, ""), "--node-name", node.name, "--watch-stdin"];
+      const args = ["hive", "--port", String(node.hivePort ?? DEFAULT_REMOTE_HIVE_PORT), "--host", "0.0.0.0", "--advertise-host", node.sshHost!, "--queen-url", url.toString().replace(/\/$/, ""), "--node-name", node.name, "--watch-stdin", ...(apiToken ? ["--api-token-stdin"] : [])];
       const command = `echo $$; exec env RBEE_LOG_FORMAT=json ${env.join(" ")} ${shellQuote(remoteRbeePath(node))} ${args.map(shellQuote).join(" ")}`;
       const channel = await conn.spawn(command);
+      if (apiToken) channel.write(`${apiToken}\n`);
       const pid = await new Promise<number>((resolve, reject) => {
         let out = "";
         let err = "";

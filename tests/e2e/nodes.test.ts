@@ -198,6 +198,13 @@ suite("nodes over SSH", () => {
         await waitFor("a worker starting", () => (rbeeOn(a).some((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("\0worker\0")) ? true : undefined), 30_000);
       } else {
         await waitFor("tokens on stdout", () => (out.length > 20 ? true : undefined), 30_000);
+        // The queen rbee infer started for a remote node listens on every interface, so it made up a token; the
+        // node's hive got it on stdin (no command line shows it) and refuses anyone without it.
+        const hiveCmdlines = rbeeOn(a).map((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8")).filter((c) => c.includes("\0hive\0"));
+        expect(hiveCmdlines).toHaveLength(1);
+        expect(hiveCmdlines[0]).toContain("\0--api-token-stdin");
+        const hivePort = /\0--port\0(\d+)/.exec(hiveCmdlines[0]!)![1];
+        expect((await fetch(`http://${a.ip}:${hivePort}/v1/models`)).status).toBe(401);
       }
       proc.kill("SIGINT");
       expect(await proc.exited).toBe(130);

@@ -3,6 +3,8 @@ import { defineCommand } from "citty";
 import { z } from "zod";
 import { commonServerArgs, parseArgs } from "../../cli-args";
 import { apiToken, DEFAULT_HIVE_PORT, hivePort, rbeeHome } from "../../config";
+import { RbeeError } from "../../errors";
+import { watchStdin } from "../../stdin-watch";
 import { runHive } from "./run";
 import { modelsCommand, workerCommand } from "./cli";
 
@@ -18,6 +20,7 @@ const HiveArgs = z.object({
   "node-name": z.string().default("localhost"),
   "advertise-host": z.string().optional(),
   "watch-stdin": z.boolean().default(false),
+  "api-token-stdin": z.boolean().default(false),
 });
 
 export const hiveConnectionArgs = {
@@ -36,23 +39,27 @@ export default defineCommand({
     "node-name": { type: "string", description: "Name this hive reports to the queen (default localhost)" },
     "advertise-host": { type: "string", description: "Address others reach this machine at, when listening on 0.0.0.0" },
     "watch-stdin": { type: "boolean", description: "Exit when standard input closes (set by a queen that starts this hive)" },
+    "api-token-stdin": { type: "boolean", description: "Read the bearer token from the first line of standard input (set by a queen over SSH)" },
   },
   subCommands: { models: modelsCommand, worker: workerCommand },
   run: async ({ args }) => {
     if (args._.length) return; // a subcommand ran
     const a = parseArgs(HiveArgs, args);
+    const stdin = a["watch-stdin"] || a["api-token-stdin"] ? watchStdin() : undefined;
+    const token = a["api-token-stdin"] ? await stdin!.firstLine : apiToken(a["api-token"]);
+    if (a["api-token-stdin"] && !token) throw new RbeeError("BAD_REQUEST", "--api-token-stdin: no token line on standard input");
     await runHive({
       home: rbeeHome(a.home),
       host: a.host,
       port: hivePort(a.port),
-      apiToken: apiToken(a["api-token"]),
+      apiToken: token,
       healthIntervalMs: a["health-interval"] * 1000,
       idleTimeoutMs: a["idle-timeout"] * 1000,
       readyTimeoutMs: a["ready-timeout"] * 1000,
       queenUrl: a["queen-url"],
       nodeName: a["node-name"],
       advertiseHost: a["advertise-host"],
-      watchStdin: a["watch-stdin"],
+      stdin: a["watch-stdin"] ? stdin : undefined,
     });
   },
 });

@@ -8,7 +8,7 @@ import { Downloads, hubOptionsFromEnv } from "./downloads";
 import { createHiveApp } from "./server";
 import { WorkerPool } from "./workers";
 import { QueenLink } from "./queen-link";
-import { exitWhenStdinCloses } from "../../stdin-watch";
+import { exitWhenStdinCloses, type StdinWatch } from "../../stdin-watch";
 
 export interface HiveOptions {
   home: string;
@@ -22,7 +22,8 @@ export interface HiveOptions {
   nodeName: string;
   advertiseHost?: string;
   /** Exit when standard input closes: set when a queen starts this hive as its child. */
-  watchStdin?: boolean;
+  /** Set when the hive must stop once its parent's pipe closes. */
+  stdin?: StdinWatch;
 }
 
 const log = logger("hive");
@@ -63,5 +64,5 @@ export async function runHive(options: HiveOptions): Promise<void> {
   process.on("SIGINT", () => void shutdown());
   log.info(`listening on ${url}`, { home: options.home });
   link?.start();
-  if (options.watchStdin) void exitWhenStdinCloses(shutdown);
+  if (options.stdin) void exitWhenStdinCloses(shutdown, options.stdin);
 }

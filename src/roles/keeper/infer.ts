@@ -1,5 +1,6 @@
 // `rbee infer`: one command that brings up what it needs (queen, hive, worker; on any node), streams the answer to
 // stdout, and leaves nothing running behind it — on success, on failure and on Ctrl-C alike.
+import { randomBytes } from "node:crypto";
 import { defineCommand } from "citty";
 import { z } from "zod";
 import { parseArgs } from "../../cli-args";
@@ -63,7 +64,9 @@ export default defineCommand({
 
 async function infer(o: InferOptions): Promise<void> {
   const started = performance.now();
-  const token = apiToken(o["api-token"]);
+  const remote = o.node !== undefined && o.node !== LOCAL_NODE;
+  // A queen started for a remote node listens on every interface: unless the user chose a token, it gets a fresh one.
+  const givenToken = apiToken(o["api-token"]);
   const ui = stageLine(process.stderr);
   const abort = new AbortController();
   let queen: EphemeralQueen | undefined;
@@ -75,11 +78,12 @@ async function infer(o: InferOptions): Promise<void> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    let client = new QueenClient(o["queen-url"] ?? process.env.RBEE_QUEEN_URL ?? `http://127.0.0.1:${DEFAULT_QUEEN_PORT}`, token);
+    let client = new QueenClient(o["queen-url"] ?? process.env.RBEE_QUEEN_URL ?? `http://127.0.0.1:${DEFAULT_QUEEN_PORT}`, givenToken);
     const persistent = await client.isUp();
     if (!persistent) {
       ui.stage("starting the queen");
-      queen = await startEphemeralQueen({ home: rbeeHome(o.home), listenOnAll: o.node !== undefined && o.node !== LOCAL_NODE, apiToken: token });
+      const token = givenToken ?? (remote ? randomBytes(24).toString("base64url") : undefined);
+      queen = await startEphemeralQueen({ home: rbeeHome(o.home), listenOnAll: remote, apiToken: token });
       client = new QueenClient(queen.url, token);
     }
     throwIfInterrupted(interrupted);

@@ -37,11 +37,12 @@ export default defineCommand({
   },
   run: async ({ args }) => {
     const a = parseArgs(QueenArgs, args);
+    const token = apiToken(a["api-token"]);
     await runQueen({
       home: rbeeHome(a.home),
       host: a.host,
       port: a.port,
-      apiToken: apiToken(a["api-token"]),
+      apiToken: token,
       ephemeral: a.ephemeral,
       ephemeralIdleMs: a["ephemeral-idle"] * 1000,
       queueLimit: a.queue,
@@ -50,7 +51,7 @@ export default defineCommand({
       hiveCheckIntervalMs: a["hive-check-interval"] * 1000,
       watchStdin: a["watch-stdin"],
       urlFile: a["url-file"],
-      remote: createSshHiveLauncher(rbeeHome(a.home)),
+      remote: createSshHiveLauncher(rbeeHome(a.home), token),
     });
   },
 });
