@@ -1,6 +1,7 @@
 // Rebuilds node-llama-cpp's llama-addon.node with rbee's batched decode-and-sample call (src/inference/native/) and
-// puts it beside the prebuilt llama.cpp libraries it links to. Only the addon is compiled (about a minute on two
-// cores): llama.cpp itself stays the prebuilt one, so every installed x64 backend (CPU, CUDA) gets the call.
+// puts it beside the prebuilt llama.cpp libraries it links to. Only the addon is compiled (about 20 s on two cores):
+// llama.cpp itself stays the prebuilt one, so every installed backend (CPU, CUDA, and Vulkan where its headers are
+// installed) gets rbee's calls.
 //   bun scripts/build-addon.ts          every installed prebuilt that can take it
 //   bun scripts/build-addon.ts --check  exit 1 unless every such prebuilt already has it
 //   bun scripts/build-addon.ts --into DIR   link into another prebuilt's unpacked bins folder (a GPU build to copy over)
@@ -20,18 +21,25 @@ function run(cmd: string[], cwd = root): void {
   if (result.exitCode !== 0) throw new Error(`${cmd.slice(0, 3).join(" ")}… failed (exit ${result.exitCode})`);
 }
 
-/** The prebuilt binary folders of this platform that a rebuilt addon can replace (Vulkan's links Vulkan itself: left stock). */
+/** Vulkan's addon also reads GPU memory through Vulkan itself, so rebuilding it needs Vulkan's C++ headers. */
+const VULKAN_HEADER = "/usr/include/vulkan/vulkan.hpp";
+const isVulkan = (dir: string) => existsSync(join(dir, "libggml-vulkan.so"));
+
+/** The prebuilt binary folders of this platform that a rebuilt addon can replace. */
 function prebuiltDirs(): string[] {
   const scope = join(root, "node_modules", "@node-llama-cpp");
   const platform = `${process.platform}-${process.arch}`;
   if (!existsSync(scope)) return [];
-  return readdirSync(scope)
-    .filter((pkg) => pkg === platform || (pkg.startsWith(`${platform}-`) && !pkg.includes("vulkan")))
+  const dirs = readdirSync(scope)
+    .filter((pkg) => pkg === platform || pkg.startsWith(`${platform}-`))
     .flatMap((pkg) => {
       const bins = join(scope, pkg, "bins");
       return existsSync(bins) ? readdirSync(bins).map((d) => join(bins, d)) : [];
     })
     .filter((dir) => existsSync(join(dir, "llama-addon.node")));
+  if (existsSync(VULKAN_HEADER)) return dirs;
+  if (dirs.some(isVulkan)) console.log("build-addon: the Vulkan addon stays the stock one (no vulkan/vulkan.hpp: install libvulkan-dev)");
+  return dirs.filter((dir) => !isVulkan(dir));
 }
 
 /** Identifies what goes into the addon: node-llama-cpp's version and rbee's native sources. */
@@ -86,7 +94,14 @@ function registerNativeCalls(addonDir: string): void {
   ]);
 }
 
-async function compileObjects(workDir: string, llamaCpp: string): Promise<string[]> {
+interface Objects {
+  common: string[];
+  /** The one source that differs for Vulkan's addon, compiled both ways. */
+  gpuInfo: string;
+  gpuInfoVulkan?: string;
+}
+
+async function compileObjects(workDir: string, llamaCpp: string, withVulkan: boolean): Promise<Objects> {
   const addonDir = join(workDir, "addon");
   const sources = [...new Bun.Glob("**/*.cpp").scanSync({ cwd: addonDir })].map((f) => join(addonDir, f));
   const objDir = join(workDir, "obj");
@@ -102,13 +117,20 @@ async function compileObjects(workDir: string, llamaCpp: string): Promise<string
     join(llamaCpp, "ggml", "include"),
   ].map((dir) => `-I${dir}`);
   const flags = ["-O2", "-std=c++17", "-fPIC", "-fexceptions", "-DNDEBUG", "-DNAPI_VERSION=7", ...includes];
-  const objects = sources.map((src, i) => join(objDir, `${i}-${basename(src, ".cpp")}.o`));
-  const pending = sources.map((src, i) => () => compile(["g++", ...flags, "-c", src, "-o", objects[i]!]));
+  const jobs = sources.map((src, i) => ({ src, obj: join(objDir, `${i}-${basename(src, ".cpp")}.o`), extra: [] as string[] }));
+  const gpuInfoJob = jobs.find((j) => basename(j.src) === "getGpuInfo.cpp");
+  if (!gpuInfoJob) throw new Error(`${addonDir}: no globals/getGpuInfo.cpp (node-llama-cpp changed?)`);
+  if (withVulkan) jobs.push({ src: gpuInfoJob.src, obj: join(objDir, "getGpuInfo-vulkan.o"), extra: ["-DGPU_INFO_USE_VULKAN"] });
+  const pending = jobs.map((job) => () => compile(["g++", ...flags, ...job.extra, "-c", job.src, "-o", job.obj]));
   const lanes = Array.from({ length: Math.max(1, availableParallelism()) }, async () => {
     for (let job = pending.shift(); job; job = pending.shift()) await job();
   });
   await Promise.all(lanes);
-  return objects;
+  return {
+    common: jobs.filter((j) => j.src !== gpuInfoJob.src).map((j) => j.obj),
+    gpuInfo: gpuInfoJob.obj,
+    gpuInfoVulkan: withVulkan ? join(objDir, "getGpuInfo-vulkan.o") : undefined,
+  };
 }
 
 async function compile(cmd: string[]): Promise<void> {
@@ -117,10 +139,11 @@ async function compile(cmd: string[]): Promise<void> {
 }
 
 /** Links against the libraries in `dir` (their names carry the backend variant) and swaps the addon in by rename. */
-function linkInto(dir: string, objects: string[], hash: string): void {
+function linkInto(dir: string, objects: Objects, hash: string): void {
   const libs = readdirSync(dir).filter((f) => /^lib(llama|ggml)[.-].*\.so$/.test(f) && !/^libggml-(cpu|cuda|vulkan)/.test(f));
+  const vulkan = isVulkan(dir) ? [objects.gpuInfoVulkan!, "-lvulkan"] : [objects.gpuInfo];
   const staged = join(dir, "llama-addon.node.rbee-new");
-  run(["g++", "-shared", "-o", staged, ...objects, `-L${dir}`, ...libs.map((l) => `-l:${l}`), "-Wl,-rpath,$ORIGIN:$ORIGIN/../bin"]);
+  run(["g++", "-shared", "-o", staged, ...objects.common, vulkan[0]!, `-L${dir}`, ...libs.map((l) => `-l:${l}`), ...vulkan.slice(1), "-Wl,-rpath,$ORIGIN:$ORIGIN/../bin"]);
   // A new inode: the old file may be a hard link into the package manager's cache.
   renameSync(staged, join(dir, "llama-addon.node"));
   writeFileSync(join(dir, MARKER), JSON.stringify({ hash, builtAt: new Date().toISOString() }) + "\n");
@@ -143,7 +166,7 @@ if (stale.length === 0) {
   mkdirSync(workDir, { recursive: true });
   const started = performance.now();
   const llamaCpp = prepareSources(workDir);
-  const objects = await compileObjects(workDir, llamaCpp);
+  const objects = await compileObjects(workDir, llamaCpp, stale.some(isVulkan));
   for (const dir of stale) linkInto(dir, objects, hash);
   console.log(`build-addon: rebuilt llama-addon.node for ${stale.length} folder(s) in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }

@@ -56,10 +56,11 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const threads = chooseThreads({ modelBytes: file.bytes, requested: options.threads, allLayersOnGpu });
   let ctxPerSlot = Math.min(options.ctx ?? Math.min(model.trainContextSize, DEFAULT_MAX_CTX), model.trainContextSize);
   let context: LlamaContext | undefined;
-  // On a GPU, one step should be one pass over the weights whichever slots are busy; on the CPU, attention over every
-  // slot's cells costs more than the extra passes (stories260K, 32 streams: 974 vs 5,006 tok/s), so one buffer per slot.
-  // With one slot there is nothing to split, and the unified layout costs 100-170 µs per token (1B on an H100).
-  const wantUnified = backend !== "cpu" && options.slots > 1;
+  // On CUDA, one step should be one pass over the weights whichever slots are busy. Elsewhere attention over every
+  // slot's cells costs more than the extra passes (32 streams: stories260K on the CPU 974 vs 5,006 tok/s; the 1B on
+  // Vulkan, H100, 1,074 vs 3,175), so one buffer per slot. With one slot there is nothing to split, and the unified
+  // layout costs 100-170 µs per token (1B on an H100).
+  const wantUnified = backend === "cuda" && options.slots > 1;
   const unifiedKv = useUnifiedKvCache(llama, wantUnified) && wantUnified;
   // Size the context from the memory left: halve the tokens per slot until it fits (unless --ctx fixed them).
   for (;;) {
