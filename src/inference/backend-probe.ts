@@ -18,6 +18,8 @@ export type ProbeResult = { ok: true; backend: Backend; device: string } | { ok:
 const PROBE_TIMEOUT_MS = 120_000;
 const PROBE_COMMAND = "__probe-backend";
 const PROBE_TOKENS = 4;
+/** Device names of Vulkan drivers that run on the CPU. */
+const SOFTWARE_RENDERER = /llvmpipe|lavapipe|softpipe|swiftshader/i;
 const log = logger("llama");
 
 /** Picks the backend to load a model on: the one asked for, or for `auto` the first of CUDA, Vulkan, CPU that works. */
@@ -84,6 +86,11 @@ export async function runProbe(backend: string): Promise<void> {
   const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
   const llama = await getLlama({ gpu: backend as "cuda" | "vulkan", build: "never", usePrebuiltBinaries: true, progressLogs: false, skipDownload: true, logLevel: LlamaLogLevel.error });
   if (llama.gpu !== backend) throw new Error(`${backend} is not available (node-llama-cpp chose ${llama.gpu || "cpu"})`);
+  // Mesa's lavapipe (a Vulkan driver running on the CPU) works but is slower than llama.cpp's CPU backend; node-llama-cpp
+  // lists no device and no VRAM for it.
+  const devices = (await llama.getGpuDeviceNames()).filter((name) => !SOFTWARE_RENDERER.test(name));
+  if (devices.length === 0 || (await llama.getVramState()).total === 0)
+    throw new Error(`${backend} has no GPU device here, only software or none (the CPU backend is faster)`);
   const dir = mkdtempSync(join(tmpdir(), "rbee-probe-"));
   try {
     const modelPath = join(dir, "probe.gguf");
@@ -93,7 +100,7 @@ export async function runProbe(backend: string): Promise<void> {
     const sequence = context.getSequence();
     let n = 0;
     for await (const _ of sequence.evaluate([1, 300, 301, 302] as never[], { temperature: 0 })) if (++n >= PROBE_TOKENS) break;
-    const device = (await llama.getGpuDeviceNames())[0] ?? backend;
+    const device = devices[0]!;
     await context.dispose();
     await model.dispose();
     console.log(JSON.stringify({ backend, device }));
