@@ -47,7 +47,7 @@ async function startWorker(): Promise<{ url: string; stop: () => Promise<void> }
         const stop = async () => {
           proc.kill("SIGTERM");
           await proc.exited;
-          // RBEE_PROFILE_STEPS=1: the worker's per-step split, logged as it stops.
+          // RBEE_PROFILE_STEPS=1: the per-step split the worker logged each time it went idle.
           for (const line of log.split("\n")) if (line.includes("step profile")) console.error(line);
         };
         return { url, stop };

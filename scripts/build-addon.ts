@@ -16,8 +16,8 @@ const nativeDir = join(root, "src", "inference", "native");
 const nlcDir = join(root, "node_modules", "node-llama-cpp");
 const MARKER = "rbee-addon.json";
 
-function run(cmd: string[], cwd = root): void {
-  const result = Bun.spawnSync(cmd, { cwd, stdout: "inherit", stderr: "inherit" });
+function run(cmd: string[]): void {
+  const result = Bun.spawnSync(cmd, { cwd: root, stdout: "inherit", stderr: "inherit" });
   if (result.exitCode !== 0) throw new Error(`${cmd.slice(0, 3).join(" ")}… failed (exit ${result.exitCode})`);
 }
 

@@ -39,7 +39,7 @@ export function lastStepTimingsOf(model: LlamaModel): (() => [decodeUs: number, 
  * scripts/build-addon.ts (see native/kv-unified.cpp for why); returns whether it could.
  */
 export function useUnifiedKvCache(llama: Llama, on: boolean): boolean {
-  const set = rbeeCall<(on: boolean) => void>((llama as unknown as { _bindings: Record<string, unknown> })._bindings, "rbeeSetKvUnified");
+  const set = rbeeCall<(on: boolean) => void>(bindingsOfLlama(llama), "rbeeSetKvUnified");
   set?.(on);
   return set !== undefined;
 }
@@ -50,8 +50,14 @@ function rbeeCall<T>(bindings: Record<string, unknown>, name: string): T | undef
   return typeof bindings[name] === "function" ? (bindings[name] as T) : undefined;
 }
 
-function bindingsOf(model: LlamaModel): Record<string, unknown> & { AddonSampler: new (m: unknown) => AddonSampler } {
-  return (model as unknown as { _llama: { _bindings: Record<string, unknown> & { AddonSampler: new (m: unknown) => AddonSampler } } })._llama._bindings;
+type Bindings = Record<string, unknown> & { AddonSampler: new (model: unknown) => AddonSampler };
+
+function bindingsOfLlama(llama: Llama): Bindings {
+  return (llama as unknown as { _bindings: Bindings })._bindings;
+}
+
+function bindingsOf(model: LlamaModel): Bindings {
+  return bindingsOfLlama((model as unknown as { _llama: Llama })._llama);
 }
 
 /** llama.cpp's usual defaults (top-k 40, top-p 0.95, min-p 0.05); temperature 0 means greedy. */

@@ -58,9 +58,9 @@ export class BatchEngine {
   get ctxPerSlot(): number {
     return this.options.ctxPerSlot;
   }
-  /** Whether decoding and sampling are one native call per step (rbee's rebuilt addon) or one call per sequence. */
-  get samplesInBatch(): boolean {
-    return this.decodeAndSample !== undefined;
+  /** "batched": decoding and sampling are one native call per step (rbee's rebuilt addon); else one call per sequence. */
+  get sampling(): "batched" | "per-sequence" {
+    return this.decodeAndSample ? "batched" : "per-sequence";
   }
 
   /** Throws the error that `submit` would throw for this request, without queueing it. */

@@ -163,23 +163,21 @@ class DecodeAndSampleWorker : public Napi::AsyncWorker {
             sampleRange(0, outputs, nVocab);
             return;
         }
-        // An exception must not leave a helper thread (that would terminate the process): the first one is rethrown here.
-        std::vector<std::thread> threads;
-        std::vector<std::exception_ptr> failures(threadCount);
+        // Chunk 0 runs on this thread, the others on helpers. An exception must not leave a helper (that would terminate
+        // the process): each chunk keeps its own, and the first one is rethrown here.
         const size_t perThread = (outputs + threadCount - 1) / threadCount;
-        for (size_t start = perThread, t = 1; start < outputs; start += perThread, t++)
-            threads.emplace_back([this, start, perThread, outputs, nVocab, &failure = failures[t]] {
-                try {
-                    sampleRange(start, std::min(start + perThread, outputs), nVocab);
-                } catch (...) {
-                    failure = std::current_exception();
-                }
-            });
-        try {
-            sampleRange(0, std::min(perThread, outputs), nVocab);
-        } catch (...) {
-            failures[0] = std::current_exception();
-        }
+        const size_t chunks = (outputs + perThread - 1) / perThread;
+        std::vector<std::exception_ptr> failures(chunks);
+        const auto sampleChunk = [&](size_t c) {
+            try {
+                sampleRange(c * perThread, std::min((c + 1) * perThread, outputs), nVocab);
+            } catch (...) {
+                failures[c] = std::current_exception();
+            }
+        };
+        std::vector<std::thread> threads;
+        for (size_t c = 1; c < chunks; c++) threads.emplace_back(sampleChunk, c);
+        sampleChunk(0);
         for (auto& thread : threads) thread.join();
         for (const auto& failure : failures)
             if (failure) std::rethrow_exception(failure);

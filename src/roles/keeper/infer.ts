@@ -65,7 +65,6 @@ export default defineCommand({
 async function infer(o: InferOptions): Promise<void> {
   const started = performance.now();
   const remote = o.node !== undefined && o.node !== LOCAL_NODE;
-  // A queen started for a remote node listens on every interface: unless the user chose a token, it gets a fresh one.
   const givenToken = apiToken(o["api-token"]);
   const ui = stageLine(process.stderr);
   const abort = new AbortController();
@@ -82,6 +81,7 @@ async function infer(o: InferOptions): Promise<void> {
     const persistent = await client.isUp();
     if (!persistent) {
       ui.stage("starting the queen");
+      // A queen started for a remote node listens on every interface: unless the user chose a token, it gets a fresh one.
       const token = givenToken ?? (remote ? randomBytes(24).toString("base64url") : undefined);
       queen = await startEphemeralQueen({ home: rbeeHome(o.home), listenOnAll: remote, apiToken: token });
       client = new QueenClient(queen.url, token);

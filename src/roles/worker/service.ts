@@ -40,7 +40,7 @@ export class WorkerService {
       queueLimit: this.config.queueLimit,
     });
     const { backend, device, threads, ctxPerSlot, unifiedKv } = this.loaded;
-    const sampling = this.engine.samplesInBatch ? "batched" : "per-sequence (stock addon: run bun scripts/build-addon.ts)";
+    const sampling = this.engine.sampling === "batched" ? "batched" : "per-sequence (stock addon: run bun scripts/build-addon.ts)";
     log.info(`loaded ${basename(this.config.modelPath)} in ${Math.round(performance.now() - started)} ms`, { backend, device, threads, ctxPerSlot, slots: this.config.slots, sampling, unifiedKv });
     return this.loaded;
   }
@@ -69,7 +69,7 @@ export class WorkerService {
       slots_total: this.config.slots,
       slots_idle: engine?.slotsIdle ?? 0,
       ctx_per_slot: this.loaded?.ctxPerSlot ?? 0,
-      sampling: engine ? (engine.samplesInBatch ? "batched" : "per-sequence") : null,
+      sampling: engine?.sampling ?? null,
       queued: engine?.queued ?? 0,
       idle_ms: engine && !busy ? Date.now() - engine.lastActivityAt : 0,
     };
