@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The worker on a GPU machine, in one run: synthetic 1B and 8B Q8_0 models, bench-worker over HTTP at 1, 8 and 32
-# streams with rbee's batched decode-and-sample addon and, as the in-run reference, with the stock addon's per-sequence
-# sampling (RBEE_STOCK_ADDON=1); the backend fallback; and VRAM freed on exit.
+# The worker on a GPU machine, in one run: synthetic 1B and 8B Q8_0 models; llama.cpp's own llama-bench,
+# llama-batched-bench and llama-server (over HTTP, with the same client) on them; bench-worker over HTTP at 1, 8 and 32
+# streams with rbee's rebuilt addon and, as the in-run reference, with the stock addon (RBEE_STOCK_ADDON=1); the
+# backend fallback; and VRAM freed on exit.
 #   bash scripts/bench-gpu.sh [OUT_DIR]          (on the GPU machine, after ../shared/gpu's set-up; see docs/performance.md)
 # ADDON_DIR: a llama-addon.node linked here against that machine's CUDA build (scripts/build-addon.ts --into), put in
-# place first. BACKEND_CHECK=0 skips the fallback check; NAIVE=1 adds node-llama-cpp's plain way as a third run.
+# place first, and ADDON_DIR/tools: llama.cpp's tools built by scripts/build-llama-tools.sh against that CUDA build
+# (LLAMA=0 skips them). BACKEND_CHECK=0 skips the fallback check; NAIVE=1 adds node-llama-cpp's plain way as a third run.
 set -uo pipefail
 OUT=${1:-${OUT:-/tmp/rbee-gpu}}
 MODELS=${MODELS:-/opt/models}
@@ -19,7 +21,24 @@ if [ -f "$ADDON_DIR/llama-addon.node" ] && [ -d "$CUDA_BINS" ]; then
   cp "$ADDON_DIR/rbee-addon.json" "$CUDA_BINS/" && echo "rbee addon installed in $CUDA_BINS"
 fi
 
+if [ -d "$ADDON_DIR/tools" ] && [ -d "$CUDA_BINS" ]; then cp "$ADDON_DIR"/tools/* "$CUDA_BINS/"; fi
+
 [ "${INSTALL_ONLY:-0}" = 1 ] && exit 0
+
+# llama.cpp on the same model and GPU: llama-bench tg128, llama-batched-bench's decode speed at 1/8/32 sequences, and
+# llama-server with 32 slots measured by the same HTTP client as rbee.
+llama_cpp_reference() {
+  local model=$1 shape=$2
+  "$CUDA_BINS/llama-bench" -m "$model" -p 0 -n 128 -r 5 2>/dev/null | tee "$OUT/llama-bench-$shape.md" | grep tg128
+  "$CUDA_BINS/llama-batched-bench" -m "$model" -c 16384 -b 2048 -ub 512 -npp 128 -ntg 128 -npl 1,8,32 2>/dev/null |
+    tee "$OUT/llama-batched-bench-$shape.md" | grep '^|'
+  "$CUDA_BINS/llama-server" -m "$model" --port 8398 -np 32 -c $((32 * 256)) --no-webui >"$OUT/llama-server-$shape.log" 2>&1 &
+  local server=$!
+  for _ in $(seq 1 600); do curl -sf localhost:8398/health >/dev/null && break; sleep 0.2; done
+  bun scripts/bench-worker.ts --url http://127.0.0.1:8398 --rounds 3 --json >"$OUT/llama-server-$shape.json"
+  kill $server; wait $server 2>/dev/null
+  bun -e 'for (const x of JSON.parse(await Bun.file(process.argv[1]).text()).rbee) console.log(`llama-server ${x.concurrency}\t${x.tokensPerS.toFixed(0)} tok/s TTFT p50 ${x.ttftP50Ms.toFixed(1)} p99 ${x.ttftP99Ms.toFixed(1)} ms`)' "$OUT/llama-server-$shape.json" | tee -a "$OUT/table-$shape.txt"
+}
 
 for shape in 1b 8b; do
   [ -f "$MODELS/$shape.gguf" ] || bun scripts/synth-model.ts "$MODELS/$shape.gguf" --shape "$shape"
@@ -41,6 +60,7 @@ rm -rf "$OUT"/cache*
 reference=$([ "${NAIVE:-0}" = 1 ] || echo --no-reference)
 for shape in ${SHAPES:-1b 8b}; do
   echo "== $shape"
+  [ "${LLAMA:-1}" = 1 ] && [ -x "$CUDA_BINS/llama-server" ] && llama_cpp_reference "$MODELS/$shape.gguf" "$shape"
   before=$(vram_used)
   bun scripts/bench-worker.ts --model "$MODELS/$shape.gguf" --gpu cuda --rounds 3 --json $reference >"$OUT/bench-$shape.json" 2>"$OUT/bench-$shape.log"
   RBEE_STOCK_ADDON=1 bun scripts/bench-worker.ts --model "$MODELS/$shape.gguf" --gpu cuda --rounds 3 --json --no-reference >"$OUT/bench-$shape-stock.json" 2>"$OUT/bench-$shape-stock.log"
@@ -51,5 +71,5 @@ for shape in ${SHAPES:-1b 8b}; do
     const r = JSON.parse(await Bun.file(process.argv[1]).text()), s = JSON.parse(await Bun.file(process.argv[2]).text());
     for (const [i, x] of r.rbee.entries()) { const st = s.rbee[i], n = r.reference?.[i];
       console.log(`${x.concurrency}\tbatched ${x.tokensPerS.toFixed(0)} tok/s TTFT p50 ${x.ttftP50Ms.toFixed(1)} p99 ${x.ttftP99Ms.toFixed(1)} ms\tstock ${st.tokensPerS.toFixed(0)} tok/s TTFT p50 ${st.ttftP50Ms.toFixed(1)} ms\tratio ${(x.tokensPerS / st.tokensPerS).toFixed(2)}${n ? `\tnaive ${n.tokensPerS.toFixed(0)}` : ""}`); }
-  ' "$OUT/bench-$shape.json" "$OUT/bench-$shape-stock.json" | tee "$OUT/table-$shape.txt"
+  ' "$OUT/bench-$shape.json" "$OUT/bench-$shape-stock.json" | tee -a "$OUT/table-$shape.txt"
 done

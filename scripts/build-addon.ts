@@ -1,11 +1,12 @@
-// Rebuilds node-llama-cpp's llama-addon.node with rbee's batched decode-and-sample call (src/inference/native/) and
+// Rebuilds node-llama-cpp's llama-addon.node with rbee's sample-then-decode step (src/inference/native/) and
 // puts it beside the prebuilt llama.cpp libraries it links to. Only the addon is compiled (about 20 s on two cores):
 // llama.cpp itself stays the prebuilt one, so every installed backend (CPU, CUDA, and Vulkan where its headers are
 // installed) gets rbee's calls.
 //   bun scripts/build-addon.ts          every installed prebuilt that can take it
 //   bun scripts/build-addon.ts --check  exit 1 unless every such prebuilt already has it
 //   bun scripts/build-addon.ts --into DIR   link into another prebuilt's unpacked bins folder (a GPU build to copy over)
-// Without this step the worker still runs, sampling one sequence per call (src/inference/addon.ts says which).
+// Without this step the worker still runs, sampling one sequence per call and waiting for each decode
+// (src/inference/addon.ts says which).
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -53,7 +54,7 @@ function sourceHash(): string {
 function isCurrent(dir: string, hash: string): boolean {
   const marker = join(dir, MARKER);
   if (!existsSync(marker) || JSON.parse(readFileSync(marker, "utf8")).hash !== hash) return false;
-  return readFileSync(join(dir, "llama-addon.node")).includes("rbeeDecodeAndSample");
+  return readFileSync(join(dir, "llama-addon.node")).includes("rbeeSampleThenDecode");
 }
 
 /** llama.cpp's headers come from the source bundle node-llama-cpp ships; the addon's sources from its llama/addon. */
@@ -67,7 +68,7 @@ function prepareSources(workDir: string): string {
   rmSync(addonDir, { recursive: true, force: true });
   cpSync(join(nlcDir, "llama", "addon"), addonDir, { recursive: true });
   registerNativeCalls(addonDir);
-  for (const file of readdirSync(nativeDir).filter((f) => f.endsWith(".cpp"))) cpSync(join(nativeDir, file), join(addonDir, file));
+  for (const file of readdirSync(nativeDir).filter((f) => /\.(cpp|h)$/.test(f))) cpSync(join(nativeDir, file), join(addonDir, file));
   return llamaCpp;
 }
 
@@ -85,8 +86,8 @@ function edit(file: string, edits: [anchor: string, replacement: string][]): voi
 function registerNativeCalls(addonDir: string): void {
   const include = '#include "addonGlobals.h"\n';
   edit(join(addonDir, "addon.cpp"), [
-    [include, `${include}void rbeeRegisterDecodeAndSample(Napi::Object exports);\nvoid rbeeRegisterKvUnified(Napi::Object exports);\n`],
-    ["    AddonSampler::init(exports);\n", "    AddonSampler::init(exports);\n    rbeeRegisterDecodeAndSample(exports);\n    rbeeRegisterKvUnified(exports);\n"],
+    [include, `${include}void rbeeRegisterSampleThenDecode(Napi::Object exports);\nvoid rbeeRegisterKvUnified(Napi::Object exports);\n`],
+    ["    AddonSampler::init(exports);\n", "    AddonSampler::init(exports);\n    rbeeRegisterSampleThenDecode(exports);\n    rbeeRegisterKvUnified(exports);\n"],
   ]);
   edit(join(addonDir, "AddonContext.cpp"), [
     ['#include "AddonContext.h"\n', '#include "AddonContext.h"\n\nbool rbeeKvUnified();\n'],

@@ -1,11 +1,13 @@
-// Where one decode step's time goes, outside HTTP: the worker's raw loop on one model, for each combination of
-// threads, flash attention, sampler, streams and sampling path given. "stock": decodeBatch, then sampleToken for each
-// sequence; "batched": rbee's one decodeAndSample call (scripts/build-addon.ts), reported as decode + sample together.
+// Where one decode step's time goes, outside HTTP: the worker's raw loop on one model (src/inference/step.ts), for each
+// combination of threads, flash attention, sampler, streams and step kind given. "stock": sampleToken for each sequence,
+// then decodeBatch; "batched": rbee's one sample-then-decode call (scripts/build-addon.ts), which returns while the
+// next decode runs, reported as the wait for the decode, the sampling and the launch.
 //   bun scripts/profile-step.ts MODEL.gguf [--gpu cuda] [--threads 1,16] [--fa on,off] [--temperature 0.8,0] [--streams 1,8] [--tokens 128] [--sampling stock,batched]
 //     [--slots N] (sequences in the context, default: the streams) [--kvu off,on] (one KV buffer for all sequences)
 import { parseArgs } from "node:util";
-import { addonContextOf, createSampler, decodeAndSampleOf, useUnifiedKvCache } from "../src/inference/addon";
+import { addonContextOf, createSampler, lastStepTimingsOf, useUnifiedKvCache } from "../src/inference/addon";
 import { createLlama, type GpuChoice } from "../src/inference/backend";
+import { stepperFor } from "../src/inference/step";
 
 const { values: o, positionals } = parseArgs({
   allowPositionals: true,
@@ -32,33 +34,38 @@ for (const streams of list(o.streams).map(Number))
     for (const threads of list(o.threads).map(Number)) {
       const slots = Math.max(streams, Number(o.slots ?? streams));
       if (!useUnifiedKvCache(llama, kvu === "on") && kvu === "on") throw new Error("this addon cannot unify the KV cache: run bun scripts/build-addon.ts");
-      const context = await model.createContext({ contextSize: (tokens + 16) * slots, sequences: slots, threads, flashAttention: fa === "on", batchSize: 512 });
+      const context = await model.createContext({ contextSize: (tokens + 16) * slots, sequences: slots, threads, flashAttention: fa === "auto" ? "auto" : fa === "on", batchSize: 512 });
       const addon = addonContextOf(context);
       for (const temperature of list(o.temperature).map(Number))
       for (const sampling of list(o.sampling)) {
-        const decodeAndSample = sampling === "batched" ? decodeAndSampleOf(model) : undefined;
-        if (sampling === "batched" && !decodeAndSample) throw new Error("this addon has no decodeAndSample: run bun scripts/build-addon.ts");
+        // RBEE_STOCK_ADDON=1 hides rbee's calls while the stepper is chosen.
+        process.env.RBEE_STOCK_ADDON = sampling === "stock" ? "1" : "0";
+        const { step, native } = stepperFor(model, addon);
+        const timings = lastStepTimingsOf(model);
+        process.env.RBEE_STOCK_ADDON = "0";
+        if (native !== (sampling === "batched")) throw new Error("this addon has no sampleThenDecode: run bun scripts/build-addon.ts");
         const samplers = Array.from({ length: streams }, (_, i) => createSampler(model, { temperature, topP: 0.95, seed: i }));
+        const slotsOf = Array.from({ length: streams }, (_, s) => s);
         for (let round = 0; round < 2; round++) {
           for (let s = 0; s < streams; s++) addon.disposeSequence(s);
-          let decodeMs = 0;
-          let sampleMs = 0;
-          const last = Array<number>(streams).fill(1);
+          const split = [0, 0, 0];
           const started = performance.now();
-          for (let pos = 0; pos < tokens; pos++) {
-            const a = performance.now();
+          // The first step holds one prompt token per stream; every later one the streams' sampled tokens.
+          addon.initBatch(streams);
+          for (const s of slotsOf) addon.addToBatch(s, 0, Uint32Array.of(1), Uint32Array.of(0));
+          await step([], streams).launched;
+          for (let pos = 1; pos <= tokens; pos++) {
             addon.initBatch(streams);
-            const indexes = last.map((t, s) => addon.addToBatch(s, pos, Uint32Array.of(t), Uint32Array.of(0))[0]!);
-            const batched = decodeAndSample ? await decodeAndSample(addon, samplers, Int32Array.from(indexes)) : await addon.decodeBatch();
-            const b = performance.now();
-            const sampled = batched ? [...batched] : await Promise.all(indexes.map((index, s) => addon.sampleToken(index, samplers[s]!)));
-            sampleMs += performance.now() - b;
-            decodeMs += b - a;
-            sampled.forEach((t, s) => (last[s] = t));
+            const position = pos < tokens ? pos : -1;
+            const current = step(slotsOf.map((s) => ({ sampler: samplers[s]!, index: s, slot: s, position, stopAtEog: false })), 0);
+            await current.sampled;
+            await current.launched;
+            if (native) timings!().forEach((us, i) => (split[i]! += us));
           }
           const total = performance.now() - started;
+          const per = (us: number) => `${(us / tokens).toFixed(0)} us`;
           if (round === 1)
-            console.log(`${sampling}\tstreams ${streams}/${slots} kvu ${kvu}\tfa ${fa}\tthreads ${threads}\ttemp ${temperature}\t${((streams * tokens * 1000) / total).toFixed(0)} tok/s\tdecode ${((decodeMs / tokens) * 1000).toFixed(0)} us\tsample ${((sampleMs / tokens) * 1000).toFixed(0)} us per step`);
+            console.log(`${sampling}\tstreams ${streams}/${slots} kvu ${kvu}\tfa ${fa}\tthreads ${threads}\ttemp ${temperature}\t${((streams * tokens * 1000) / total).toFixed(0)} tok/s\tstep ${per(total * 1000)}${native ? `\twait ${per(split[0]!)}\tsample ${per(split[1]!)}\tlaunch ${per(split[2]!)}` : ""}`);
         }
         samplers.forEach((s) => s.dispose());
       }

@@ -9,6 +9,8 @@ export interface AddonContext {
   decodeBatch(): Promise<void>;
   sampleToken(batchLogitIndex: number, sampler: AddonSampler): Promise<number>;
   disposeSequence(sequenceId: number): void;
+  /** Copies a sequence's cells (with one KV buffer per sequence, its whole buffer, at the next decode). */
+  copySequenceStateFromOtherSequence(targetSequenceId: number, sourceSequenceId: number): Promise<number>;
   setThreads(threads: number): void;
 }
 
@@ -21,16 +23,30 @@ export function addonContextOf(context: LlamaContext): AddonContext {
   return (context as unknown as { _ctx: AddonContext })._ctx;
 }
 
-/** Decodes the context's batch and samples output `logitIndexes[i]` with `samplers[i]`; -1 where nothing was sampled. */
-export type DecodeAndSample = (context: AddonContext, samplers: AddonSampler[], logitIndexes: Int32Array) => Promise<Int32Array>;
+/**
+ * rbee's step: waits for the decode in flight, samples its output `logitIndexes[i]` with `samplers[i]` (null: drop it),
+ * appends each sequence that goes on (`slots[i]` at `positions[i]`; -1: it stops; an end-of-generation token stops it
+ * where `stopAtEog[i]`) to the batch prepared with initBatch/addToBatch, and starts decoding that batch without waiting.
+ * `onSampled` gets the tokens (-1: none), then one flag per output (1: appended), as soon as they exist; the promise
+ * settles once the decode has started, and until then the context must not be touched.
+ */
+export type SampleThenDecode = (
+  context: AddonContext,
+  samplers: (AddonSampler | null)[],
+  logitIndexes: Int32Array,
+  slots: Int32Array,
+  positions: Int32Array,
+  stopAtEog: Uint8Array,
+  onSampled: (tokensThenFlags: Int32Array) => void,
+) => Promise<void>;
 
-/** rbee's batched call, present when scripts/build-addon.ts rebuilt the addon this model was loaded with. */
-export function decodeAndSampleOf(model: LlamaModel): DecodeAndSample | undefined {
-  return rbeeCall<DecodeAndSample>(bindingsOf(model), "rbeeDecodeAndSample");
+/** rbee's step, present when scripts/build-addon.ts rebuilt the addon this model was loaded with. */
+export function sampleThenDecodeOf(model: LlamaModel): SampleThenDecode | undefined {
+  return rbeeCall<SampleThenDecode>(bindingsOf(model), "rbeeSampleThenDecode");
 }
 
-/** Microseconds the last decodeAndSample call spent decoding and sampling (for RBEE_PROFILE_STEPS). */
-export function lastStepTimingsOf(model: LlamaModel): (() => [decodeUs: number, sampleUs: number]) | undefined {
+/** Microseconds the last step waited for the decode, sampled and started the next decode (for RBEE_PROFILE_STEPS). */
+export function lastStepTimingsOf(model: LlamaModel): (() => [waitUs: number, sampleUs: number, launchUs: number]) | undefined {
   return rbeeCall(bindingsOf(model), "rbeeLastStepTimings");
 }
 

@@ -4,30 +4,36 @@
 // prioritisation pass per token per sequence, which costs more than the decode itself for small models.
 import type { LlamaContext, LlamaModel, Token } from "node-llama-cpp";
 import { RbeeError } from "../errors";
+import { logger } from "../log";
 import { Generation, type GenerationRequest, type GenerationResult } from "./generation";
 import { StepProfile } from "./step-profile";
-import { type AddonContext, addonContextOf, createSampler, type DecodeAndSample, decodeAndSampleOf, lastStepTimingsOf } from "./addon";
+import { type AddonContext, addonContextOf, createSampler, lastStepTimingsOf } from "./addon";
+import { type OutputPlan, type Step, type Stepper, stepperFor } from "./step";
 
 export type { GenerationRequest, GenerationResult };
+
+const log = logger("engine");
 
 export interface EngineOptions {
   model: LlamaModel;
   context: LlamaContext;
   slots: number;
   ctxPerSlot: number;
+  /** One KV buffer per slot: llama.cpp then decodes only runs of consecutive slots in one pass. */
+  kvPerSlot: boolean;
   queueLimit: number;
 }
 
-interface InFlight {
-  /** Resolves once the batch is decoded, with the sampled tokens when the addon sampled them in the same call. */
-  decoding: Promise<Int32Array | undefined>;
-  withLogits: { g: Generation; index: number }[];
-  startedAt: number;
+/** A sequence's output in the batch now decoding, at `index` in that batch. */
+interface InFlightOutput {
+  g: Generation;
+  index: number;
 }
 
 export class BatchEngine {
   private readonly addon: AddonContext;
-  private readonly decodeAndSample: DecodeAndSample | undefined;
+  private readonly stepper: Stepper;
+  private readonly nativeSteps: boolean;
   private readonly profile: StepProfile | undefined;
   private readonly batchSize: number;
   private readonly freeSlots: number[];
@@ -40,8 +46,8 @@ export class BatchEngine {
 
   constructor(private readonly options: EngineOptions) {
     this.addon = addonContextOf(options.context);
-    this.decodeAndSample = decodeAndSampleOf(options.model);
-    this.profile = StepProfile.fromEnv(this.decodeAndSample && lastStepTimingsOf(options.model));
+    ({ step: this.stepper, native: this.nativeSteps } = stepperFor(options.model, this.addon));
+    this.profile = StepProfile.fromEnv(this.nativeSteps ? lastStepTimingsOf(options.model) : undefined);
     this.batchSize = options.context.batchSize;
     this.freeSlots = Array.from({ length: options.slots }, (_, i) => i);
   }
@@ -60,7 +66,7 @@ export class BatchEngine {
   }
   /** "batched": decoding and sampling are one native call per step (rbee's rebuilt addon); else one call per sequence. */
   get sampling(): "batched" | "per-sequence" {
-    return this.decodeAndSample ? "batched" : "per-sequence";
+    return this.nativeSteps ? "batched" : "per-sequence";
   }
 
   /** Throws the error that `submit` would throw for this request, without queueing it. */
@@ -102,52 +108,78 @@ export class BatchEngine {
   }
 
   /**
-   * One iteration: wait for the batch in flight, sample every sequence that has logits, decide who goes on, start the
-   * next batch, and only then turn the sampled tokens into text and events — that JavaScript work (detokenizing, stop
-   * strings, SSE writes) runs while the next batch decodes instead of between batches.
+   * One iteration is one step: the outputs of the batch in flight are sampled, the sequences that go on are appended to
+   * the next batch (after any prompt chunks) and that batch starts decoding; the new tokens are turned into text and
+   * events (detokenizing, stop strings, SSE writes) while it decodes. The context is only touched once the step has
+   * started its decode: releasing slots and preparing the next batch wait for that.
    */
   private async loop(): Promise<void> {
-    let inflight: InFlight | undefined;
+    let inFlight: InFlightOutput[] = [];
+    let decoding = false;
+    let step: Step | undefined;
     try {
       for (;;) {
-        if (!inflight) {
-          this.dropCancelled();
-          this.admitWaiting();
-          if (this.active.size === 0) {
-            this.profile?.report();
-            break;
-          }
-          inflight = this.startBatch();
-        }
-        const batch = inflight;
-        inflight = undefined;
-        const sampled = await this.finishBatch(batch);
-        if (!sampled) continue;
-        const toEmit: [Generation, Token][] = [];
-        for (const [g, token] of sampled) {
-          if (token === -1) this.release(g, "error", new Error("sampling failed"));
-          else if (!g.request.ignoreEos && this.options.model.isEogToken(token)) this.release(g, "stop");
-          else if (g.tokensOut + 1 >= g.request.maxTokens || g.position + 1 >= this.options.ctxPerSlot) {
-            g.emit(token);
-            this.release(g, "length");
-          } else toEmit.push([g, token]);
-        }
-        for (const [g, token] of toEmit) g.lastToken = token;
         this.dropCancelled();
         this.admitWaiting();
-        if (this.active.size) inflight = this.startBatch();
+        await this.closeGaps();
+        if (!decoding && this.active.size === 0) {
+          this.profile?.report();
+          break;
+        }
+        // In slot order: with one KV buffer per slot llama.cpp puts only runs of consecutive slots into one pass.
+        inFlight.sort((a, b) => a.g.slot - b.g.slot);
+        const plans = inFlight.map(({ g, index }) => this.outputPlan(g, index));
+        const goingOn = plans.filter((p) => p.position >= 0).length;
+        const prompts = this.planPrompts(this.batchSize - goingOn);
+        const preparedTokens = prompts.reduce((sum, p) => sum + p.tokens.length, 0);
+        this.addon.initBatch(Math.max(1, preparedTokens + goingOn));
+        const next: InFlightOutput[] = [];
+        for (const { g, tokens, wantsLogits } of prompts) {
+          const indexes = this.addon.addToBatch(g.slot, g.position, Uint32Array.from(tokens), wantsLogits ? Uint32Array.of(tokens.length - 1) : new Uint32Array());
+          g.advance(tokens.length);
+          if (wantsLogits) next.push({ g, index: indexes[0]! });
+        }
+        this.profile?.called();
+        step = this.stepper(plans, preparedTokens);
+        const { tokens, goesOn } = await step.sampled;
+        this.profile?.sampled(plans.length);
+        const ended: [Generation, GenerationResult["stopReason"], unknown?][] = [];
+        const toEmit: [Generation, Token][] = [];
+        let appended = 0;
+        inFlight.forEach(({ g }, i) => {
+          const token = tokens[i]! as Token;
+          // Appended after the prompt chunks, in output order: that is its output's index in the batch now decoding.
+          if (goesOn(i)) {
+            next.push({ g, index: preparedTokens + appended++ });
+            g.advance(1);
+          }
+          const plan = plans[i]!;
+          if (plan.sampler === null) return;
+          if (token === -1) ended.push([g, "error", new Error("sampling failed")]);
+          // Meant to go on but did not: the step saw an end-of-generation token.
+          else if (plan.position >= 0 && !goesOn(i)) ended.push([g, "stop"]);
+          else if (plan.position < 0) {
+            const eog = plan.stopAtEog && this.options.model.isEogToken(token);
+            if (!eog) toEmit.push([g, token]);
+            ended.push([g, eog ? "stop" : "length"]);
+          } else toEmit.push([g, token]);
+        });
         const emitStart = performance.now();
         for (const [g, token] of toEmit) {
-          if (!this.active.has(g)) continue;
           g.emit(token);
-          // It is in the batch now decoding: its slot is released once that batch is done.
-          if (g.stoppedByString) g.stopPending = true;
+          // First, so that it wins over "length" when the last token also completes a stop string.
+          if (g.stoppedByString) ended.unshift([g, "stop"]);
         }
         this.profile?.emitted(emitStart);
+        await step.launched;
+        decoding = await step.decoding;
+        this.profile?.launched();
+        for (const [g, reason, err] of ended) if (this.active.has(g)) this.release(g, reason, err);
+        inFlight = next;
       }
     } catch (err) {
-      // Never free a sequence's cells while a batch that uses them is still decoding.
-      await inflight?.decoding.catch(() => {});
+      // Never free a sequence's cells while a step that uses them is still running.
+      await step?.launched.catch(() => {});
       for (const g of [...this.active]) this.release(g, "error", err);
     } finally {
       this.running = false;
@@ -155,40 +187,30 @@ export class BatchEngine {
     }
   }
 
-  private startBatch(): InFlight {
-    const plan = this.planBatch();
-    this.addon.initBatch(plan.reduce((sum, p) => sum + p.tokens.length, 0));
-    const withLogits: { g: Generation; index: number }[] = [];
-    for (const { g, tokens, wantsLogits } of plan) {
-      const indexes = this.addon.addToBatch(g.slot, g.position, Uint32Array.from(tokens), wantsLogits ? Uint32Array.of(tokens.length - 1) : new Uint32Array());
-      g.advance(tokens.length);
-      if (wantsLogits) withLogits.push({ g, index: indexes[0]! });
+  /**
+   * With one KV buffer per slot, a free slot below a busy one would split every step into two passes over the weights:
+   * the sequence in the highest busy slot moves down into it (its cells are copied at the next decode).
+   */
+  private async closeGaps(): Promise<void> {
+    if (!this.options.kvPerSlot) return;
+    for (;;) {
+      const gap = this.freeSlots[0];
+      const top = [...this.active].reduce<Generation | undefined>((a, g) => (!a || g.slot > a.slot ? g : a), undefined);
+      if (gap === undefined || !top || top.slot < gap) return;
+      await this.addon.copySequenceStateFromOtherSequence(gap, top.slot);
+      this.addon.disposeSequence(top.slot);
+      this.freeSlots.shift();
+      this.freeSlot(top.slot);
+      log.debug("moved a sequence down to close a gap", { from: top.slot, to: gap });
+      top.slot = gap;
     }
-    const startedAt = this.profile?.started() ?? 0;
-    const decoding = this.decodeAndSample
-      ? this.decodeAndSample(this.addon, withLogits.map(({ g }) => g.sampler!), Int32Array.from(withLogits, ({ index }) => index))
-      : this.addon.decodeBatch().then(() => undefined);
-    decoding.catch(() => {});
-    return { decoding, withLogits, startedAt };
   }
 
-  /** Waits for a batch and its samples; sequences that stopped meanwhile are released and their samples dropped. */
-  private async finishBatch({ decoding, withLogits, startedAt }: InFlight): Promise<[Generation, Token | -1][] | undefined> {
-    let sampled: Int32Array | undefined;
-    try {
-      sampled = await decoding;
-      this.profile?.returned(startedAt, withLogits.length);
-    } catch (err) {
-      for (const g of [...this.active]) this.release(g, "error", err);
-      return undefined;
-    }
-    for (const g of [...this.active]) if (g.stopPending) this.release(g, "stop");
-    const isLive = ({ g }: { g: Generation }) => this.active.has(g) && !g.isCancelled;
-    if (sampled) return withLogits.flatMap((entry, k) => (isLive(entry) ? [[entry.g, sampled[k] as Token | -1]] : []));
-    // A stock addon: one sampleToken call per sequence.
-    const live = withLogits.filter(isLive);
-    const tokens = await Promise.all(live.map(({ g, index }) => this.addon.sampleToken(index, g.sampler!)));
-    return live.map(({ g }, k) => [g, tokens[k] as Token | -1]);
+  /** How the step treats a sequence's output in the batch in flight: dropped if it ended, last if it hits a limit. */
+  private outputPlan(g: Generation, index: number): OutputPlan {
+    const live = this.active.has(g) && !g.isCancelled && g.sampler !== undefined;
+    const last = g.tokensOut + 1 >= g.request.maxTokens || g.position + 1 >= this.options.ctxPerSlot;
+    return { sampler: live ? g.sampler! : null, index, slot: g.slot, position: live && !last ? g.position : -1, stopAtEog: !g.request.ignoreEos };
   }
 
   private dropCancelled(): void {
@@ -211,17 +233,10 @@ export class BatchEngine {
     }
   }
 
-  /** Running sequences first (one token each), then prompt chunks in the room left. */
-  private planBatch(): { g: Generation; tokens: Token[]; wantsLogits: boolean }[] {
+  /** Chunks of waiting prompts, in slot order, in the room the sequences that go on leave in the batch. */
+  private planPrompts(room: number): { g: Generation; tokens: Token[]; wantsLogits: boolean }[] {
     const plan: { g: Generation; tokens: Token[]; wantsLogits: boolean }[] = [];
-    let room = this.batchSize;
-    const bySlot = [...this.active].sort((a, b) => a.slot - b.slot);
-    for (const g of bySlot)
-      if (!g.prefilling) {
-        plan.push({ g, tokens: [g.lastToken!], wantsLogits: true });
-        room--;
-      }
-    for (const g of bySlot) {
+    for (const g of [...this.active].sort((a, b) => a.slot - b.slot)) {
       if (!g.prefilling || room <= 0) continue;
       const tokens = g.pendingPrompt.slice(0, room);
       plan.push({ g, tokens, wantsLogits: tokens.length === g.pendingPrompt.length });
@@ -230,12 +245,16 @@ export class BatchEngine {
     return plan;
   }
 
+  /** Lowest slots first: with one KV buffer per slot, llama.cpp batches only runs of consecutive slots. */
+  private freeSlot(slot: number): void {
+    const at = this.freeSlots.findIndex((s) => s > slot);
+    this.freeSlots.splice(at < 0 ? this.freeSlots.length : at, 0, slot);
+  }
+
   private release(g: Generation, reason: GenerationResult["stopReason"], err?: unknown): void {
     this.active.delete(g);
     this.addon.disposeSequence(g.slot);
-    // Lowest slots first: with the stock addon's per-sequence KV buffers, llama.cpp batches only consecutive ids.
-    const at = this.freeSlots.findIndex((slot) => slot > g.slot);
-    this.freeSlots.splice(at < 0 ? this.freeSlots.length : at, 0, g.slot);
+    this.freeSlot(g.slot);
     this.lastActivityAt = Date.now();
     g.finish(reason, err);
   }

@@ -40,10 +40,7 @@ export class Generation {
   position = 0;
   sampler: AddonSampler | undefined;
   pendingPrompt: Token[];
-  lastToken: Token | undefined;
   tokensOut = 0;
-  /** Hit a stop string while its next token was already in a batch: released when that batch is done. */
-  stopPending = false;
   private readonly text: TextStream;
   private readonly chunks: string[] = [];
   private readonly submittedAt = performance.now();

@@ -56,11 +56,12 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const threads = chooseThreads({ modelBytes: file.bytes, requested: options.threads, allLayersOnGpu });
   let ctxPerSlot = Math.min(options.ctx ?? Math.min(model.trainContextSize, DEFAULT_MAX_CTX), model.trainContextSize);
   let context: LlamaContext | undefined;
-  // On CUDA, one step should be one pass over the weights whichever slots are busy. Elsewhere attention over every
-  // slot's cells costs more than the extra passes (32 streams: stories260K on the CPU 974 vs 5,006 tok/s; the 1B on
-  // Vulkan, H100, 1,074 vs 3,175), so one buffer per slot. With one slot there is nothing to split, and the unified
-  // layout costs 100-170 µs per token (1B on an H100).
-  const wantUnified = backend === "cuda" && options.slots > 1;
+  // One KV buffer per slot: the engine keeps the busy slots contiguous (see BatchEngine.closeGaps), so a step is one
+  // pass over the weights. llama.cpp's unified buffer would spare those moves, but with it every decode checks all 256
+  // possible sequence pairs on the CPU before the GPU starts (130 µs per step on an H100's host: 1B, 1 / 8 / 32 streams
+  // 702 / 3,279 / 7,226 against 735 / 3,515 / 8,311 tok/s per slot), and on the CPU and Vulkan its attention over every
+  // slot's cells costs more. RBEE_KV_LAYOUT=unified chooses it anyway (rbee's rebuilt addon).
+  const wantUnified = process.env.RBEE_KV_LAYOUT === "unified";
   const unifiedKv = useUnifiedKvCache(llama, wantUnified) && wantUnified;
   // Size the context from the memory left: halve the tokens per slot until it fits (unless --ctx fixed them).
   for (;;) {

@@ -1,59 +1,74 @@
 // Where the batching loop's time goes, for benchmarks: with RBEE_PROFILE_STEPS=1 the worker logs, each time it goes
-// idle, the mean time per step spent in the native decode(-and-sample) call and in JavaScript between two calls.
+// idle, the mean per step of: the time from one step to the next; in the native step, the wait for the decode in flight,
+// the sampling and the start of the next decode; the JavaScript that turns tokens into events; and the JavaScript
+// between the decode starting and the next step (releasing slots, preparing the next batch).
 import { logger } from "../log";
 
 const log = logger("engine");
 
 export class StepProfile {
-  /** `nativeSplit`: the addon's own decode/sample timings of the last call, when it has them. */
-  static fromEnv(nativeSplit?: () => [number, number]): StepProfile | undefined {
+  /** `nativeSplit`: the rebuilt addon's own timings of its last step (wait, sample, launch µs), when it has them. */
+  static fromEnv(nativeSplit?: () => [number, number, number]): StepProfile | undefined {
     return process.env.RBEE_PROFILE_STEPS === "1" ? new StepProfile(nativeSplit) : undefined;
   }
 
-  private constructor(private readonly nativeSplit?: () => [number, number]) {}
+  private constructor(private readonly nativeSplit?: () => [number, number, number]) {}
 
   private steps = 0;
   private outputs = 0;
-  private nativeMs = 0;
-  private betweenMs = 0;
+  private periodMs = 0;
+  private tokensMs = 0;
   private emitMs = 0;
-  private decodeUs = 0;
-  private sampleUs = 0;
-  private lastReturn: number | undefined;
+  private afterLaunchMs = 0;
+  private split = [0, 0, 0];
+  private lastCall: number | undefined;
+  private lastLaunch: number | undefined;
 
-  /** The loop got a batch's result back (`calledAt`: when that batch was started). */
-  returned(calledAt: number, outputs: number): void {
+  /** A step was called. */
+  called(): void {
     const now = performance.now();
-    this.steps++;
-    this.outputs += outputs;
-    this.nativeMs += now - calledAt;
-    this.lastReturn = now;
-    const split = this.nativeSplit?.();
-    if (split) {
-      this.decodeUs += split[0];
-      this.sampleUs += split[1];
-    }
+    if (this.lastCall !== undefined) this.periodMs += now - this.lastCall;
+    if (this.lastLaunch !== undefined) this.afterLaunchMs += now - this.lastLaunch;
+    this.lastCall = now;
+    this.lastLaunch = undefined;
   }
 
-  /** The loop started the next batch. */
-  started(): number {
-    const now = performance.now();
-    if (this.lastReturn !== undefined) this.betweenMs += now - this.lastReturn;
-    this.lastReturn = undefined;
-    return now;
+  /** Its tokens arrived. */
+  sampled(outputs: number): void {
+    this.steps++;
+    this.outputs += outputs;
+    if (this.lastCall !== undefined) this.tokensMs += performance.now() - this.lastCall;
   }
 
   emitted(since: number): void {
     this.emitMs += performance.now() - since;
   }
 
+  /** Its next decode started. */
+  launched(): void {
+    this.lastLaunch = performance.now();
+    const split = this.nativeSplit?.();
+    if (split) split.forEach((us, i) => (this.split[i]! += us));
+  }
+
   /** Logs the busy period that just ended and starts over. */
   report(): void {
-    if (this.steps === 0) return;
-    const us = (ms: number) => Math.round((ms / this.steps) * 1000);
-    const split = this.nativeSplit ? { decode_us: Math.round(this.decodeUs / this.steps), sample_us: Math.round(this.sampleUs / this.steps) } : {};
-    log.info("step profile", { steps: this.steps, outputs_per_step: +(this.outputs / this.steps).toFixed(1), native_us: us(this.nativeMs), ...split, between_us: us(this.betweenMs), emit_us: us(this.emitMs) });
-    this.steps = this.outputs = this.nativeMs = this.betweenMs = this.emitMs = this.decodeUs = this.sampleUs = 0;
-    this.lastReturn = undefined;
+    if (this.steps > 1) {
+      const us = (ms: number, steps = this.steps) => Math.round((ms / steps) * 1000);
+      const [wait, sample, launch] = this.split.map((total) => Math.round(total / this.steps));
+      const native = this.nativeSplit ? { wait_us: wait, sample_us: sample, launch_us: launch } : {};
+      log.info("step profile", {
+        steps: this.steps,
+        outputs_per_step: +(this.outputs / this.steps).toFixed(1),
+        step_us: us(this.periodMs, this.steps - 1),
+        tokens_us: us(this.tokensMs),
+        ...native,
+        emit_us: us(this.emitMs),
+        after_launch_us: us(this.afterLaunchMs, this.steps - 1),
+      });
+    }
+    this.steps = this.outputs = this.periodMs = this.tokensMs = this.emitMs = this.afterLaunchMs = 0;
+    this.split = [0, 0, 0];
+    this.lastCall = this.lastLaunch = undefined;
   }
 }

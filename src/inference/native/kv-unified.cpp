@@ -1,7 +1,7 @@
 // rbee's addition to node-llama-cpp's addon: contexts created after rbeeSetKvUnified(true) share one KV buffer across
-// their sequences (llama.cpp's kv_unified). The stock addon always keeps one buffer per sequence, and llama.cpp then
-// only batches runs of consecutive sequence ids together: slots 3 and 5 busy, or a prompt chunk beside single tokens,
-// split one step into several full passes over the weights. With one buffer, every step is one pass.
+// their sequences (llama.cpp's kv_unified), so a step is one pass over the weights whichever slots are busy and even
+// with a prompt chunk beside single tokens. The worker uses it only with RBEE_KV_LAYOUT=unified: with it, this
+// llama.cpp checks all 256 possible sequence pairs on the CPU before every decode (see src/inference/load.ts).
 // Compiled into llama-addon.node by scripts/build-addon.ts, which also makes AddonContext read rbeeKvUnified().
 #include <atomic>
 #include "napi.h"

@@ -37,6 +37,7 @@ export class WorkerService {
       context: this.loaded.context,
       slots: this.config.slots,
       ctxPerSlot: this.loaded.ctxPerSlot,
+      kvPerSlot: !this.loaded.unifiedKv,
       queueLimit: this.config.queueLimit,
     });
     const { backend, device, threads, ctxPerSlot, unifiedKv } = this.loaded;

@@ -1,4 +1,4 @@
-// The rebuilt addon's decode-and-sample call spreads sampling over threads once the work is large enough (a 32k
+// The rebuilt addon's sample-then-decode step spreads sampling over threads once the work is large enough (a 32k
 // vocabulary, many sequences, many cores; RBEE_SAMPLING_THREADS forces it here): every sequence must still get its
 // own sampler's token, and the top-k prefilter must keep the sampler's choices seed for seed.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";

@@ -16,7 +16,7 @@ describe("worker lifecycle", () => {
       return r.ready ? r : undefined;
     }));
     expect(ready).toMatchObject({ ready: true, state: "idle", progress: 1, model: "stories260K.gguf", backend: "cpu", device: "cpu", slots_total: 3, slots_idle: 3 });
-    // `bun run build` rebuilt the addon with rbee's batched decode-and-sample call (scripts/build-addon.ts).
+    // `bun run build` rebuilt the addon with rbee's sample-then-decode step (scripts/build-addon.ts).
     expect(ready.sampling).toBe("batched");
     expect(await worker.stop()).toBe(0);
   });

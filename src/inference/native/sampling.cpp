@@ -1,0 +1,144 @@
+// rbee's sampling of every output of a decode in one go, spread over threads. The stock addon samples one output per
+// call, each through the libuv pool and under one context-wide lock, so sampling 32 sequences of a 32k vocabulary cost
+// more than decoding them. Compiled into llama-addon.node by scripts/build-addon.ts.
+#include "sampling.h"
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <thread>
+#include "AddonSampler.h"
+
+namespace {
+
+// A thread is worth starting for about this many vocabulary entries to scan (eight 32k-vocab outputs, ~0.1 ms).
+constexpr size_t kEntriesPerThread = 8 * 32000;
+constexpr size_t kMaxThreads = 8;
+
+size_t threadsFor(size_t outputs, size_t nVocab) {
+    // RBEE_SAMPLING_THREADS fixes the count (tests use it to take the threaded path on a 2-core machine).
+    static const long fixed = std::getenv("RBEE_SAMPLING_THREADS") ? std::atol(std::getenv("RBEE_SAMPLING_THREADS")) : 0;
+    if (fixed > 0) return std::min(outputs, static_cast<size_t>(fixed));
+    // Half the cores at most: the HTTP server, llama.cpp's own threads and the clients share the machine.
+    const size_t hardware = std::max<size_t>(1, std::thread::hardware_concurrency() / 2);
+    const size_t byWork = std::max<size_t>(1, outputs * nVocab / kEntriesPerThread);
+    return std::min({outputs, hardware, byWork, kMaxThreads});
+}
+
+// The largest value of row[from, to), on eight independent lanes so that the compiler can overlap (or vectorise) them.
+float blockMax(const float* row, size_t from, size_t to) {
+    float lane[8];
+    std::fill(lane, lane + 8, -INFINITY);
+    size_t i = from;
+    for (; i + 8 <= to; i += 8)
+        for (size_t j = 0; j < 8; j++) lane[j] = row[i + j] > lane[j] ? row[i + j] : lane[j];
+    for (; i < to; i++) lane[0] = row[i] > lane[0] ? row[i] : lane[0];
+    return *std::max_element(lane, lane + 8);
+}
+
+// The k largest logits of a row, in no particular order, instead of copying the whole vocabulary into candidates for
+// llama.cpp's top-k to sort (32 µs per 32k row on the 2-core machine). The k-th largest of the per-block maxima is a
+// lower bound for the k-th largest logit, so only blocks reaching it are read again: about k of them. 7 µs per row.
+// Ties at the k-th place may keep a different token than llama.cpp's own partial sort would, as either may.
+size_t fillTopK(std::vector<llama_token_data>& candidates, const float* row, size_t nVocab, size_t k) {
+    constexpr size_t kBlock = 64;
+    const size_t blocks = (nVocab + kBlock - 1) / kBlock;
+    thread_local std::vector<float> maxima, order;
+    maxima.resize(blocks);
+    for (size_t b = 0; b < blocks; b++) maxima[b] = blockMax(row, b * kBlock, std::min(nVocab, (b + 1) * kBlock));
+    float threshold = -INFINITY;
+    if (blocks >= k) {
+        order.assign(maxima.begin(), maxima.end());
+        std::nth_element(order.begin(), order.begin() + (k - 1), order.end(), std::greater<float>());
+        threshold = order[k - 1];
+    }
+    size_t count = 0;
+    for (size_t b = 0; b < blocks; b++) {
+        if (maxima[b] < threshold) continue;
+        const size_t to = std::min(nVocab, (b + 1) * kBlock);
+        if (candidates.size() < count + kBlock) candidates.resize(count + kBlock);
+        for (size_t id = b * kBlock; id < to; id++)
+            if (row[id] >= threshold) candidates[count++] = llama_token_data{static_cast<llama_token>(id), row[id], 0.0f};
+    }
+    const auto greater = [](const llama_token_data& a, const llama_token_data& b) { return a.logit > b.logit; };
+    if (count > k) std::nth_element(candidates.begin(), candidates.begin() + (k - 1), candidates.begin() + count, greater);
+    return std::min(count, k);
+}
+
+// The chain starts with top-k when nothing that looks at every token (biases, penalties, greedy) comes first.
+size_t topKPrefilter(const AddonSampler* sampler, size_t nVocab) {
+    if (sampler->tokenBiasSampler != nullptr || sampler->repeatPenaltySampler != nullptr || sampler->dryRepeatPenaltySampler != nullptr ||
+        sampler->greedySampler != nullptr || sampler->topKSampler == nullptr)
+        return 0;
+    const int k = sampler->topKSampler_topK;
+    return k > 0 && static_cast<size_t>(k) < nVocab ? static_cast<size_t>(k) : 0;
+}
+
+
+// Each sampler owns its chain and candidate buffer, so different outputs never share mutable state.
+void sampleRange(const std::vector<const float*>& logits, const std::vector<AddonSampler*>& samplers, std::vector<int32_t>& tokens,
+                 size_t from, size_t to, size_t nVocab) {
+    for (size_t i = from; i < to; i++) {
+        const float* row = logits[i];
+        AddonSampler* sampler = samplers[i];
+        if (row == nullptr || sampler == nullptr) continue;
+        auto& candidates = sampler->tokenCandidates;
+        size_t size = topKPrefilter(sampler, nVocab);
+        if (size > 0) {
+            size = fillTopK(candidates, row, nVocab, size);
+        } else {
+            if (candidates.size() < nVocab) candidates.resize(nVocab);
+            for (size_t id = 0; id < nVocab; id++) candidates[id] = llama_token_data{static_cast<llama_token>(id), row[id], 0.0f};
+            size = nVocab;
+        }
+        llama_token_data_array current{candidates.data(), size, -1, false};
+        llama_sampler_apply(sampler->chain, &current);
+        if (current.selected < 0 || static_cast<size_t>(current.selected) >= current.size) continue;
+        const llama_token token = current.data[current.selected].id;
+        sampler->acceptToken(token);
+        tokens[i] = token;
+    }
+}
+
+}  // namespace
+
+void rbeeSampleOutputs(llama_context* ctx, const std::vector<AddonSampler*>& samplers, const std::vector<int32_t>& logitIndexes,
+                       std::vector<int32_t>& tokens) {
+    const size_t outputs = logitIndexes.size();
+    tokens.assign(outputs, -1);
+    if (outputs == 0) return;
+    // llama_get_logits_ith may reorder the outputs on first use, so it runs here, on one thread, before the fan-out.
+    std::vector<const float*> logits(outputs, nullptr);
+    size_t sampled = 0;
+    for (size_t i = 0; i < outputs; i++) {
+        if (samplers[i] == nullptr) continue;
+        logits[i] = llama_get_logits_ith(ctx, logitIndexes[i]);
+        samplers[i]->rebuildChainIfNeeded();
+        sampled++;
+    }
+    const size_t nVocab = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)));
+    const size_t threadCount = threadsFor(sampled, nVocab);
+    if (threadCount <= 1) {
+        sampleRange(logits, samplers, tokens, 0, outputs, nVocab);
+        return;
+    }
+    // Chunk 0 runs on this thread, the others on helpers. An exception must not leave a helper (that would terminate
+    // the process): each chunk keeps its own, and the first one is rethrown here.
+    const size_t perThread = (outputs + threadCount - 1) / threadCount;
+    const size_t chunks = (outputs + perThread - 1) / perThread;
+    std::vector<std::exception_ptr> failures(chunks);
+    const auto sampleChunk = [&](size_t c) {
+        try {
+            sampleRange(logits, samplers, tokens, c * perThread, std::min((c + 1) * perThread, outputs), nVocab);
+        } catch (...) {
+            failures[c] = std::current_exception();
+        }
+    };
+    std::vector<std::thread> threads;
+    for (size_t c = 1; c < chunks; c++) threads.emplace_back(sampleChunk, c);
+    sampleChunk(0);
+    for (auto& thread : threads) thread.join();
+    for (const auto& failure : failures)
+        if (failure) std::rethrow_exception(failure);
+}

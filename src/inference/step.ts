@@ -1,0 +1,79 @@
+// One step of the batching loop, as the engine sees it: sample the outputs of the batch in flight, append the sequences
+// that go on to the batch being prepared, and start decoding it. rbee's rebuilt addon does it in one native call that
+// hands the tokens over while the decode starts; the stock addon needs a call per sampled sequence and one decode call.
+import type { LlamaModel, Token } from "node-llama-cpp";
+import { type AddonContext, type AddonSampler, type SampleThenDecode, sampleThenDecodeOf } from "./addon";
+
+/** What to do with one output of the batch in flight. */
+export interface OutputPlan {
+  /** null: the sequence ended meanwhile; its output is dropped. */
+  sampler: AddonSampler | null;
+  /** The output's index in that batch. */
+  index: number;
+  slot: number;
+  /** Where its next token goes in the sequence; -1: this token is its last (length). */
+  position: number;
+  /** An end-of-generation token ends the sequence (not when the request ignores EOS). */
+  stopAtEog: boolean;
+}
+
+export interface Step {
+  /** tokens[i] for output i (-1: none), and whether its sequence was appended to the batch now decoding. */
+  sampled: Promise<{ tokens: Int32Array; goesOn: (i: number) => boolean }>;
+  /** Settles once the next decode has started (stock addon: finished); until then the context must not be touched. */
+  launched: Promise<void>;
+  /** Whether a decode was started: the batch held prompt tokens or a sequence that goes on. */
+  decoding: Promise<boolean>;
+}
+
+/** `preparedTokens`: tokens already in the batch (prompt chunks), before the sequences that go on. */
+export type Stepper = (outputs: OutputPlan[], preparedTokens: number) => Step;
+
+export function stepperFor(model: LlamaModel, addon: AddonContext): { step: Stepper; native: boolean } {
+  const sampleThenDecode = sampleThenDecodeOf(model);
+  return sampleThenDecode ? { step: nativeStepper(addon, sampleThenDecode), native: true } : { step: stockStepper(model, addon), native: false };
+}
+
+function nativeStepper(addon: AddonContext, sampleThenDecode: SampleThenDecode): Stepper {
+  return (outputs, preparedTokens) => {
+    const n = outputs.length;
+    let resolveSampled!: (r: Int32Array) => void;
+    let rejectSampled!: (err: unknown) => void;
+    const raw = new Promise<Int32Array>((resolve, reject) => ((resolveSampled = resolve), (rejectSampled = reject)));
+    const launched = sampleThenDecode(
+      addon,
+      outputs.map((o) => o.sampler),
+      Int32Array.from(outputs, (o) => o.index),
+      Int32Array.from(outputs, (o) => o.slot),
+      Int32Array.from(outputs, (o) => o.position),
+      Uint8Array.from(outputs, (o) => (o.stopAtEog ? 1 : 0)),
+      resolveSampled,
+    );
+    if (n === 0) resolveSampled(new Int32Array(0));
+    // A failed step may fail before sampling: the tokens never come then.
+    launched.catch(rejectSampled);
+    const sampled = raw.then((r) => ({ tokens: r.subarray(0, n), goesOn: (i: number) => r[n + i] === 1 }));
+    const decoding = Promise.all([sampled, launched]).then(([s]) => preparedTokens > 0 || outputs.some((_, i) => s.goesOn(i)));
+    return withHandledRejections({ sampled, launched, decoding });
+  };
+}
+
+function stockStepper(model: LlamaModel, addon: AddonContext): Stepper {
+  return (outputs, preparedTokens) => {
+    const sampled = (async () => {
+      const tokens = Int32Array.from(await Promise.all(outputs.map((o) => (o.sampler ? addon.sampleToken(o.index, o.sampler) : -1))));
+      const goesOn = outputs.map((o, i) => tokens[i]! >= 0 && o.position >= 0 && !(o.stopAtEog && model.isEogToken(tokens[i]! as Token)));
+      outputs.forEach((o, i) => goesOn[i] && addon.addToBatch(o.slot, o.position, Uint32Array.of(tokens[i]!), Uint32Array.of(0)));
+      return { tokens, goesOn: (i: number) => goesOn[i]! };
+    })();
+    const decoding = sampled.then((s) => preparedTokens > 0 || outputs.some((_, i) => s.goesOn(i)));
+    const launched = decoding.then((yes) => (yes ? addon.decodeBatch() : undefined));
+    return withHandledRejections({ sampled, launched, decoding });
+  };
+}
+
+/** The engine awaits each promise in turn; one that fails while it awaits another must not count as unhandled. */
+function withHandledRejections(step: Step): Step {
+  for (const p of [step.sampled, step.launched, step.decoding]) p.catch(() => {});
+  return step;
+}
