@@ -12,13 +12,14 @@ set -euo pipefail
 libs=$(realpath "${1:?libs dir}")
 out=$(mkdir -p "${2:?out dir}" && realpath "$2")
 root=$(cd "$(dirname "$0")/.." && pwd)
-src=$root/node_modules/.cache/llama-src
+# The llama.cpp clone scripts/build-addon.ts keeps (the same bundle), made here if that has not run.
+src=$root/node_modules/.cache/rbee-addon/llama.cpp
 work=$root/node_modules/.cache/llama-tools
 jobs=$(nproc)
 
-if [ ! -f "$src/tools/server/server.cpp" ]; then
+if [ ! -f "$src/include/llama.h" ]; then
   rm -rf "$src"
-  git clone -q "$root/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$src"
+  git -c advice.detachedHead=false clone --quiet "$root/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$src"
 fi
 mkdir -p "$work/gen"
 

@@ -2,7 +2,7 @@
 // combination of threads, flash attention, sampler, streams and step kind given. "stock": sampleToken for each sequence,
 // then decodeBatch; "batched": rbee's one sample-then-decode call (scripts/build-addon.ts), which returns while the
 // next decode runs, reported as the wait for the decode, the sampling and the launch.
-//   bun scripts/profile-step.ts MODEL.gguf [--gpu cuda] [--threads 1,16] [--fa on,off] [--temperature 0.8,0] [--streams 1,8] [--tokens 128] [--sampling stock,batched]
+//   bun scripts/profile-step.ts MODEL.gguf [--gpu cuda] [--threads 1,16] [--fa on,off,auto] [--temperature 0.8,0] [--streams 1,8] [--tokens 128] [--sampling stock,batched]
 //     [--slots N] (sequences in the context, default: the streams) [--kvu off,on] (one KV buffer for all sequences)
 import { parseArgs } from "node:util";
 import { addonContextOf, createSampler, lastStepTimingsOf, useUnifiedKvCache } from "../src/inference/addon";

@@ -64,7 +64,10 @@ export class BatchEngine {
   get ctxPerSlot(): number {
     return this.options.ctxPerSlot;
   }
-  /** "batched": decoding and sampling are one native call per step (rbee's rebuilt addon); else one call per sequence. */
+  /**
+   * "batched": one native call per step samples every sequence and starts the next decode (rbee's rebuilt addon);
+   * else one call per sequence.
+   */
   get sampling(): "batched" | "per-sequence" {
     return this.nativeSteps ? "batched" : "per-sequence";
   }
@@ -172,7 +175,7 @@ export class BatchEngine {
         }
         this.profile?.emitted(emitStart);
         await step.launched;
-        decoding = await step.decoding;
+        decoding = preparedTokens + appended > 0;
         this.profile?.launched();
         for (const [g, reason, err] of ended) if (this.active.has(g)) this.release(g, reason, err);
         inFlight = next;
@@ -195,8 +198,9 @@ export class BatchEngine {
     if (!this.options.kvPerSlot) return;
     for (;;) {
       const gap = this.freeSlots[0];
+      if (gap === undefined) return;
       const top = [...this.active].reduce<Generation | undefined>((a, g) => (!a || g.slot > a.slot ? g : a), undefined);
-      if (gap === undefined || !top || top.slot < gap) return;
+      if (!top || top.slot < gap) return;
       await this.addon.copySequenceStateFromOtherSequence(gap, top.slot);
       this.addon.disposeSequence(top.slot);
       this.freeSlots.shift();

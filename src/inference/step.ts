@@ -20,10 +20,11 @@ export interface OutputPlan {
 export interface Step {
   /** tokens[i] for output i (-1: none), and whether its sequence was appended to the batch now decoding. */
   sampled: Promise<{ tokens: Int32Array; goesOn: (i: number) => boolean }>;
-  /** Settles once the next decode has started (stock addon: finished); until then the context must not be touched. */
+  /**
+   * Settles once the next decode has started (stock addon: finished), if the batch held anything (prompt tokens or a
+   * sequence that goes on); until then the context must not be touched.
+   */
   launched: Promise<void>;
-  /** Whether a decode was started: the batch held prompt tokens or a sequence that goes on. */
-  decoding: Promise<boolean>;
 }
 
 /** `preparedTokens`: tokens already in the batch (prompt chunks), before the sequences that go on. */
@@ -35,7 +36,7 @@ export function stepperFor(model: LlamaModel, addon: AddonContext): { step: Step
 }
 
 function nativeStepper(addon: AddonContext, sampleThenDecode: SampleThenDecode): Stepper {
-  return (outputs, preparedTokens) => {
+  return (outputs) => {
     const n = outputs.length;
     let resolveSampled!: (r: Int32Array) => void;
     let rejectSampled!: (err: unknown) => void;
@@ -53,8 +54,7 @@ function nativeStepper(addon: AddonContext, sampleThenDecode: SampleThenDecode):
     // A failed step may fail before sampling: the tokens never come then.
     launched.catch(rejectSampled);
     const sampled = raw.then((r) => ({ tokens: r.subarray(0, n), goesOn: (i: number) => r[n + i] === 1 }));
-    const decoding = Promise.all([sampled, launched]).then(([s]) => preparedTokens > 0 || outputs.some((_, i) => s.goesOn(i)));
-    return withHandledRejections({ sampled, launched, decoding });
+    return withHandledRejections({ sampled, launched });
   };
 }
 
@@ -66,14 +66,13 @@ function stockStepper(model: LlamaModel, addon: AddonContext): Stepper {
       outputs.forEach((o, i) => goesOn[i] && addon.addToBatch(o.slot, o.position, Uint32Array.of(tokens[i]!), Uint32Array.of(0)));
       return { tokens, goesOn: (i: number) => goesOn[i]! };
     })();
-    const decoding = sampled.then((s) => preparedTokens > 0 || outputs.some((_, i) => s.goesOn(i)));
-    const launched = decoding.then((yes) => (yes ? addon.decodeBatch() : undefined));
-    return withHandledRejections({ sampled, launched, decoding });
+    const launched = sampled.then((s) => (preparedTokens > 0 || outputs.some((_, i) => s.goesOn(i)) ? addon.decodeBatch() : undefined));
+    return withHandledRejections({ sampled, launched });
   };
 }
 
 /** The engine awaits each promise in turn; one that fails while it awaits another must not count as unhandled. */
 function withHandledRejections(step: Step): Step {
-  for (const p of [step.sampled, step.launched, step.decoding]) p.catch(() => {});
+  for (const p of [step.sampled, step.launched]) p.catch(() => {});
   return step;
 }

@@ -22,7 +22,6 @@ export interface HiveOptions {
   nodeName: string;
   advertiseHost?: string;
   /** Exit when standard input closes: set when a queen starts this hive as its child. */
-  /** Set when the hive must stop once its parent's pipe closes. */
   stdin?: StdinWatch;
 }
 
