@@ -30,6 +30,9 @@ if [ -d "$ADDON_DIR/tools" ] && [ -d "$CUDA_BINS" ]; then cp "$ADDON_DIR"/tools/
 llama_cpp_reference() {
   local model=$1 shape=$2
   "$CUDA_BINS/llama-bench" -m "$model" -p 0 -n 128 -r 5 2>/dev/null | tee "$OUT/llama-bench-$shape.md" | grep tg128
+  # With the CUDA graph option the worker turns on (concurrent streams), for a like-for-like figure.
+  GGML_CUDA_GRAPH_OPT=1 "$CUDA_BINS/llama-bench" -m "$model" -p 0 -n 128 -r 5 2>/dev/null | tee "$OUT/llama-bench-$shape-graph-opt.md" |
+    grep tg128 | sed 's/^/GGML_CUDA_GRAPH_OPT=1 /'
   "$CUDA_BINS/llama-batched-bench" -m "$model" -c 16384 -b 2048 -ub 512 -npp 128 -ntg 128 -npl 1,8,32 2>/dev/null |
     tee "$OUT/llama-batched-bench-$shape.md" | grep '^|'
   "$CUDA_BINS/llama-server" -m "$model" --port 8398 -np 32 -c $((32 * 256)) --no-webui >"$OUT/llama-server-$shape.log" 2>&1 &
@@ -56,6 +59,16 @@ done
 done
 unset CUDA_VISIBLE_DEVICES
 rm -rf "$OUT"/cache*
+
+# The CUDA graph option the worker turns on must not change what it generates: greedy text with it and without.
+[ "${BACKEND_CHECK:-1}" = 1 ] && echo "== greedy text with and without GGML_CUDA_GRAPH_OPT" && for opt in 1 0; do
+  GGML_CUDA_GRAPH_OPT=$opt bun src/cli.ts worker --model "$MODELS/1b.gguf" --port 8399 --gpu cuda 2>/dev/null &
+  pid=$!
+  for _ in $(seq 1 600); do curl -sf localhost:8399/v1/ready | grep -q '"ready":true' && break; sleep 0.2; done
+  curl -s localhost:8399/v1/completions -H 'content-type: application/json' \
+    -d '{"prompt":"Once upon a time","max_tokens":200,"temperature":0,"ignore_eos":true}' | bun -e 'console.log(JSON.parse(await Bun.stdin.text()).choices[0].text)' >"$OUT/greedy-graph-opt-$opt.txt"
+  curl -s -X POST localhost:8399/v1/shutdown >/dev/null; wait $pid
+done && cmp -s "$OUT/greedy-graph-opt-1.txt" "$OUT/greedy-graph-opt-0.txt" && echo "same text ($(wc -c <"$OUT/greedy-graph-opt-1.txt") bytes)" || echo "TEXT DIFFERS with GGML_CUDA_GRAPH_OPT"
 
 reference=$([ "${NAIVE:-0}" = 1 ] || echo --no-reference)
 for shape in ${SHAPES:-1b 8b}; do

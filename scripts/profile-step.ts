@@ -5,7 +5,7 @@
 //   bun scripts/profile-step.ts MODEL.gguf [--gpu cuda] [--threads 1,16] [--fa on,off,auto] [--temperature 0.8,0] [--streams 1,8] [--tokens 128] [--sampling stock,batched]
 //     [--slots N] (sequences in the context, default: the streams) [--kvu off,on] (one KV buffer for all sequences)
 import { parseArgs } from "node:util";
-import { addonContextOf, createSampler, lastStepTimingsOf, useUnifiedKvCache } from "../src/inference/addon";
+import { addonContextOf, createSampler, lastStepTimingsOf, NATIVE_STEP_PARTS, useUnifiedKvCache } from "../src/inference/addon";
 import { createLlama, type GpuChoice } from "../src/inference/backend";
 import { stepperFor } from "../src/inference/step";
 
@@ -40,7 +40,7 @@ for (const streams of list(o.streams).map(Number))
       for (const sampling of list(o.sampling)) {
         // RBEE_STOCK_ADDON=1 hides rbee's calls while the stepper is chosen.
         process.env.RBEE_STOCK_ADDON = sampling === "stock" ? "1" : "0";
-        const { step, native } = stepperFor(model, addon);
+        const { step, native } = stepperFor(model, addon, { decodeRunsAhead: backend !== "cpu" });
         const timings = lastStepTimingsOf(model);
         process.env.RBEE_STOCK_ADDON = "0";
         if (native !== (sampling === "batched")) throw new Error("this addon has no sampleThenDecode: run bun scripts/build-addon.ts");
@@ -48,7 +48,7 @@ for (const streams of list(o.streams).map(Number))
         const slotsOf = Array.from({ length: streams }, (_, s) => s);
         for (let round = 0; round < 2; round++) {
           for (let s = 0; s < streams; s++) addon.disposeSequence(s);
-          const split = [0, 0, 0];
+          const split = NATIVE_STEP_PARTS.map(() => 0);
           const started = performance.now();
           // The first step holds one prompt token per stream; every later one the streams' sampled tokens.
           addon.initBatch(streams);
@@ -57,7 +57,7 @@ for (const streams of list(o.streams).map(Number))
           for (let pos = 1; pos <= tokens; pos++) {
             addon.initBatch(streams);
             const position = pos < tokens ? pos : -1;
-            const current = step(slotsOf.map((s) => ({ sampler: samplers[s]!, index: s, slot: s, position, stopAtEog: false })), 0);
+            const current = step(slotsOf.map((s) => ({ sampler: samplers[s]!, index: s, slot: s, position, stopAtEog: false, first: pos === 1 })), 0);
             await current.sampled;
             await current.launched;
             if (native) timings!().forEach((us, i) => (split[i]! += us));
@@ -65,7 +65,7 @@ for (const streams of list(o.streams).map(Number))
           const total = performance.now() - started;
           const per = (us: number) => `${(us / tokens).toFixed(0)} us`;
           if (round === 1)
-            console.log(`${sampling}\tstreams ${streams}/${slots} kvu ${kvu}\tfa ${fa}\tthreads ${threads}\ttemp ${temperature}\t${((streams * tokens * 1000) / total).toFixed(0)} tok/s\tstep ${per(total * 1000)}${native ? `\twait ${per(split[0]!)}\tsample ${per(split[1]!)}\tlaunch ${per(split[2]!)}` : ""}`);
+            console.log(`${sampling}\tstreams ${streams}/${slots} kvu ${kvu}\tfa ${fa}\tthreads ${threads}\ttemp ${temperature}\t${((streams * tokens * 1000) / total).toFixed(0)} tok/s\tstep ${per(total * 1000)}${native ? NATIVE_STEP_PARTS.map((part, i) => `\t${part} ${per(split[i]!)}`).join("") : ""}`);
         }
         samplers.forEach((s) => s.dispose());
       }

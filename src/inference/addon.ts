@@ -27,8 +27,9 @@ export function addonContextOf(context: LlamaContext): AddonContext {
  * rbee's step: waits for the decode in flight, samples its output `logitIndexes[i]` with `samplers[i]` (null: drop it),
  * appends each sequence that goes on (`slots[i]` at `positions[i]`; -1: it stops; an end-of-generation token stops it
  * where `stopAtEog[i]`) to the batch prepared with initBatch/addToBatch, and starts decoding that batch without waiting.
- * `onSampled` gets the tokens (-1: none), then one flag per output (1: appended), as soon as they exist; the promise
- * settles once the decode has started, and until then the context must not be touched.
+ * `onSampled` gets the tokens (-1: none), then one flag per output (1: appended), before the decode starts where
+ * `tokensBeforeLaunch` (the default), else right after; the promise settles once the decode has started, and until
+ * then the context must not be touched.
  */
 export type SampleThenDecode = (
   context: AddonContext,
@@ -38,6 +39,7 @@ export type SampleThenDecode = (
   positions: Int32Array,
   stopAtEog: Uint8Array,
   onSampled: (tokensThenFlags: Int32Array) => void,
+  tokensBeforeLaunch?: boolean,
 ) => Promise<void>;
 
 /** rbee's step, present when scripts/build-addon.ts rebuilt the addon this model was loaded with. */
@@ -45,8 +47,11 @@ export function sampleThenDecodeOf(model: LlamaModel): SampleThenDecode | undefi
   return rbeeCall<SampleThenDecode>(bindingsOf(model), "rbeeSampleThenDecode");
 }
 
-/** Microseconds the last step waited for the decode, sampled and started the next decode (for RBEE_PROFILE_STEPS). */
-export function lastStepTimingsOf(model: LlamaModel): (() => [waitUs: number, sampleUs: number, launchUs: number]) | undefined {
+/** The parts of the last native step, in microseconds, in this order (launch_cpu: with RBEE_PROFILE_STEPS=1 only). */
+export const NATIVE_STEP_PARTS = ["wait", "sample", "send", "launch", "launch_cpu"] as const;
+
+/** How long the last step waited for the decode, sampled, handed the tokens over and started the next decode. */
+export function lastStepTimingsOf(model: LlamaModel): (() => number[]) | undefined {
   return rbeeCall(bindingsOf(model), "rbeeLastStepTimings");
 }
 

@@ -21,6 +21,8 @@ export interface EngineOptions {
   ctxPerSlot: number;
   /** One KV buffer per slot: llama.cpp then decodes only runs of consecutive slots in one pass. */
   kvPerSlot: boolean;
+  /** Starting a decode returns before it ends (a GPU backend). */
+  decodeRunsAhead: boolean;
   queueLimit: number;
 }
 
@@ -46,7 +48,7 @@ export class BatchEngine {
 
   constructor(private readonly options: EngineOptions) {
     this.addon = addonContextOf(options.context);
-    ({ step: this.stepper, native: this.nativeSteps } = stepperFor(options.model, this.addon));
+    ({ step: this.stepper, native: this.nativeSteps } = stepperFor(options.model, this.addon, options));
     this.profile = StepProfile.fromEnv(this.nativeSteps ? lastStepTimingsOf(options.model) : undefined);
     this.batchSize = options.context.batchSize;
     this.freeSlots = Array.from({ length: options.slots }, (_, i) => i);
@@ -214,7 +216,7 @@ export class BatchEngine {
   private outputPlan(g: Generation, index: number): OutputPlan {
     const live = this.active.has(g) && !g.isCancelled && g.sampler !== undefined;
     const last = g.tokensOut + 1 >= g.request.maxTokens || g.position + 1 >= this.options.ctxPerSlot;
-    return { sampler: live ? g.sampler! : null, index, slot: g.slot, position: live && !last ? g.position : -1, stopAtEog: !g.request.ignoreEos };
+    return { sampler: live ? g.sampler! : null, index, slot: g.slot, position: live && !last ? g.position : -1, stopAtEog: !g.request.ignoreEos, first: g.tokensOut === 0 };
   }
 
   private dropCancelled(): void {

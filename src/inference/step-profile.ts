@@ -1,18 +1,19 @@
 // Where the batching loop's time goes, for benchmarks: with RBEE_PROFILE_STEPS=1 the worker logs, each time it goes
 // idle, the mean per step of: the time from one step to the next; in the native step, the wait for the decode in flight,
-// the sampling and the start of the next decode; the JavaScript that turns tokens into events; and the JavaScript
+// the sampling, the hand-over of the tokens and the start of the next decode (and the CPU time of that start); the JavaScript that turns tokens into events; and the JavaScript
 // between the decode starting and the next step (releasing slots, preparing the next batch).
 import { logger } from "../log";
+import { NATIVE_STEP_PARTS } from "./addon";
 
 const log = logger("engine");
 
 export class StepProfile {
-  /** `nativeSplit`: the rebuilt addon's own timings of its last step (wait, sample, launch µs), when it has them. */
-  static fromEnv(nativeSplit?: () => [number, number, number]): StepProfile | undefined {
+  /** `nativeSplit`: the rebuilt addon's own timings of its last step (NATIVE_STEP_PARTS, µs), when it has them. */
+  static fromEnv(nativeSplit?: () => number[]): StepProfile | undefined {
     return process.env.RBEE_PROFILE_STEPS === "1" ? new StepProfile(nativeSplit) : undefined;
   }
 
-  private constructor(private readonly nativeSplit?: () => [number, number, number]) {}
+  private constructor(private readonly nativeSplit?: () => number[]) {}
 
   private steps = 0;
   private outputs = 0;
@@ -20,7 +21,7 @@ export class StepProfile {
   private tokensMs = 0;
   private emitMs = 0;
   private afterLaunchMs = 0;
-  private split = [0, 0, 0];
+  private split = NATIVE_STEP_PARTS.map(() => 0);
   private lastCall: number | undefined;
   private lastLaunch: number | undefined;
 
@@ -55,8 +56,7 @@ export class StepProfile {
   report(): void {
     if (this.steps > 1) {
       const us = (ms: number, steps = this.steps) => Math.round((ms / steps) * 1000);
-      const [wait, sample, launch] = this.split.map((total) => Math.round(total / this.steps));
-      const native = this.nativeSplit ? { wait_us: wait, sample_us: sample, launch_us: launch } : {};
+      const native = this.nativeSplit ? Object.fromEntries(NATIVE_STEP_PARTS.map((part, i) => [`${part}_us`, Math.round(this.split[i]! / this.steps)])) : {};
       log.info("step profile", {
         steps: this.steps,
         outputs_per_step: +(this.outputs / this.steps).toFixed(1),
@@ -68,7 +68,7 @@ export class StepProfile {
       });
     }
     this.steps = this.outputs = this.periodMs = this.tokensMs = this.emitMs = this.afterLaunchMs = 0;
-    this.split = [0, 0, 0];
+    this.split = NATIVE_STEP_PARTS.map(() => 0);
     this.lastCall = this.lastLaunch = undefined;
   }
 }

@@ -15,6 +15,8 @@ export interface OutputPlan {
   position: number;
   /** An end-of-generation token ends the sequence (not when the request ignores EOS). */
   stopAtEog: boolean;
+  /** The request's first token: it is handed over before the next decode starts, for the time to first token. */
+  first: boolean;
 }
 
 export interface Step {
@@ -30,12 +32,16 @@ export interface Step {
 /** `preparedTokens`: tokens already in the batch (prompt chunks), before the sequences that go on. */
 export type Stepper = (outputs: OutputPlan[], preparedTokens: number) => Step;
 
-export function stepperFor(model: LlamaModel, addon: AddonContext): { step: Stepper; native: boolean } {
+/**
+ * `decodeRunsAhead`: starting a decode returns before it ends (a GPU). The native step then hands the tokens over after
+ * the start, so that JavaScript's work on them does not slow the start down, except for a request's first token.
+ */
+export function stepperFor(model: LlamaModel, addon: AddonContext, { decodeRunsAhead }: { decodeRunsAhead: boolean }): { step: Stepper; native: boolean } {
   const sampleThenDecode = sampleThenDecodeOf(model);
-  return sampleThenDecode ? { step: nativeStepper(addon, sampleThenDecode), native: true } : { step: stockStepper(model, addon), native: false };
+  return sampleThenDecode ? { step: nativeStepper(addon, sampleThenDecode, decodeRunsAhead), native: true } : { step: stockStepper(model, addon), native: false };
 }
 
-function nativeStepper(addon: AddonContext, sampleThenDecode: SampleThenDecode): Stepper {
+function nativeStepper(addon: AddonContext, sampleThenDecode: SampleThenDecode, decodeRunsAhead: boolean): Stepper {
   return (outputs) => {
     const n = outputs.length;
     let resolveSampled!: (r: Int32Array) => void;
@@ -49,6 +55,7 @@ function nativeStepper(addon: AddonContext, sampleThenDecode: SampleThenDecode):
       Int32Array.from(outputs, (o) => o.position),
       Uint8Array.from(outputs, (o) => (o.stopAtEog ? 1 : 0)),
       resolveSampled,
+      !decodeRunsAhead || outputs.some((o) => o.first && o.sampler),
     );
     if (n === 0) resolveSampled(new Int32Array(0));
     // A failed step may fail before sampling: the tokens never come then.

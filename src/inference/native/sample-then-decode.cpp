@@ -6,6 +6,9 @@
 // Compiled into llama-addon.node by scripts/build-addon.ts, which also hooks rbeeRegisterSampleThenDecode into its init.
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <stdexcept>
 #include <vector>
 #include "common/common.h"
@@ -17,13 +20,25 @@
 
 namespace {
 
-// The last call's split, for profiling (rbeeLastStepTimings): microseconds waiting for the decode, sampling, launching.
-std::atomic<int64_t> lastWaitUs{0};
-std::atomic<int64_t> lastSampleUs{0};
-std::atomic<int64_t> lastLaunchUs{0};
+// The last call's split, for profiling (rbeeLastStepTimings), in microseconds: waiting for the decode, sampling, handing
+// the tokens over, launching, and the CPU time this thread spent launching (only with RBEE_PROFILE_STEPS=1: reading a
+// thread's CPU clock can be a system call). A launch that takes longer than its CPU time waited for something.
+enum Timing { kWait, kSample, kSend, kLaunch, kLaunchCpu, kTimings };
+std::atomic<int64_t> lastTimings[kTimings];
 
 int64_t microsSince(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+}
+
+bool profiling() {
+    static const bool on = std::getenv("RBEE_PROFILE_STEPS") != nullptr && std::strcmp(std::getenv("RBEE_PROFILE_STEPS"), "1") == 0;
+    return on;
+}
+
+int64_t threadCpuMicros() {
+    timespec now{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    return static_cast<int64_t>(now.tv_sec) * 1000000 + now.tv_nsec / 1000;
 }
 
 // What to do with output i of the decode in flight: sample it with samplers[i] (null: drop it), and if the token is
@@ -38,11 +53,12 @@ struct Outputs {
 
 class SampleThenDecodeWorker : public Napi::AsyncProgressWorker<int32_t> {
   public:
-    SampleThenDecodeWorker(Napi::Env env, AddonContext* context, Outputs outputs, Napi::Function onSampled)
+    SampleThenDecodeWorker(Napi::Env env, AddonContext* context, Outputs outputs, Napi::Function onSampled, bool tokensBeforeLaunch)
         : Napi::AsyncProgressWorker<int32_t>(env, "RbeeSampleThenDecodeWorker"),
           context(context),
           outputs(std::move(outputs)),
           onSampled(Napi::Persistent(onSampled)),
+          tokensBeforeLaunch(tokensBeforeLaunch),
           deferred(Napi::Promise::Deferred::New(env)) {
         context->Ref();
         for (auto* sampler : this->outputs.samplers)
@@ -60,7 +76,7 @@ class SampleThenDecodeWorker : public Napi::AsyncProgressWorker<int32_t> {
         try {
             auto started = std::chrono::steady_clock::now();
             llama_synchronize(context->ctx);
-            lastWaitUs = microsSince(started);
+            lastTimings[kWait] = microsSince(started);
             started = std::chrono::steady_clock::now();
             std::vector<int32_t> tokens;
             rbeeSampleOutputs(context->ctx, outputs.samplers, outputs.logitIndexes, tokens);
@@ -76,13 +92,14 @@ class SampleThenDecodeWorker : public Napi::AsyncProgressWorker<int32_t> {
                 common_batch_add(context->batch, tokens[i], outputs.positions[i], {outputs.slots[i]}, true);
                 result[n + i] = 1;
             }
-            lastSampleUs = microsSince(started);
-            // Before the launch: on the CPU the launch is the whole decode, which JavaScript's work then overlaps.
-            // (After it made no difference on an H100: 750 against 751 tok/s, 1B, one stream.)
-            if (n > 0) progress.Send(result.data(), result.size());
+            lastTimings[kSample] = microsSince(started);
+            if (tokensBeforeLaunch) send(progress, result);
             started = std::chrono::steady_clock::now();
+            const int64_t cpuBefore = profiling() ? threadCpuMicros() : 0;
             launch();
-            lastLaunchUs = microsSince(started);
+            lastTimings[kLaunch] = microsSince(started);
+            lastTimings[kLaunchCpu] = profiling() ? threadCpuMicros() - cpuBefore : 0;
+            if (!tokensBeforeLaunch) send(progress, result);
         } catch (const std::exception& e) {
             SetError(e.what());
         } catch (...) {
@@ -106,7 +123,17 @@ class SampleThenDecodeWorker : public Napi::AsyncProgressWorker<int32_t> {
     AddonContext* context;
     Outputs outputs;
     Napi::FunctionReference onSampled;
+    // Hand the tokens over before starting the next decode (else after). Before: on the CPU, where the launch is the
+    // whole decode, and for a request's first token. After: on a GPU, where JavaScript turning tokens into events while
+    // the launch runs made both slower (1B on an H100, one stream, one slot: 805 against 828 tok/s with it after).
+    bool tokensBeforeLaunch;
     Napi::Promise::Deferred deferred;
+
+    void send(const ExecutionProgress& progress, const std::vector<int32_t>& result) {
+        const auto started = std::chrono::steady_clock::now();
+        if (!result.empty()) progress.Send(result.data(), result.size());
+        lastTimings[kSend] = microsSince(started);
+    }
 
     // Starts the decode and returns without waiting for it: the next call's llama_synchronize does.
     void launch() {
@@ -127,11 +154,12 @@ std::vector<T> vectorOf(const Napi::TypedArrayOf<T>& array) {
 }
 
 // sampleThenDecode(context, samplers: (AddonSampler|null)[], logitIndexes, slots, positions: Int32Array,
-//                  stopAtEog: Uint8Array, onSampled: (tokensThenFlags: Int32Array) => void) -> Promise<void>
+//                  stopAtEog: Uint8Array, onSampled: (tokensThenFlags: Int32Array) => void, tokensBeforeLaunch = true)
+//   -> Promise<void>
 // The promise settles once the next decode has started (or failed to); until then the context must not be touched.
 Napi::Value SampleThenDecode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const char* usage = "sampleThenDecode(context, samplers, logitIndexes, slots, positions: Int32Array, stopAtEog: Uint8Array, onSampled)";
+    const char* usage = "sampleThenDecode(context, samplers, logitIndexes, slots, positions: Int32Array, stopAtEog: Uint8Array, onSampled, tokensBeforeLaunch?: boolean)";
     if (info.Length() < 7 || !info[0].IsObject() || !info[1].IsArray() || !info[2].IsTypedArray() || !info[3].IsTypedArray() ||
         !info[4].IsTypedArray() || !info[5].IsTypedArray() || !info[6].IsFunction())
         throw Napi::TypeError::New(env, usage);
@@ -152,16 +180,15 @@ Napi::Value SampleThenDecode(const Napi::CallbackInfo& info) {
             throw Napi::Error::New(env, "grammar samplers are not supported by sampleThenDecode");
         outputs.samplers.push_back(sampler);
     }
-    auto* worker = new SampleThenDecodeWorker(env, context, std::move(outputs), info[6].As<Napi::Function>());
+    const bool tokensBeforeLaunch = info.Length() < 8 || !info[7].IsBoolean() || info[7].As<Napi::Boolean>().Value();
+    auto* worker = new SampleThenDecodeWorker(env, context, std::move(outputs), info[6].As<Napi::Function>(), tokensBeforeLaunch);
     worker->Queue();
     return worker->promise();
 }
 
 Napi::Value LastStepTimings(const Napi::CallbackInfo& info) {
-    auto result = Napi::Array::New(info.Env(), 3);
-    result.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(lastWaitUs.load())));
-    result.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(lastSampleUs.load())));
-    result.Set(2u, Napi::Number::New(info.Env(), static_cast<double>(lastLaunchUs.load())));
+    auto result = Napi::Array::New(info.Env(), kTimings);
+    for (uint32_t i = 0; i < kTimings; i++) result.Set(i, Napi::Number::New(info.Env(), static_cast<double>(lastTimings[i].load())));
     return result;
 }
 

@@ -20,8 +20,9 @@ size_t threadsFor(size_t outputs, size_t nVocab) {
     // RBEE_SAMPLING_THREADS fixes the count (tests use it to take the threaded path on a 2-core machine).
     static const long fixed = std::getenv("RBEE_SAMPLING_THREADS") ? std::atol(std::getenv("RBEE_SAMPLING_THREADS")) : 0;
     if (fixed > 0) return std::min(outputs, static_cast<size_t>(fixed));
-    // Half the cores at most: the HTTP server, llama.cpp's own threads and the clients share the machine.
-    const size_t hardware = std::max<size_t>(1, std::thread::hardware_concurrency() / 2);
+    // Half the cores at most: the HTTP server, llama.cpp's own threads and the clients share the machine. Asked once:
+    // hardware_concurrency() reads /sys/devices/system/cpu/online on every call (50-100 µs per step here).
+    static const size_t hardware = std::max<size_t>(1, std::thread::hardware_concurrency() / 2);
     const size_t byWork = std::max<size_t>(1, outputs * nVocab / kEntriesPerThread);
     return std::min({outputs, hardware, byWork, kMaxThreads});
 }

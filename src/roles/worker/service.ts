@@ -38,6 +38,7 @@ export class WorkerService {
       slots: this.config.slots,
       ctxPerSlot: this.loaded.ctxPerSlot,
       kvPerSlot: !this.loaded.unifiedKv,
+      decodeRunsAhead: this.loaded.backend !== "cpu",
       queueLimit: this.config.queueLimit,
     });
     const { backend, device, threads, ctxPerSlot, unifiedKv } = this.loaded;
