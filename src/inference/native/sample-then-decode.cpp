@@ -4,8 +4,11 @@
 // GPU the decode runs on while JavaScript turns tokens into text and prepares the next step, so the GPU waits only for
 // the sampling and the launch, not for a round trip through the event loop.
 // Compiled into llama-addon.node by scripts/build-addon.ts, which also hooks rbeeRegisterSampleThenDecode into its init.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <memory>
+#include <string>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -17,6 +20,7 @@
 #include "AddonContext.h"
 #include "AddonSampler.h"
 #include "sampling.h"
+#include "step-thread.h"
 
 namespace {
 
@@ -51,102 +55,118 @@ struct Outputs {
     std::vector<uint8_t> stopAtEog;
 };
 
-class SampleThenDecodeWorker : public Napi::AsyncProgressWorker<int32_t> {
-  public:
-    SampleThenDecodeWorker(Napi::Env env, AddonContext* context, Outputs outputs, Napi::Function onSampled, bool tokensBeforeLaunch)
-        : Napi::AsyncProgressWorker<int32_t>(env, "RbeeSampleThenDecodeWorker"),
-          context(context),
-          outputs(std::move(outputs)),
-          onSampled(Napi::Persistent(onSampled)),
-          tokensBeforeLaunch(tokensBeforeLaunch),
-          deferred(Napi::Promise::Deferred::New(env)) {
-        context->Ref();
-        for (auto* sampler : this->outputs.samplers)
-            if (sampler != nullptr) sampler->Ref();
-    }
-    ~SampleThenDecodeWorker() {
-        context->Unref();
-        for (auto* sampler : outputs.samplers)
-            if (sampler != nullptr) sampler->Unref();
-    }
-    Napi::Promise promise() { return deferred.Promise(); }
-
-  protected:
-    void Execute(const ExecutionProgress& progress) override {
-        try {
-            auto started = std::chrono::steady_clock::now();
-            llama_synchronize(context->ctx);
-            lastTimings[kWait] = microsSince(started);
-            started = std::chrono::steady_clock::now();
-            std::vector<int32_t> tokens;
-            rbeeSampleOutputs(context->ctx, outputs.samplers, outputs.logitIndexes, tokens);
-            const size_t n = tokens.size();
-            // Sent as tokens, then one flag per output: 1 where it was appended to the next batch.
-            std::vector<int32_t> result(tokens);
-            result.resize(2 * n, 0);
-            const llama_vocab* vocab = llama_model_get_vocab(llama_get_model(context->ctx));
-            for (size_t i = 0; i < n; i++) {
-                const bool goesOn = tokens[i] >= 0 && outputs.positions[i] >= 0 && !(outputs.stopAtEog[i] && llama_vocab_is_eog(vocab, tokens[i]));
-                if (!goesOn) continue;
-                if (context->batch.n_tokens >= context->batch_n_tokens) throw std::runtime_error("the batch has no room for the sequences that go on");
-                common_batch_add(context->batch, tokens[i], outputs.positions[i], {outputs.slots[i]}, true);
-                result[n + i] = 1;
-            }
-            lastTimings[kSample] = microsSince(started);
-            if (tokensBeforeLaunch) send(progress, result);
-            started = std::chrono::steady_clock::now();
-            const int64_t cpuBefore = profiling() ? threadCpuMicros() : 0;
-            launch();
-            lastTimings[kLaunch] = microsSince(started);
-            lastTimings[kLaunchCpu] = profiling() ? threadCpuMicros() - cpuBefore : 0;
-            if (!tokensBeforeLaunch) send(progress, result);
-        } catch (const std::exception& e) {
-            SetError(e.what());
-        } catch (...) {
-            SetError("unknown error in sampleThenDecode");
-        }
-    }
-    void OnProgress(const int32_t* data, size_t count) override {
-        Napi::HandleScope scope(Env());
-        auto result = Napi::Int32Array::New(Env(), count);
-        for (size_t i = 0; i < count; i++) result[i] = data[i];
-        // The callback only settles a promise; an exception from it must not escape into the event loop.
-        try {
-            onSampled.Call({result});
-        } catch (const Napi::Error&) {
-        }
-    }
-    void OnOK() override { deferred.Resolve(Env().Undefined()); }
-    void OnError(const Napi::Error& err) override { deferred.Reject(err.Value()); }
-
-  private:
+// One call: made and freed on JavaScript's thread, run on the step thread in between.
+struct StepCall {
     AddonContext* context;
     Outputs outputs;
     Napi::FunctionReference onSampled;
+    Napi::Promise::Deferred deferred;
     // Hand the tokens over before starting the next decode (else after). Before: on the CPU, where the launch is the
     // whole decode, and for a request's first token. After: on a GPU, where JavaScript turning tokens into events while
     // the launch runs made both slower (1B on an H100, one stream, one slot: 805 against 828 tok/s with it after).
     bool tokensBeforeLaunch;
-    Napi::Promise::Deferred deferred;
-
-    void send(const ExecutionProgress& progress, const std::vector<int32_t>& result) {
-        const auto started = std::chrono::steady_clock::now();
-        if (!result.empty()) progress.Send(result.data(), result.size());
-        lastTimings[kSend] = microsSince(started);
-    }
-
-    // Starts the decode and returns without waiting for it: the next call's llama_synchronize does.
-    void launch() {
-        if (context->batch.n_tokens == 0) return;
-        // The stock sampleToken reads these after a decode; keep them consistent for callers that mix both.
-        context->sharedSamplerData.gotLogit = false;
-        context->sharedSamplerData.hasLogits = false;
-        const int status = llama_decode(context->ctx, context->batch);
-        context->batch.n_tokens = 0;
-        if (status == 1) throw std::runtime_error("could not find a KV slot for the batch (try reducing the size of the batch or increase the context)");
-        if (status != 0) throw std::runtime_error("Eval has failed");
-    }
+    std::string error;
 };
+
+// From the step thread to JavaScript's: a call's tokens (then one flag per output), or that the call is over.
+struct Message {
+    StepCall* call;
+    bool done;
+    std::vector<int32_t> tokensThenFlags;
+};
+
+void deliver(Napi::Env env, Napi::Function, void*, Message* message);
+using Deliverer = Napi::TypedThreadSafeFunction<void, Message, deliver>;
+// One per process, created by the first call. Referenced only while calls are running, so an idle worker can exit.
+Deliverer deliverer;
+int callsRunning = 0;
+
+void post(StepCall* call, bool done, std::vector<int32_t> tokensThenFlags = {}) {
+    auto* message = new Message{call, done, std::move(tokensThenFlags)};
+    if (deliverer.NonBlockingCall(message) != napi_ok) delete message;  // only while the process shuts down
+}
+
+void sendTokens(StepCall* call, const std::vector<int32_t>& tokensThenFlags) {
+    const auto started = std::chrono::steady_clock::now();
+    if (!tokensThenFlags.empty()) post(call, false, tokensThenFlags);
+    lastTimings[kSend] = microsSince(started);
+}
+
+// Starts the decode and returns without waiting for it: the next call's llama_synchronize does.
+void launch(AddonContext* context) {
+    if (context->batch.n_tokens == 0) return;
+    // The stock sampleToken reads these after a decode; keep them consistent for callers that mix both.
+    context->sharedSamplerData.gotLogit = false;
+    context->sharedSamplerData.hasLogits = false;
+    const int status = llama_decode(context->ctx, context->batch);
+    context->batch.n_tokens = 0;
+    if (status == 1) throw std::runtime_error("could not find a KV slot for the batch (try reducing the size of the batch or increase the context)");
+    if (status != 0) throw std::runtime_error("Eval has failed");
+}
+
+// On the step thread.
+void run(StepCall* call) {
+    AddonContext* context = call->context;
+    const Outputs& outputs = call->outputs;
+    try {
+        auto started = std::chrono::steady_clock::now();
+        llama_synchronize(context->ctx);
+        lastTimings[kWait] = microsSince(started);
+        started = std::chrono::steady_clock::now();
+        std::vector<int32_t> tokens;
+        rbeeSampleOutputs(context->ctx, outputs.samplers, outputs.logitIndexes, tokens);
+        const size_t n = tokens.size();
+        // Sent as tokens, then one flag per output: 1 where it was appended to the next batch.
+        std::vector<int32_t> result(tokens);
+        result.resize(2 * n, 0);
+        const llama_vocab* vocab = llama_model_get_vocab(llama_get_model(context->ctx));
+        for (size_t i = 0; i < n; i++) {
+            const bool goesOn = tokens[i] >= 0 && outputs.positions[i] >= 0 && !(outputs.stopAtEog[i] && llama_vocab_is_eog(vocab, tokens[i]));
+            if (!goesOn) continue;
+            if (context->batch.n_tokens >= context->batch_n_tokens) throw std::runtime_error("the batch has no room for the sequences that go on");
+            common_batch_add(context->batch, tokens[i], outputs.positions[i], {outputs.slots[i]}, true);
+            result[n + i] = 1;
+        }
+        lastTimings[kSample] = microsSince(started);
+        if (call->tokensBeforeLaunch) sendTokens(call, result);
+        started = std::chrono::steady_clock::now();
+        const int64_t cpuBefore = profiling() ? threadCpuMicros() : 0;
+        launch(context);
+        lastTimings[kLaunch] = microsSince(started);
+        lastTimings[kLaunchCpu] = profiling() ? threadCpuMicros() - cpuBefore : 0;
+        if (!call->tokensBeforeLaunch) sendTokens(call, result);
+    } catch (const std::exception& e) {
+        call->error = e.what();
+    } catch (...) {
+        call->error = "unknown error in sampleThenDecode";
+    }
+    post(call, true);
+}
+
+// On JavaScript's thread, in the order the step thread posted.
+void deliver(Napi::Env env, Napi::Function, void*, Message* message) {
+    std::unique_ptr<Message> owned(message);
+    StepCall* call = message->call;
+    if (env == nullptr) return;  // the process is shutting down
+    Napi::HandleScope scope(env);
+    if (!message->done) {
+        auto tokens = Napi::Int32Array::New(env, message->tokensThenFlags.size());
+        std::copy(message->tokensThenFlags.begin(), message->tokensThenFlags.end(), tokens.Data());
+        // The callback only settles a promise; an exception from it must not escape into the event loop.
+        try {
+            call->onSampled.Call({tokens});
+        } catch (const Napi::Error&) {
+        }
+        return;
+    }
+    if (call->error.empty()) call->deferred.Resolve(env.Undefined());
+    else call->deferred.Reject(Napi::Error::New(env, call->error).Value());
+    call->context->Unref();
+    for (auto* sampler : call->outputs.samplers)
+        if (sampler != nullptr) sampler->Unref();
+    delete call;
+    if (--callsRunning == 0) deliverer.Unref(env);
+}
 
 template <typename T>
 std::vector<T> vectorOf(const Napi::TypedArrayOf<T>& array) {
@@ -181,9 +201,16 @@ Napi::Value SampleThenDecode(const Napi::CallbackInfo& info) {
         outputs.samplers.push_back(sampler);
     }
     const bool tokensBeforeLaunch = info.Length() < 8 || !info[7].IsBoolean() || info[7].As<Napi::Boolean>().Value();
-    auto* worker = new SampleThenDecodeWorker(env, context, std::move(outputs), info[6].As<Napi::Function>(), tokensBeforeLaunch);
-    worker->Queue();
-    return worker->promise();
+    if (!deliverer) deliverer = Deliverer::New(env, "rbeeSampleThenDecode", 0, 1);
+    if (callsRunning++ == 0) deliverer.Ref(env);
+    auto* call = new StepCall{context, std::move(outputs), Napi::Persistent(info[6].As<Napi::Function>()), Napi::Promise::Deferred::New(env),
+                              tokensBeforeLaunch, {}};
+    context->Ref();
+    for (auto* sampler : call->outputs.samplers)
+        if (sampler != nullptr) sampler->Ref();
+    const Napi::Promise promise = call->deferred.Promise();
+    rbeeRunOnStepThread([call] { run(call); });
+    return promise;
 }
 
 Napi::Value LastStepTimings(const Napi::CallbackInfo& info) {
