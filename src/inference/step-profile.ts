@@ -6,6 +6,7 @@ import { logger } from "../log";
 import { NATIVE_STEP_PARTS } from "./addon";
 
 const log = logger("engine");
+const SLOWEST_KEPT = 4;
 
 export class StepProfile {
   /** `nativeSplit`: the rebuilt addon's own timings of its last step (NATIVE_STEP_PARTS, µs), when it has them. */
@@ -22,13 +23,18 @@ export class StepProfile {
   private emitMs = 0;
   private afterLaunchMs = 0;
   private split = NATIVE_STEP_PARTS.map(() => 0);
+  /** The longest periods between steps, longest first (a prompt's step, a graph rebuilt or captured again). */
+  private slowestMs: number[] = [];
   private lastCall: number | undefined;
   private lastLaunch: number | undefined;
 
   /** A step was called. */
   called(): void {
     const now = performance.now();
-    if (this.lastCall !== undefined) this.periodMs += now - this.lastCall;
+    if (this.lastCall !== undefined) {
+      this.periodMs += now - this.lastCall;
+      this.slowestMs = [...this.slowestMs, now - this.lastCall].sort((a, b) => b - a).slice(0, SLOWEST_KEPT);
+    }
     if (this.lastLaunch !== undefined) this.afterLaunchMs += now - this.lastLaunch;
     this.lastCall = now;
     this.lastLaunch = undefined;
@@ -65,10 +71,12 @@ export class StepProfile {
         ...native,
         emit_us: us(this.emitMs),
         after_launch_us: us(this.afterLaunchMs, this.steps - 1),
+        slowest_us: this.slowestMs.map((ms) => Math.round(ms * 1000)),
       });
     }
     this.steps = this.outputs = this.periodMs = this.tokensMs = this.emitMs = this.afterLaunchMs = 0;
     this.split = NATIVE_STEP_PARTS.map(() => 0);
+    this.slowestMs = [];
     this.lastCall = this.lastLaunch = undefined;
   }
 }
