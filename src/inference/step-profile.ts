@@ -1,7 +1,8 @@
 // Where the batching loop's time goes, for benchmarks: with RBEE_PROFILE_STEPS=1 the worker logs, each time it goes
 // idle, the mean per step of: the time from one step to the next; in the native step, the wait for the decode in flight,
-// the sampling, the hand-over of the tokens and the start of the next decode (and the CPU time of that start); the JavaScript that turns tokens into events; and the JavaScript
-// between the decode starting and the next step (releasing slots, preparing the next batch).
+// the sampling, the hand-over of the tokens and the start of the next decode (and the CPU time of that start); the
+// JavaScript that turns tokens into events; and the JavaScript between the decode starting and the next step
+// (releasing slots, preparing the next batch). Also the slowest periods between steps.
 import { logger } from "../log";
 import { NATIVE_STEP_PARTS } from "./addon";
 

@@ -4,7 +4,6 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
-#include <vector>
 
 namespace {
 
@@ -69,7 +68,7 @@ void rbeeRunChunks(size_t chunks, const std::function<void(size_t)>& chunk) {
         if (chunks == 1) chunk(0);
         return;
     }
-    // Never destroyed: its threads live as long as the process (a joinable std::thread destroyed at exit would abort).
+    // Never destroyed: its detached threads wait on its mutex and condition variable for as long as the process lives.
     static auto* pool = new HelperPool();
     pool->run(chunks, chunk);
 }

@@ -86,9 +86,9 @@ void post(StepCall* call, bool done, std::vector<int32_t> tokensThenFlags = {}) 
     if (deliverer.NonBlockingCall(message) != napi_ok) delete message;  // only while the process shuts down
 }
 
-void sendTokens(StepCall* call, const std::vector<int32_t>& tokensThenFlags) {
+void sendTokens(StepCall* call, std::vector<int32_t> tokensThenFlags) {
     const auto started = std::chrono::steady_clock::now();
-    if (!tokensThenFlags.empty()) post(call, false, tokensThenFlags);
+    if (!tokensThenFlags.empty()) post(call, false, std::move(tokensThenFlags));
     lastTimings[kSend] = microsSince(started);
 }
 
@@ -113,28 +113,28 @@ void run(StepCall* call) {
         llama_synchronize(context->ctx);
         lastTimings[kWait] = microsSince(started);
         started = std::chrono::steady_clock::now();
-        std::vector<int32_t> tokens;
-        rbeeSampleOutputs(context->ctx, outputs.samplers, outputs.logitIndexes, tokens);
-        const size_t n = tokens.size();
-        // Sent as tokens, then one flag per output: 1 where it was appended to the next batch.
-        std::vector<int32_t> result(tokens);
+        // Sent as the tokens, then one flag per output: 1 where it was appended to the next batch.
+        std::vector<int32_t> result;
+        rbeeSampleOutputs(context->ctx, outputs.samplers, outputs.logitIndexes, result);
+        const size_t n = result.size();
         result.resize(2 * n, 0);
         const llama_vocab* vocab = llama_model_get_vocab(llama_get_model(context->ctx));
         for (size_t i = 0; i < n; i++) {
-            const bool goesOn = tokens[i] >= 0 && outputs.positions[i] >= 0 && !(outputs.stopAtEog[i] && llama_vocab_is_eog(vocab, tokens[i]));
+            const llama_token token = result[i];
+            const bool goesOn = token >= 0 && outputs.positions[i] >= 0 && !(outputs.stopAtEog[i] && llama_vocab_is_eog(vocab, token));
             if (!goesOn) continue;
             if (context->batch.n_tokens >= context->batch_n_tokens) throw std::runtime_error("the batch has no room for the sequences that go on");
-            common_batch_add(context->batch, tokens[i], outputs.positions[i], {outputs.slots[i]}, true);
+            common_batch_add(context->batch, token, outputs.positions[i], {outputs.slots[i]}, true);
             result[n + i] = 1;
         }
         lastTimings[kSample] = microsSince(started);
-        if (call->tokensBeforeLaunch) sendTokens(call, result);
+        if (call->tokensBeforeLaunch) sendTokens(call, std::move(result));
         started = std::chrono::steady_clock::now();
         const int64_t cpuBefore = profiling() ? threadCpuMicros() : 0;
         launch(context);
         lastTimings[kLaunch] = microsSince(started);
         lastTimings[kLaunchCpu] = profiling() ? threadCpuMicros() - cpuBefore : 0;
-        if (!call->tokensBeforeLaunch) sendTokens(call, result);
+        if (!call->tokensBeforeLaunch) sendTokens(call, std::move(result));
     } catch (const std::exception& e) {
         call->error = e.what();
     } catch (...) {

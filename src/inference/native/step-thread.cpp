@@ -40,7 +40,7 @@ class StepThread {
 }  // namespace
 
 void rbeeRunOnStepThread(std::function<void()> job) {
-    // Never destroyed: the thread lives as long as the process (a joinable std::thread destroyed at exit would abort).
+    // Never destroyed: its detached thread waits on its mutex and condition variable for as long as the process lives.
     static auto* thread = new StepThread();
     thread->post(std::move(job));
 }
