@@ -60,15 +60,23 @@ done
 unset CUDA_VISIBLE_DEVICES
 rm -rf "$OUT"/cache*
 
-# The CUDA graph option the worker turns on must not change what it generates: greedy text with it and without.
-[ "${BACKEND_CHECK:-1}" = 1 ] && echo "== greedy text with and without GGML_CUDA_GRAPH_OPT" && for opt in 1 0; do
-  GGML_CUDA_GRAPH_OPT=$opt bun src/cli.ts worker --model "$MODELS/1b.gguf" --port 8399 --gpu cuda 2>/dev/null &
-  pid=$!
+# The CUDA graph option the worker turns on (with several slots) must not change what it generates, and a one-slot
+# worker (the option stays off) must give the same text every run: greedy text of each, which must all be the same.
+greedy() { # name, slots, env...
+  local name=$1 slots=$2; shift 2
+  env "$@" bun src/cli.ts worker --model "$MODELS/1b.gguf" --port 8399 --gpu cuda --slots "$slots" 2>/dev/null &
+  local pid=$!
   for _ in $(seq 1 600); do curl -sf localhost:8399/v1/ready | grep -q '"ready":true' && break; sleep 0.2; done
   curl -s localhost:8399/v1/completions -H 'content-type: application/json' \
-    -d '{"prompt":"Once upon a time","max_tokens":200,"temperature":0,"ignore_eos":true}' | bun -e 'console.log(JSON.parse(await Bun.stdin.text()).choices[0].text)' >"$OUT/greedy-graph-opt-$opt.txt"
+    -d '{"prompt":"Once upon a time","max_tokens":200,"temperature":0,"ignore_eos":true}' | bun -e 'console.log(JSON.parse(await Bun.stdin.text()).choices[0].text)' >"$OUT/greedy-$name.txt"
   curl -s -X POST localhost:8399/v1/shutdown >/dev/null; wait $pid
-done && cmp -s "$OUT/greedy-graph-opt-1.txt" "$OUT/greedy-graph-opt-0.txt" && echo "same text ($(wc -c <"$OUT/greedy-graph-opt-1.txt") bytes)" || echo "TEXT DIFFERS with GGML_CUDA_GRAPH_OPT"
+}
+[ "${BACKEND_CHECK:-1}" = 1 ] && echo "== greedy text: 4 slots with and without GGML_CUDA_GRAPH_OPT, 1 slot twice" && {
+  greedy slots4 4; greedy slots4-graph-opt-0 4 GGML_CUDA_GRAPH_OPT=0; greedy slots1-a 1; greedy slots1-b 1
+  for other in slots4-graph-opt-0 slots1-a slots1-b; do
+    cmp -s "$OUT/greedy-slots4.txt" "$OUT/greedy-$other.txt" && echo "$other: same text" || echo "$other: TEXT DIFFERS"
+  done
+}
 
 reference=$([ "${NAIVE:-0}" = 1 ] || echo --no-reference)
 for shape in ${SHAPES:-1b 8b}; do

@@ -10,11 +10,21 @@ export type Backend = "cuda" | "vulkan" | "cpu";
 
 const log = logger("llama");
 
-export async function createLlama(choice: GpuChoice): Promise<{ llama: Llama; backend: Backend }> {
-  // llama.cpp's CUDA graphs with independent operations (a layer's Q, K and V) on parallel streams; off by default
-  // there, on here unless GGML_CUDA_GRAPH_OPT is set. H100, synthetic 1B, one stream: llama-bench 941 and 928 tok/s
-  // against 894 and 902 without; the worker's decode wait 852-874 µs per step against 910-947.
-  if (choice === "auto" || choice === "cuda") setNativeEnvDefault("GGML_CUDA_GRAPH_OPT", "1");
+/**
+ * Whether to run llama.cpp's CUDA graphs with a layer's independent operations (Q, K and V) on parallel streams
+ * (GGML_CUDA_GRAPH_OPT; off by default there). H100, synthetic 1B, one stream: llama-bench 941 and 928 tok/s against
+ * 894 and 902 without; a worker with 32 slots 4.7% faster at one stream. Only with one KV buffer per slot and several
+ * slots: there the parallel part ends before the KV cache writes (a reshape of the cache joins the branches). Where it
+ * runs on through them, a context with one KV buffer (one slot, or RBEE_KV_LAYOUT=unified), greedy text changed from
+ * run to run on the H100 (docs/performance.md), so it stays off there.
+ */
+export function wantsCudaGraphOpt(context: { slots: number; unifiedKv: boolean }): boolean {
+  return context.slots > 1 && !context.unifiedKv;
+}
+
+export async function createLlama(choice: GpuChoice, options: { cudaGraphOpt: boolean }): Promise<{ llama: Llama; backend: Backend }> {
+  // llama.cpp reads it once, at its first graph; a value the user set wins.
+  if (options.cudaGraphOpt && (choice === "auto" || choice === "cuda")) setNativeEnvDefault("GGML_CUDA_GRAPH_OPT", "1");
   const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
   try {
     const llama = await getLlama({

@@ -1,7 +1,7 @@
 // Loads a GGUF model for serving: backend, threads, GPU layers, and one context holding a sequence per slot.
 import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { RbeeError } from "../errors";
-import { type Backend, createLlama, type GpuChoice } from "./backend";
+import { type Backend, createLlama, type GpuChoice, wantsCudaGraphOpt } from "./backend";
 import { useUnifiedKvCache } from "./addon";
 import { chooseBackend } from "./backend-probe";
 import { checkGgufFile } from "./gguf-file";
@@ -39,7 +39,9 @@ export const MAX_BATCH_TOKENS = 512;
 
 export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const file = await checkGgufFile(options.modelPath);
-  const { llama, backend } = await createLlama(await chooseBackend(options.gpu));
+  const wantUnified = process.env.RBEE_KV_LAYOUT === "unified";
+  const cudaGraphOpt = wantsCudaGraphOpt({ slots: options.slots, unifiedKv: wantUnified });
+  const { llama, backend } = await createLlama(await chooseBackend(options.gpu), { cudaGraphOpt });
   const vramBefore = backend === "cpu" ? 0 : (await llama.getVramState()).used;
   let model: LlamaModel;
   try {
@@ -61,7 +63,6 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   // possible sequence pairs on the CPU before the GPU starts (130 µs per step on an H100's host: 1B, 1 / 8 / 32 streams
   // 702 / 3,279 / 7,226 against 735 / 3,515 / 8,311 tok/s per slot), and on the CPU and Vulkan its attention over every
   // slot's cells costs more. RBEE_KV_LAYOUT=unified chooses it anyway (rbee's rebuilt addon).
-  const wantUnified = process.env.RBEE_KV_LAYOUT === "unified";
   const unifiedKv = useUnifiedKvCache(llama, wantUnified) && wantUnified;
   // Size the context from the memory left: halve the tokens per slot until it fits (unless --ctx fixed them).
   for (;;) {
