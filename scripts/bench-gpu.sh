@@ -47,32 +47,37 @@ for shape in 1b 8b; do
   [ -f "$MODELS/$shape.gguf" ] || bun scripts/synth-model.ts "$MODELS/$shape.gguf" --shape "$shape"
 done
 
+# A worker on the 1B at port 8399 with the given options, its stderr in $1, once it is ready; worker_down stops it.
+# Settings for it go before the call (VAR=value worker_up …): bash passes them to the worker.
+worker_up() {
+  local log=$1; shift
+  bun src/cli.ts worker --model "$MODELS/1b.gguf" --port 8399 "$@" 2>"$log" &
+  worker_pid=$!
+  for _ in $(seq 1 600); do curl -sf localhost:8399/v1/ready | grep -q '"ready":true' && break; sleep 0.2; done
+}
+worker_down() { curl -s -X POST localhost:8399/v1/shutdown >/dev/null; wait "$worker_pid"; }
+
 [ "${BACKEND_CHECK:-1}" = 1 ] && echo "== backend choice" && for visible in "" "-1"; do
   log="$OUT/worker-auto${visible:+-no-cuda}.log"
   if [ -n "$visible" ]; then export CUDA_VISIBLE_DEVICES=$visible; else unset CUDA_VISIBLE_DEVICES; fi
-  RBEE_CACHE_DIR="$OUT/cache${visible}" bun src/cli.ts worker --model "$MODELS/1b.gguf" --port 8399 --gpu auto 2>"$log" &
-  pid=$!
-  for _ in $(seq 1 600); do curl -sf localhost:8399/v1/ready | grep -q '"ready":true' && break; sleep 0.2; done
+  RBEE_CACHE_DIR="$OUT/cache${visible}" worker_up "$log" --gpu auto
   echo "CUDA_VISIBLE_DEVICES='$visible': $(curl -s localhost:8399/v1/ready)" | tee -a "$OUT/backend.txt"
   grep -h '"level":"warn"' "$log" | tee -a "$OUT/backend.txt"
-  curl -s -X POST localhost:8399/v1/shutdown >/dev/null; wait $pid
+  worker_down
 done
 unset CUDA_VISIBLE_DEVICES
 rm -rf "$OUT"/cache*
 
 # The CUDA graph option the worker turns on (with several slots) must not change what it generates, and a one-slot
 # worker (the option stays off) must give the same text every run: greedy text of each, which must all be the same.
-greedy() { # name, slots, env...
-  local name=$1 slots=$2; shift 2
-  env "$@" bun src/cli.ts worker --model "$MODELS/1b.gguf" --port 8399 --gpu cuda --slots "$slots" 2>/dev/null &
-  local pid=$!
-  for _ in $(seq 1 600); do curl -sf localhost:8399/v1/ready | grep -q '"ready":true' && break; sleep 0.2; done
+greedy() { # name, slots (settings before the call go to the worker)
+  worker_up /dev/null --gpu cuda --slots "$2"
   curl -s localhost:8399/v1/completions -H 'content-type: application/json' \
-    -d '{"prompt":"Once upon a time","max_tokens":200,"temperature":0,"ignore_eos":true}' | bun -e 'console.log(JSON.parse(await Bun.stdin.text()).choices[0].text)' >"$OUT/greedy-$name.txt"
-  curl -s -X POST localhost:8399/v1/shutdown >/dev/null; wait $pid
+    -d '{"prompt":"Once upon a time","max_tokens":200,"temperature":0,"ignore_eos":true}' | bun -e 'console.log(JSON.parse(await Bun.stdin.text()).choices[0].text)' >"$OUT/greedy-$1.txt"
+  worker_down
 }
 [ "${BACKEND_CHECK:-1}" = 1 ] && echo "== greedy text: 4 slots with and without GGML_CUDA_GRAPH_OPT, 1 slot twice" && {
-  greedy slots4 4; greedy slots4-graph-opt-0 4 GGML_CUDA_GRAPH_OPT=0; greedy slots1-a 1; greedy slots1-b 1
+  greedy slots4 4; GGML_CUDA_GRAPH_OPT=0 greedy slots4-graph-opt-0 4; greedy slots1-a 1; greedy slots1-b 1
   for other in slots4-graph-opt-0 slots1-a slots1-b; do
     cmp -s "$OUT/greedy-slots4.txt" "$OUT/greedy-$other.txt" && echo "$other: same text" || echo "$other: TEXT DIFFERS"
   done

@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { addonContextOf, createSampler, lastStepTimingsOf, NATIVE_STEP_PARTS, useUnifiedKvCache } from "../src/inference/addon";
 import { createLlama, type GpuChoice, wantsCudaGraphOpt } from "../src/inference/backend";
-import { stepperFor } from "../src/inference/step";
+import { decodeRunsAheadOn, stepperFor } from "../src/inference/step";
 
 const { values: o, positionals } = parseArgs({
   allowPositionals: true,
@@ -24,9 +24,10 @@ const { values: o, positionals } = parseArgs({
   },
 });
 const list = (s: string) => s.split(",");
+const slotsFor = (streams: number) => Math.max(streams, Number(o.slots ?? streams));
 // The process reads GGML_CUDA_GRAPH_OPT once, so it follows the first context's layout (GGML_CUDA_GRAPH_OPT=0|1 overrides).
-const firstSlots = Math.max(Number(list(o.streams)[0]), Number(o.slots ?? 0));
-const { llama, backend } = await createLlama(o.gpu as GpuChoice, { cudaGraphOpt: wantsCudaGraphOpt({ slots: firstSlots, unifiedKv: list(o.kvu)[0] === "on" }) });
+const firstContext = { slots: slotsFor(Number(list(o.streams)[0])), unifiedKv: list(o.kvu)[0] === "on" };
+const { llama, backend } = await createLlama(o.gpu as GpuChoice, { cudaGraphOpt: wantsCudaGraphOpt(firstContext) });
 const model = await llama.loadModel({ modelPath: positionals[0]!, gpuLayers: backend === "cpu" ? 0 : "max" });
 const tokens = Number(o.tokens);
 console.log(`backend ${backend}, ${tokens} tokens per stream`);
@@ -34,7 +35,7 @@ for (const streams of list(o.streams).map(Number))
   for (const fa of list(o.fa))
     for (const kvu of list(o.kvu))
     for (const threads of list(o.threads).map(Number)) {
-      const slots = Math.max(streams, Number(o.slots ?? streams));
+      const slots = slotsFor(streams);
       if (!useUnifiedKvCache(llama, kvu === "on") && kvu === "on") throw new Error("this addon cannot unify the KV cache: run bun scripts/build-addon.ts");
       const context = await model.createContext({ contextSize: (tokens + 16) * slots, sequences: slots, threads, flashAttention: fa === "auto" ? "auto" : fa === "on", batchSize: 512 });
       const addon = addonContextOf(context);
@@ -42,7 +43,7 @@ for (const streams of list(o.streams).map(Number))
       for (const sampling of list(o.sampling)) {
         // RBEE_STOCK_ADDON=1 hides rbee's calls while the stepper is chosen.
         process.env.RBEE_STOCK_ADDON = sampling === "stock" ? "1" : "0";
-        const { step, native } = stepperFor(model, addon, { decodeRunsAhead: backend !== "cpu" });
+        const { step, native } = stepperFor(model, addon, { decodeRunsAhead: decodeRunsAheadOn(backend) });
         const timings = lastStepTimingsOf(model);
         process.env.RBEE_STOCK_ADDON = "0";
         if (native !== (sampling === "batched")) throw new Error("this addon has no sampleThenDecode: run bun scripts/build-addon.ts");

@@ -3,6 +3,7 @@
 // hands the tokens over while the decode starts; the stock addon needs a call per sampled sequence and one decode call.
 import type { LlamaModel, Token } from "node-llama-cpp";
 import { type AddonContext, type AddonSampler, type SampleThenDecode, sampleThenDecodeOf } from "./addon";
+import type { Backend } from "./backend";
 
 /** What to do with one output of the batch in flight. */
 export interface OutputPlan {
@@ -32,8 +33,13 @@ export interface Step {
 /** `preparedTokens`: tokens already in the batch (prompt chunks), before the sequences that go on. */
 export type Stepper = (outputs: OutputPlan[], preparedTokens: number) => Step;
 
+/** On a GPU, starting a decode returns before the decode ends; on the CPU the start is the decode. */
+export function decodeRunsAheadOn(backend: Backend): boolean {
+  return backend !== "cpu";
+}
+
 /**
- * `decodeRunsAhead`: starting a decode returns before it ends (a GPU). The native step then hands the tokens over after
+ * `decodeRunsAhead`: starting a decode returns before it ends (decodeRunsAheadOn). The native step then hands the tokens over after
  * the start, so that JavaScript's work on them does not slow the start down, except for a request's first token.
  */
 export function stepperFor(model: LlamaModel, addon: AddonContext, { decodeRunsAhead }: { decodeRunsAhead: boolean }): { step: Stepper; native: boolean } {

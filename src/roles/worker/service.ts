@@ -5,6 +5,7 @@ import { logger } from "../../log";
 import type { GpuChoice } from "../../inference/backend";
 import { BatchEngine } from "../../inference/engine";
 import { type LoadedModel, loadModel } from "../../inference/load";
+import { decodeRunsAheadOn } from "../../inference/step";
 import type { ReadyResponse } from "../../wire/worker";
 
 export interface WorkerConfig {
@@ -38,7 +39,7 @@ export class WorkerService {
       slots: this.config.slots,
       ctxPerSlot: this.loaded.ctxPerSlot,
       kvPerSlot: !this.loaded.unifiedKv,
-      decodeRunsAhead: this.loaded.backend !== "cpu",
+      decodeRunsAhead: decodeRunsAheadOn(this.loaded.backend),
       queueLimit: this.config.queueLimit,
     });
     const { backend, device, threads, ctxPerSlot, unifiedKv } = this.loaded;
