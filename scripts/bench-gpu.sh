@@ -30,9 +30,6 @@ if [ -d "$ADDON_DIR/tools" ] && [ -d "$CUDA_BINS" ]; then cp "$ADDON_DIR"/tools/
 llama_cpp_reference() {
   local model=$1 shape=$2
   "$CUDA_BINS/llama-bench" -m "$model" -p 0 -n 128 -r 5 2>/dev/null | tee "$OUT/llama-bench-$shape.md" | grep tg128
-  # With the CUDA graph option the worker turns on (concurrent streams), for a like-for-like figure.
-  GGML_CUDA_GRAPH_OPT=1 "$CUDA_BINS/llama-bench" -m "$model" -p 0 -n 128 -r 5 2>/dev/null | tee "$OUT/llama-bench-$shape-graph-opt.md" |
-    grep tg128 | sed 's/^/GGML_CUDA_GRAPH_OPT=1 /'
   "$CUDA_BINS/llama-batched-bench" -m "$model" -c 16384 -b 2048 -ub 512 -npp 128 -ntg 128 -npl 1,8,32 2>/dev/null |
     tee "$OUT/llama-batched-bench-$shape.md" | grep '^|'
   "$CUDA_BINS/llama-server" -m "$model" --port 8398 -np 32 -c $((32 * 256)) --no-webui >"$OUT/llama-server-$shape.log" 2>&1 &
@@ -68,17 +65,17 @@ done
 unset CUDA_VISIBLE_DEVICES
 rm -rf "$OUT"/cache*
 
-# The CUDA graph option the worker turns on (with several slots) must not change what it generates, and a one-slot
-# worker (the option stays off) must give the same text every run: greedy text of each, which must all be the same.
+# The graph keys (src/inference/native/graph-keys.cpp) must not change what the worker generates, and neither must the
+# slot count nor the run: greedy text of 4-slot workers with and without the keys and of a one-slot worker twice.
 greedy() { # name, slots (settings before the call go to the worker)
   worker_up /dev/null --gpu cuda --slots "$2"
   curl -s localhost:8399/v1/completions -H 'content-type: application/json' \
     -d '{"prompt":"Once upon a time","max_tokens":200,"temperature":0,"ignore_eos":true}' | bun -e 'console.log(JSON.parse(await Bun.stdin.text()).choices[0].text)' >"$OUT/greedy-$1.txt"
   worker_down
 }
-[ "${BACKEND_CHECK:-1}" = 1 ] && echo "== greedy text: 4 slots with and without GGML_CUDA_GRAPH_OPT, 1 slot twice" && {
-  greedy slots4 4; GGML_CUDA_GRAPH_OPT=0 greedy slots4-graph-opt-0 4; greedy slots1-a 1; greedy slots1-b 1
-  for other in slots4-graph-opt-0 slots1-a slots1-b; do
+[ "${BACKEND_CHECK:-1}" = 1 ] && echo "== greedy text: 4 slots with and without graph keys, 1 slot twice" && {
+  greedy slots4 4; RBEE_GRAPH_KEYS=0 greedy slots4-no-keys 4; greedy slots1-a 1; greedy slots1-b 1
+  for other in slots4-no-keys slots1-a slots1-b; do
     cmp -s "$OUT/greedy-slots4.txt" "$OUT/greedy-$other.txt" && echo "$other: same text" || echo "$other: TEXT DIFFERS"
   done
 }

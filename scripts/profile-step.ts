@@ -6,7 +6,7 @@
 //     [--slots N] (sequences in the context, default: the streams) [--kvu off,on] (one KV buffer for all sequences)
 import { parseArgs } from "node:util";
 import { addonContextOf, createSampler, lastStepTimingsOf, NATIVE_STEP_PARTS, useUnifiedKvCache } from "../src/inference/addon";
-import { createLlama, type GpuChoice, wantsCudaGraphOpt } from "../src/inference/backend";
+import { createLlama, type GpuChoice } from "../src/inference/backend";
 import { decodeRunsAheadOn, stepperFor } from "../src/inference/step";
 
 const { values: o, positionals } = parseArgs({
@@ -25,9 +25,7 @@ const { values: o, positionals } = parseArgs({
 });
 const list = (s: string) => s.split(",");
 const slotsFor = (streams: number) => Math.max(streams, Number(o.slots ?? streams));
-// The process reads GGML_CUDA_GRAPH_OPT once, so it follows the first context's layout (GGML_CUDA_GRAPH_OPT=0|1 overrides).
-const firstContext = { slots: slotsFor(Number(list(o.streams)[0])), unifiedKv: list(o.kvu)[0] === "on" };
-const { llama, backend } = await createLlama(o.gpu as GpuChoice, { cudaGraphOpt: wantsCudaGraphOpt(firstContext) });
+const { llama, backend } = await createLlama(o.gpu as GpuChoice);
 const model = await llama.loadModel({ modelPath: positionals[0]!, gpuLayers: backend === "cpu" ? 0 : "max" });
 const tokens = Number(o.tokens);
 console.log(`backend ${backend}, ${tokens} tokens per stream`);

@@ -65,6 +65,15 @@ export function useUnifiedKvCache(llama: Llama, on: boolean): boolean {
   return set !== undefined;
 }
 
+/**
+ * Gives llama.cpp's graphs of different batch sizes different CUDA-graph keys, so a prompt does not evict the decode
+ * graph's capture (see native/graph-keys.cpp), if the addon was rebuilt by scripts/build-addon.ts. Returns how many
+ * graphs were keyed so far in this process, or undefined without the rebuilt addon.
+ */
+export function useGraphKeys(llama: Llama, on?: boolean): number | undefined {
+  return rbeeCall<(on?: boolean) => number>(bindingsOfLlama(llama), "rbeeGraphKeys")?.(on);
+}
+
 /** One of rbee's additions to the addon; RBEE_STOCK_ADDON=1 ignores them all, so benchmarks can compare in one run. */
 function rbeeCall<T>(bindings: Record<string, unknown>, name: string): T | undefined {
   if (process.env.RBEE_STOCK_ADDON === "1") return undefined;

@@ -1,7 +1,7 @@
 // Loads a GGUF model for serving: backend, threads, GPU layers, and one context holding a sequence per slot.
 import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { RbeeError } from "../errors";
-import { type Backend, createLlama, type GpuChoice, wantsCudaGraphOpt } from "./backend";
+import { type Backend, createLlama, type GpuChoice } from "./backend";
 import { useUnifiedKvCache } from "./addon";
 import { chooseBackend } from "./backend-probe";
 import { checkGgufFile } from "./gguf-file";
@@ -40,8 +40,7 @@ export const MAX_BATCH_TOKENS = 512;
 export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const file = await checkGgufFile(options.modelPath);
   const wantUnified = process.env.RBEE_KV_LAYOUT === "unified";
-  const cudaGraphOpt = wantsCudaGraphOpt({ slots: options.slots, unifiedKv: wantUnified });
-  const { llama, backend } = await createLlama(await chooseBackend(options.gpu), { cudaGraphOpt });
+  const { llama, backend } = await createLlama(await chooseBackend(options.gpu));
   const vramBefore = backend === "cpu" ? 0 : (await llama.getVramState()).used;
   let model: LlamaModel;
   try {

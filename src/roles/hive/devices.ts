@@ -16,7 +16,7 @@ let llamaOnce: Promise<{ llama: Llama; backend: Backend }> | undefined;
 
 /** The Llama of this hive process, on the backend a probe proved (queried for VRAM, never used to run models). */
 export function sharedLlama(): Promise<{ llama: Llama; backend: Backend }> {
-  llamaOnce ??= chooseBackend("auto").then((backend) => createLlama(backend, { cudaGraphOpt: false }));
+  llamaOnce ??= chooseBackend("auto").then((backend) => createLlama(backend));
   return llamaOnce;
 }
 
