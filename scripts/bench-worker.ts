@@ -72,10 +72,10 @@ if (!opts["no-reference"] && !opts.url)
 if (opts.json) console.log(JSON.stringify({ model: opts.model, tokens, rbee, reference }));
 else {
   const row = (cells: (string | number)[]) => console.log(cells.map((c) => String(c).padStart(14)).join(""));
-  console.log(`model ${opts.model}, ${tokens} generated tokens per request, ${rounds} rounds per level`);
-  row(["concurrent", "rbee tok/s", "TTFT p50 ms", "TTFT p99 ms", ...(reference.length ? ["naive tok/s", "rbee/naive"] : [])]);
+  console.log(`model ${opts.model}, ${tokens} generated tokens per request, ${rounds} rounds per level; per stream: its rate after the first token`);
+  row(["concurrent", "rbee tok/s", "per stream", "TTFT p50 ms", "TTFT p99 ms", ...(reference.length ? ["naive tok/s", "rbee/naive"] : [])]);
   rbee.forEach((r, i) => {
     const ref = reference[i];
-    row([r.concurrency, r.tokensPerS.toFixed(0), r.ttftP50Ms.toFixed(1), r.ttftP99Ms.toFixed(1), ...(ref ? [ref.tokensPerS.toFixed(0), (r.tokensPerS / ref.tokensPerS).toFixed(2)] : [])]);
+    row([r.concurrency, r.tokensPerS.toFixed(0), (r.decodeTokensPerS ?? 0).toFixed(0), r.ttftP50Ms.toFixed(1), r.ttftP99Ms.toFixed(1), ...(ref ? [ref.tokensPerS.toFixed(0), (r.tokensPerS / ref.tokensPerS).toFixed(2)] : [])]);
   });
 }

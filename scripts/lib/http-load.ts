@@ -1,7 +1,13 @@
 // Sends N concurrent streamed /v1/completions requests, rounds times, and measures generated tokens/s and TTFT.
 export interface LevelResult {
   concurrency: number;
+  /** All generated tokens over the wall time of the rounds: prompts, first tokens and HTTP included. */
   tokensPerS: number;
+  /**
+   * One stream's rate after its first token, mean over requests: (tokens - 1) / (last chunk - first chunk). Like
+   * llama-bench's tg figure, it leaves the prompt out (HTTP only).
+   */
+  decodeTokensPerS?: number;
   ttftP50Ms: number;
   ttftP99Ms: number;
   requests: number;
@@ -12,7 +18,7 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-async function oneRequest(url: string, tokens: number, seed: number, model?: string): Promise<{ ttftMs: number; tokens: number }> {
+async function oneRequest(url: string, tokens: number, seed: number, model?: string): Promise<{ ttftMs: number; tokens: number; decodeMs: number }> {
   const start = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: "POST",
@@ -21,22 +27,25 @@ async function oneRequest(url: string, tokens: number, seed: number, model?: str
   });
   if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   let ttftMs = 0;
+  let lastChunkMs = 0;
   let generated = 0;
   const decoder = new TextDecoder();
   let buffer = "";
   for await (const chunk of res.body!) {
-    if (!ttftMs) ttftMs = performance.now() - start;
+    lastChunkMs = performance.now() - start;
+    if (!ttftMs) ttftMs = lastChunkMs;
     buffer += decoder.decode(chunk, { stream: true });
     const usage = /"completion_tokens":(\d+)/.exec(buffer);
     if (usage) generated = Number(usage[1]);
     if (buffer.length > 4096) buffer = buffer.slice(-512);
   }
-  return { ttftMs, tokens: generated };
+  return { ttftMs, tokens: generated, decodeMs: lastChunkMs - ttftMs };
 }
 
 export async function benchHttp({ url, concurrency, tokens, rounds, model }: { url: string; concurrency: number; tokens: number; rounds: number; model?: string }): Promise<LevelResult> {
   await Promise.all(Array.from({ length: concurrency }, (_, i) => oneRequest(url, 8, i, model))); // warm-up
   const ttfts: number[] = [];
+  const decodeRates: number[] = [];
   let generated = 0;
   let elapsed = 0;
   for (let r = 0; r < rounds; r++) {
@@ -46,8 +55,10 @@ export async function benchHttp({ url, concurrency, tokens, rounds, model }: { u
     for (const x of results) {
       ttfts.push(x.ttftMs);
       generated += x.tokens;
+      if (x.tokens > 1 && x.decodeMs > 0) decodeRates.push(((x.tokens - 1) * 1000) / x.decodeMs);
     }
   }
   ttfts.sort((a, b) => a - b);
-  return { concurrency, tokensPerS: (generated * 1000) / elapsed, ttftP50Ms: percentile(ttfts, 50), ttftP99Ms: percentile(ttfts, 99), requests: ttfts.length };
+  const decodeTokensPerS = decodeRates.reduce((sum, x) => sum + x, 0) / Math.max(1, decodeRates.length);
+  return { concurrency, tokensPerS: (generated * 1000) / elapsed, decodeTokensPerS, ttftP50Ms: percentile(ttfts, 50), ttftP99Ms: percentile(ttfts, 99), requests: ttfts.length };
 }
