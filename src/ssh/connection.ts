@@ -81,7 +81,10 @@ export class SshConnection {
       client.once("error", (err: Error & { level?: string; code?: string }) => {
         client.end();
         if (hostKeyError) return reject(hostKeyError);
-        if (err.level === "client-authentication") return reject(new RbeeError("AUTH_FAILED", `SSH authentication to ${label} failed (the key is not authorised there)`));
+        if (err.level === "client-authentication") {
+          const why = config.agent ? "no key the ssh-agent holds is authorised there" : "the key is not authorised there";
+          return reject(new RbeeError("AUTH_FAILED", `SSH authentication to ${label} failed (${why})`));
+        }
         if (err.level === "client-timeout" || err.code === "ETIMEDOUT") return reject(new RbeeError("UNREACHABLE", `${label} did not answer within ${(config.readyTimeout ?? 0) / 1000} s`));
         reject(new RbeeError("UNREACHABLE", `cannot reach ${label}: ${err.code ?? err.message}`));
       });

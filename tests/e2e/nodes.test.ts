@@ -160,6 +160,39 @@ suite("nodes over SSH", () => {
     expect((await keeper(["setup", "remove-node", "hostb-old"])).stderr.trim()).toBe('rbee: unknown node "hostb-old"');
   }, 60_000);
 
+  test("ssh-agent: a node added without --key is reached through the agent; no agent, or one without the key, is one clear line", async () => {
+    const [a] = net.hosts as [TestHost];
+    await installOn(a);
+    const socket = join(tempHome("rbee-agent-"), "agent.sock");
+    const agent = Bun.spawn(["ssh-agent", "-D", "-a", socket], { stdout: "ignore", stderr: "ignore" });
+    try {
+      await waitFor("the ssh-agent's socket", () => existsSync(socket) || undefined, 10_000);
+      const addWithoutKey = (agentSocket: string) =>
+        keeper(["setup", "add-node", "hosta-agent", "--ssh", `root@${a.ip}`, "--rbee-path", a.rbeePath], { SSH_AUTH_SOCK: agentSocket });
+      const noAgent = await addWithoutKey("");
+      expect(noAgent.code).not.toBe(0);
+      expect(noAgent.stderr.trim()).toBe(`rbee: no SSH key for root@${a.ip}:22: pass --key or run an ssh-agent`);
+      const emptyAgent = await addWithoutKey(socket);
+      expect(emptyAgent.code).not.toBe(0);
+      expect(emptyAgent.stderr.trim()).toBe(`rbee: SSH authentication to root@${a.ip}:22 failed (no key the ssh-agent holds is authorised there)`);
+
+      expect(Bun.spawnSync(["ssh-add", net.clientKey], { env: { ...process.env, SSH_AUTH_SOCK: socket }, stderr: "pipe" }).exitCode).toBe(0);
+      const added = await addWithoutKey(socket);
+      expect(added.stderr).toBe("");
+      expect(added.stdout.trim()).toBe(`added hosta-agent (root@${a.ip}:22), rbee ${VERSION}`);
+      // The queen that `rbee infer` starts reaches the node through the same agent.
+      const run = await keeper(inferArgs("hosta-agent", STORIES_HF_REF, ["--max-tokens", "30", "--seed", "2"]), { SSH_AUTH_SOCK: socket });
+      expect(run.stderr).toBe("");
+      expect(run.code).toBe(0);
+      expect(run.stdout.length).toBeGreaterThan(40);
+      await expectNothingLeft([a]);
+    } finally {
+      agent.kill();
+      await agent.exited;
+      await keeper(["setup", "remove-node", "hosta-agent"]);
+    }
+  }, 120_000);
+
   test("a node whose sshd is stopped: one clear line, nothing left behind", async () => {
     const [, b] = net.hosts as [TestHost, TestHost];
     await installOn(b);
