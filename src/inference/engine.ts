@@ -7,7 +7,7 @@ import { RbeeError } from "../errors";
 import { logger } from "../log";
 import { Generation, type GenerationRequest, type GenerationResult } from "./generation";
 import { StepProfile } from "./step-profile";
-import { type AddonContext, addonContextOf, createSampler, lastStepTimingsOf } from "./addon";
+import { type AddonContext, type AddonSampler, addonContextOf, createSampler, lastStepTimingsOf } from "./addon";
 import { type OutputPlan, type Step, type Stepper, stepperFor } from "./step";
 
 export type { GenerationRequest, GenerationResult };
@@ -233,8 +233,15 @@ export class BatchEngine {
   private admitWaiting(): void {
     while (this.freeSlots.length && this.waiting.length) {
       const g = this.waiting.shift()!;
-      const slot = this.freeSlots.shift()!;
-      g.begin(slot, createSampler(this.options.model, g.request));
+      let sampler: AddonSampler;
+      try {
+        sampler = createSampler(this.options.model, g.request);
+      } catch (err) {
+        // Out of the queue and not yet active: it must end here, or its caller waits forever.
+        g.finish("error", err);
+        continue;
+      }
+      g.begin(this.freeSlots.shift()!, sampler);
       this.active.add(g);
     }
   }
