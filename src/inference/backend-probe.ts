@@ -10,7 +10,7 @@ import { RbeeError } from "../errors";
 import { logger } from "../log";
 import { selfCommand } from "../self";
 import type { Backend, GpuChoice } from "./backend";
-import { loadNodeLlamaCpp, runtimeCacheRoot } from "./runtime";
+import { loadNodeLlamaCpp, runtimeCacheRoot, withoutBinaryTest } from "./runtime";
 import { writeSyntheticGguf } from "./synth-gguf";
 
 export type ProbeResult = { ok: true; backend: Backend; device: string } | { ok: false; backend: Backend; reason: string };
@@ -84,7 +84,10 @@ function failureReason(stderr: string, code: number | null, signal: string | nul
 /** The child's side: `rbee __probe-backend cuda|vulkan`. */
 export async function runProbe(backend: string): Promise<void> {
   const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
-  const llama = await getLlama({ gpu: backend as "cuda" | "vulkan", build: "never", usePrebuiltBinaries: true, progressLogs: false, skipDownload: true, logLevel: LlamaLogLevel.error });
+  // This child is the test: node-llama-cpp's own (another child) would only repeat it.
+  const llama = await withoutBinaryTest(() =>
+    getLlama({ gpu: backend as "cuda" | "vulkan", build: "never", usePrebuiltBinaries: true, progressLogs: false, skipDownload: true, logLevel: LlamaLogLevel.error }),
+  );
   if (llama.gpu !== backend) throw new Error(`${backend} is not available (node-llama-cpp chose ${llama.gpu || "cpu"})`);
   // Mesa's lavapipe (a Vulkan driver running on the CPU) works but is slower than llama.cpp's CPU backend; node-llama-cpp
   // lists no device and no VRAM for it.

@@ -3,7 +3,8 @@ import type { Llama } from "node-llama-cpp";
 import { RbeeError } from "../errors";
 import { logger } from "../log";
 import { useGraphKeys } from "./addon";
-import { loadNodeLlamaCpp } from "./runtime";
+import { probeBackendCached } from "./backend-probe";
+import { loadNodeLlamaCpp, withoutBinaryTest } from "./runtime";
 
 export type GpuChoice = "auto" | "cuda" | "vulkan" | "cpu";
 export type Backend = "cuda" | "vulkan" | "cpu";
@@ -12,16 +13,20 @@ const log = logger("llama");
 
 export async function createLlama(choice: GpuChoice): Promise<{ llama: Llama; backend: Backend }> {
   const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
+  // A GPU backend rbee's probe has proven (remembered from chooseBackend) needs no second load test from node-llama-cpp.
+  const proven = (choice === "cuda" || choice === "vulkan") && (await probeBackendCached(choice)).ok;
   try {
-    const llama = await getLlama({
-      gpu: choice === "cpu" ? false : choice,
-      build: "never",
-      usePrebuiltBinaries: true,
-      progressLogs: false,
-      skipDownload: true,
-      logLevel: LlamaLogLevel.error,
-      logger: (level, message) => log.debug(`[${level}] ${message.trim()}`),
-    });
+    const load = () =>
+      getLlama({
+        gpu: choice === "cpu" ? false : choice,
+        build: "never",
+        usePrebuiltBinaries: true,
+        progressLogs: false,
+        skipDownload: true,
+        logLevel: LlamaLogLevel.error,
+        logger: (level, message) => log.debug(`[${level}] ${message.trim()}`),
+      });
+    const llama = await (proven ? withoutBinaryTest(load) : load());
     const backend = llama.gpu === false ? "cpu" : llama.gpu;
     if (backend === "metal") throw new Error("Metal is not supported by rbee");
     // A prompt then no longer evicts the decode graph's CUDA capture; RBEE_GRAPH_KEYS=0 turns it off for A/B runs.

@@ -25,6 +25,20 @@ async function importRuntime(): Promise<NodeLlamaCpp> {
   return import(join(dir, "node_modules", "node-llama-cpp", "dist", "index.js"));
 }
 
+/**
+ * Runs `load` (a getLlama call) without node-llama-cpp's load test of its prebuilt binary, a forked child process
+ * (H100 host, CUDA: getLlama 1.0-1.5 s with it, 0.5 s without): for a backend that rbee's probe has proven in a child
+ * of its own, and in that probe child itself. The switch is read by patches/node-llama-cpp@3.22.1.patch.
+ */
+export async function withoutBinaryTest<T>(load: () => Promise<T>): Promise<T> {
+  process.env.NODE_LLAMA_CPP_SKIP_BINARY_TEST = "1";
+  try {
+    return await load();
+  } finally {
+    delete process.env.NODE_LLAMA_CPP_SKIP_BINARY_TEST;
+  }
+}
+
 function embeddedRuntimeArchive(): (Blob & { name: string }) | undefined {
   return (Bun.embeddedFiles as (Blob & { name: string })[]).find((f) => f.name.startsWith(RUNTIME_ARCHIVE_PREFIX));
 }
