@@ -1,7 +1,8 @@
 // Proves a compute backend works before a model is loaded on it: a child process loads a tiny synthetic model on that
 // backend and decodes a few tokens. A backend that crashes (the npm CUDA build on a too-old driver dies at its first
 // kernel with "the provided PTX was compiled with an unsupported toolchain") takes only the child down.
-// Results are remembered per runtime and driver in the cache folder, so only the first start pays for the probe.
+// Results are remembered per runtime and driver in the cache folder, so only the first start pays for the probe; a
+// proven backend then loads without node-llama-cpp's own test of its binary (see createLlama).
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,9 +27,9 @@ const log = logger("llama");
 export async function chooseBackend(choice: GpuChoice): Promise<Backend> {
   const candidates: Backend[] = choice === "auto" ? ["cuda", "vulkan", "cpu"] : [choice];
   for (const backend of candidates) {
-    if (backend === "cpu") return backend;
     const result = await probeBackendCached(backend);
     if (result.ok) return backend;
+    if (backend === "cpu") throw new RbeeError("BACKEND_UNAVAILABLE", `the CPU backend does not work here: ${result.reason}`);
     if (choice !== "auto") throw new RbeeError("BACKEND_UNAVAILABLE", `--gpu ${backend} does not work here: ${result.reason}`);
     // On a machine without a GPU an absent backend is no news; with a GPU, say why it is not used.
     if (gpuPresent()) log.warn(`${backend} does not work here (${result.reason}); trying the next backend`);
@@ -81,24 +82,23 @@ function failureReason(stderr: string, code: number | null, signal: string | nul
   return `${reason.slice(0, 300) || "no output"}${signal ? ` (killed by ${signal})` : code ? ` (exit code ${code})` : ""}`;
 }
 
-/** The child's side: `rbee __probe-backend cuda|vulkan`. */
+/** The child's side: `rbee __probe-backend cuda|vulkan|cpu`. */
 export async function runProbe(backend: string): Promise<void> {
   const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
+  const gpu = backend === "cpu" ? false : (backend as "cuda" | "vulkan");
   // This child is the test: node-llama-cpp's own (another child) would only repeat it.
-  const llama = await withoutBinaryTest(() =>
-    getLlama({ gpu: backend as "cuda" | "vulkan", build: "never", usePrebuiltBinaries: true, progressLogs: false, skipDownload: true, logLevel: LlamaLogLevel.error }),
-  );
-  if (llama.gpu !== backend) throw new Error(`${backend} is not available (node-llama-cpp chose ${llama.gpu || "cpu"})`);
+  const llama = await withoutBinaryTest(() => getLlama({ gpu, build: "never", usePrebuiltBinaries: true, progressLogs: false, skipDownload: true, logLevel: LlamaLogLevel.error }));
+  if (llama.gpu !== gpu) throw new Error(`${backend} is not available (node-llama-cpp chose ${llama.gpu || "cpu"})`);
   // Mesa's lavapipe (a Vulkan driver running on the CPU) works but is slower than llama.cpp's CPU backend; node-llama-cpp
   // lists no device and no VRAM for it.
-  const devices = (await llama.getGpuDeviceNames()).filter((name) => !SOFTWARE_RENDERER.test(name));
-  if (devices.length === 0 || (await llama.getVramState()).total === 0)
+  const devices = gpu ? (await llama.getGpuDeviceNames()).filter((name) => !SOFTWARE_RENDERER.test(name)) : ["cpu"];
+  if (gpu && (devices.length === 0 || (await llama.getVramState()).total === 0))
     throw new Error(`${backend} has no GPU device here, only software or none (the CPU backend is faster)`);
   const dir = mkdtempSync(join(tmpdir(), "rbee-probe-"));
   try {
     const modelPath = join(dir, "probe.gguf");
     writeSyntheticGguf(modelPath, "probe");
-    const model = await llama.loadModel({ modelPath, gpuLayers: "max" });
+    const model = await llama.loadModel({ modelPath, gpuLayers: gpu ? "max" : 0 });
     const context = await model.createContext({ contextSize: 64, sequences: 1 });
     const sequence = context.getSequence();
     let n = 0;

@@ -13,8 +13,8 @@ const log = logger("llama");
 
 export async function createLlama(choice: GpuChoice): Promise<{ llama: Llama; backend: Backend }> {
   const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
-  // A GPU backend rbee's probe has proven (remembered from chooseBackend) needs no second load test from node-llama-cpp.
-  const proven = (choice === "cuda" || choice === "vulkan") && (await probeBackendCached(choice)).ok;
+  // A backend rbee's probe has proven (remembered from chooseBackend) needs no second load test from node-llama-cpp.
+  const proven = choice !== "auto" && (await probeBackendCached(choice)).ok;
   try {
     const load = () =>
       getLlama({

@@ -1,7 +1,7 @@
-// node-llama-cpp test-loads a prebuilt binary in a forked child before using it. rbee skips that for a GPU backend its
-// own probe has proven (and in the probe child itself), through a switch its patch of node-llama-cpp adds
-// (patches/node-llama-cpp@3.22.1.patch). The switch is exercised here on the CPU backend: without it a child appears
-// while the backend loads, with it none does, and it is cleared afterwards.
+// node-llama-cpp test-loads a prebuilt binary in a forked child before using it. rbee skips that for a backend its own
+// probe has proven (and in the probe child itself), through a switch its patch of node-llama-cpp adds
+// (patches/node-llama-cpp@3.22.1.patch): without it a child appears while the backend loads, with it none does, and
+// the switch is cleared afterwards.
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { REPO } from "../support/paths";
