@@ -52,8 +52,12 @@ export async function probeBackendCached(backend: Backend): Promise<ProbeResult>
     }
   }
   const result = await probeBackend(backend);
-  mkdirSync(join(file, ".."), { recursive: true });
-  writeFileSync(file, JSON.stringify(result));
+  // A failed CPU probe is not remembered: with no backend after it, a passing failure (memory, a killed child) would
+  // otherwise stop every later start.
+  if (result.ok || backend !== "cpu") {
+    mkdirSync(join(file, ".."), { recursive: true });
+    writeFileSync(file, JSON.stringify(result));
+  }
   return result;
 }
 
