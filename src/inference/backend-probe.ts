@@ -1,10 +1,10 @@
 // Proves a compute backend works before a model is loaded on it: a child process loads a tiny synthetic model on that
 // backend and decodes a few tokens. A backend that crashes (the npm CUDA build on a too-old driver dies at its first
 // kernel with "the provided PTX was compiled with an unsupported toolchain") takes only the child down.
-// Results are remembered per runtime and driver in the cache folder, so only the first start pays for the probe; a
-// proven backend then loads without node-llama-cpp's own test of its binary (see createLlama).
+// Results are remembered per runtime and driver in the cache folder (a failure only for a while), so only the first
+// start pays for the probe; a proven backend then loads without node-llama-cpp's own test of its binary (createLlama).
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RbeeError } from "../errors";
@@ -19,6 +19,11 @@ export type ProbeResult = { ok: true; backend: Backend; device: string } | { ok:
 const PROBE_TIMEOUT_MS = 120_000;
 const PROBE_COMMAND = "__probe-backend";
 const PROBE_TOKENS = 4;
+/**
+ * A remembered failure is believed this long, then the backend is probed again: a passing failure (the GPU's memory
+ * taken by another program, a child killed) must not keep a GPU unused until the driver changes.
+ */
+export const FAILED_PROBE_KEPT_MS = 10 * 60_000;
 /** Device names of Vulkan drivers that run on the CPU. */
 const SOFTWARE_RENDERER = /llvmpipe|lavapipe|softpipe|swiftshader/i;
 const log = logger("llama");
@@ -46,7 +51,8 @@ export async function probeBackendCached(backend: Backend): Promise<ProbeResult>
   const file = join(runtimeCacheRoot(), "probes", `${backend}-${await probeKey()}.json`);
   if (existsSync(file)) {
     try {
-      return JSON.parse(readFileSync(file, "utf8")) as ProbeResult;
+      const remembered = JSON.parse(readFileSync(file, "utf8")) as ProbeResult;
+      if (remembered.ok || Date.now() - statSync(file).mtimeMs < FAILED_PROBE_KEPT_MS) return remembered;
     } catch {
       // probe again
     }
