@@ -30,17 +30,18 @@ const log = logger("llama");
 
 /** Picks the backend to load a model on: the one asked for, or for `auto` the first of CUDA, Vulkan, CPU that works. */
 export async function chooseBackend(choice: GpuChoice): Promise<Backend> {
-  const candidates: Backend[] = choice === "auto" ? ["cuda", "vulkan", "cpu"] : [choice];
-  for (const backend of candidates) {
+  const gpus: Backend[] = choice === "auto" ? ["cuda", "vulkan"] : choice === "cpu" ? [] : [choice];
+  for (const backend of gpus) {
     const result = await probeBackendCached(backend);
     if (result.ok) return backend;
-    if (backend === "cpu") throw new RbeeError("BACKEND_UNAVAILABLE", `the CPU backend does not work here: ${result.reason}`);
     if (choice !== "auto") throw new RbeeError("BACKEND_UNAVAILABLE", `--gpu ${backend} does not work here: ${result.reason}`);
     // On a machine without a GPU an absent backend is no news; with a GPU, say why it is not used.
     if (gpuPresent()) log.warn(`${backend} does not work here (${result.reason}); trying the next backend`);
     else log.debug(`${backend} is not available here (${result.reason})`);
   }
-  throw new RbeeError("BACKEND_UNAVAILABLE", "no backend works here");
+  const cpu = await probeBackendCached("cpu");
+  if (cpu.ok) return "cpu";
+  throw new RbeeError("BACKEND_UNAVAILABLE", `the CPU backend does not work here: ${cpu.reason}`);
 }
 
 function gpuPresent(): boolean {

@@ -3,7 +3,7 @@ import type { Llama } from "node-llama-cpp";
 import { RbeeError } from "../errors";
 import { logger } from "../log";
 import { useGraphKeys } from "./addon";
-import { probeBackendCached } from "./backend-probe";
+import { chooseBackend } from "./backend-probe";
 import { loadNodeLlamaCpp, withoutBinaryTest } from "./runtime";
 
 export type GpuChoice = "auto" | "cuda" | "vulkan" | "cpu";
@@ -11,28 +11,29 @@ export type Backend = "cuda" | "vulkan" | "cpu";
 
 const log = logger("llama");
 
+/** The backend `choice` comes to (proven by chooseBackend's probe), and the Llama on it. */
 export async function createLlama(choice: GpuChoice): Promise<{ llama: Llama; backend: Backend }> {
+  const chosen = await chooseBackend(choice);
   const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
-  // A backend rbee's probe has proven (remembered from chooseBackend) needs no second load test from node-llama-cpp.
-  const proven = choice !== "auto" && (await probeBackendCached(choice)).ok;
   try {
-    const load = () =>
+    // Proven by the probe: node-llama-cpp's own load test of the binary would only repeat it.
+    const llama = await withoutBinaryTest(() =>
       getLlama({
-        gpu: choice === "cpu" ? false : choice,
+        gpu: chosen === "cpu" ? false : chosen,
         build: "never",
         usePrebuiltBinaries: true,
         progressLogs: false,
         skipDownload: true,
         logLevel: LlamaLogLevel.error,
         logger: (level, message) => log.debug(`[${level}] ${message.trim()}`),
-      });
-    const llama = await (proven ? withoutBinaryTest(load) : load());
+      }),
+    );
     const backend = llama.gpu === false ? "cpu" : llama.gpu;
     if (backend === "metal") throw new Error("Metal is not supported by rbee");
     // A prompt then no longer evicts the decode graph's CUDA capture; RBEE_GRAPH_KEYS=0 turns it off for A/B runs.
     useGraphKeys(llama, process.env.RBEE_GRAPH_KEYS !== "0");
     return { llama, backend };
   } catch (err) {
-    throw new RbeeError("INTERNAL", `backend ${choice} is not usable here: ${err instanceof Error ? err.message : err}`);
+    throw new RbeeError("INTERNAL", `backend ${chosen} is not usable here: ${err instanceof Error ? err.message : err}`);
   }
 }

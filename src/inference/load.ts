@@ -3,7 +3,6 @@ import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { RbeeError } from "../errors";
 import { type Backend, createLlama, type GpuChoice } from "./backend";
 import { useUnifiedKvCache } from "./addon";
-import { chooseBackend } from "./backend-probe";
 import { checkGgufFile } from "./gguf-file";
 import { chooseThreads } from "./threads";
 
@@ -39,8 +38,7 @@ export const MAX_BATCH_TOKENS = 512;
 
 export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const file = await checkGgufFile(options.modelPath);
-  const wantUnified = process.env.RBEE_KV_LAYOUT === "unified";
-  const { llama, backend } = await createLlama(await chooseBackend(options.gpu));
+  const { llama, backend } = await createLlama(options.gpu);
   const vramBefore = backend === "cpu" ? 0 : (await llama.getVramState()).used;
   let model: LlamaModel;
   try {
@@ -62,6 +60,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   // possible sequence pairs on the CPU before the GPU starts (130 µs per step on an H100's host: 1B, 1 / 8 / 32 streams
   // 702 / 3,279 / 7,226 against 735 / 3,515 / 8,311 tok/s per slot), and on the CPU and Vulkan its attention over every
   // slot's cells costs more. RBEE_KV_LAYOUT=unified chooses it anyway (rbee's rebuilt addon).
+  const wantUnified = process.env.RBEE_KV_LAYOUT === "unified";
   const unifiedKv = useUnifiedKvCache(llama, wantUnified) && wantUnified;
   // Size the context from the memory left: halve the tokens per slot until it fits (unless --ctx fixed them).
   for (;;) {

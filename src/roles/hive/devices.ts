@@ -2,7 +2,6 @@
 import type { Llama } from "node-llama-cpp";
 import { freemem, totalmem } from "node:os";
 import { type Backend, createLlama } from "../../inference/backend";
-import { chooseBackend } from "../../inference/backend-probe";
 import type { DeviceReport } from "../../wire/hive";
 
 export type { DeviceReport };
@@ -16,7 +15,7 @@ let llamaOnce: Promise<{ llama: Llama; backend: Backend }> | undefined;
 
 /** The Llama of this hive process, on the backend a probe proved (queried for VRAM, never used to run models). */
 export function sharedLlama(): Promise<{ llama: Llama; backend: Backend }> {
-  llamaOnce ??= chooseBackend("auto").then((backend) => createLlama(backend));
+  llamaOnce ??= createLlama("auto");
   return llamaOnce;
 }
 
