@@ -9,6 +9,11 @@ export interface AddonContext {
   decodeBatch(): Promise<void>;
   sampleToken(batchLogitIndex: number, sampler: AddonSampler): Promise<number>;
   disposeSequence(sequenceId: number): void;
+  /** Frees the sequence's cells at positions [startPos, endPos) (endPos -1: to the end); false where it cannot. */
+  removeTokenCellsFromSequence(sequenceId: number, startPos: number, endPos: number): boolean;
+  /** The lowest and highest position the sequence's cells hold (-1 for none). */
+  getSequenceKvCacheMinPosition(sequenceId: number): number;
+  getSequenceKvCacheMaxPosition(sequenceId: number): number;
   /** Copies a sequence's cells (with one KV buffer per sequence, its whole buffer, at the next decode). */
   copySequenceStateFromOtherSequence(targetSequenceId: number, sourceSequenceId: number): Promise<number>;
   setThreads(threads: number): void;

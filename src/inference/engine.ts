@@ -6,6 +6,7 @@ import type { LlamaContext, LlamaModel, Token } from "node-llama-cpp";
 import { RbeeError } from "../errors";
 import { logger } from "../log";
 import { Generation, type GenerationRequest, type GenerationResult } from "./generation";
+import { PromptCache } from "./prompt-cache";
 import { StepProfile } from "./step-profile";
 import { type AddonContext, type AddonSampler, addonContextOf, createSampler, lastStepTimingsOf } from "./addon";
 import { type OutputPlan, type Step, type Stepper, stepperFor } from "./step";
@@ -39,6 +40,7 @@ export class BatchEngine {
   private readonly profile: StepProfile | undefined;
   private readonly batchSize: number;
   private readonly freeSlots: number[];
+  private readonly promptCache = new PromptCache();
   private readonly active = new Set<Generation>();
   private readonly waiting: Generation[] = [];
   private running = false;
@@ -203,6 +205,7 @@ export class BatchEngine {
       if (gap === undefined) return;
       const top = [...this.active].reduce<Generation | undefined>((a, g) => (!a || g.slot > a.slot ? g : a), undefined);
       if (!top || top.slot < gap) return;
+      this.promptCache.forget(gap);
       await this.addon.copySequenceStateFromOtherSequence(gap, top.slot);
       this.addon.disposeSequence(top.slot);
       this.freeSlots.shift();
@@ -241,9 +244,38 @@ export class BatchEngine {
         g.finish("error", err);
         continue;
       }
-      g.begin(this.freeSlots.shift()!, sampler);
+      const { slot, cached } = this.takeSlot(g.request);
+      g.begin(slot, sampler, cached);
       this.active.add(g);
     }
+  }
+
+  /**
+   * A free slot for this request: with one KV buffer per slot, the one whose cells already hold the longest start of its
+   * prompt (PromptCache), emptied past what the request reuses; `cached` of its prompt's tokens need no evaluation.
+   */
+  private takeSlot(request: GenerationRequest): { slot: number; cached: number } {
+    const caching = this.options.kvPerSlot && request.cachePrompt !== false;
+    const { slot, shared } = caching ? this.promptCache.bestSlot(this.freeSlots, request.promptTokens) : { slot: this.freeSlots[0]!, shared: 0 };
+    this.freeSlots.splice(this.freeSlots.indexOf(slot), 1);
+    this.promptCache.forget(slot);
+    // The prompt's last token is always evaluated again: its logits give the first token.
+    const cached = Math.min(shared, request.promptTokens.length - 1);
+    if (cached > 0 && this.keepOnly(slot, cached)) return { slot, cached };
+    this.addon.disposeSequence(slot);
+    return { slot, cached: 0 };
+  }
+
+  /**
+   * Frees the slot's cells from position `count` on; whether positions 0 to count-1 are all still there (a recurrent
+   * model cannot cut a sequence, a sliding-window cache may have dropped its start).
+   */
+  private keepOnly(slot: number, count: number): boolean {
+    return (
+      this.addon.removeTokenCellsFromSequence(slot, count, -1) &&
+      this.addon.getSequenceKvCacheMinPosition(slot) === 0 &&
+      this.addon.getSequenceKvCacheMaxPosition(slot) === count - 1
+    );
   }
 
   /** Chunks of waiting prompts, in slot order, in the room the sequences that go on leave in the batch. */
@@ -266,7 +298,10 @@ export class BatchEngine {
 
   private release(g: Generation, reason: GenerationResult["stopReason"], err?: unknown): void {
     this.active.delete(g);
-    this.addon.disposeSequence(g.slot);
+    // A prompt evaluated whole stays in the slot's cells for the next request that starts the same way.
+    const keep = this.options.kvPerSlot && reason !== "error" && !g.prefilling;
+    if (keep && this.keepOnly(g.slot, g.request.promptTokens.length)) this.promptCache.remember(g.slot, g.request.promptTokens);
+    else this.addon.disposeSequence(g.slot);
     this.freeSlot(g.slot);
     this.lastActivityAt = Date.now();
     g.finish(reason, err);

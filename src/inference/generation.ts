@@ -15,9 +15,11 @@ export interface GenerationRequest extends SamplingParams {
   maxTokens: number;
   stop: string[];
   ignoreEos?: boolean;
+  /** Start from a slot whose cells already hold the prompt's beginning (the default; see PromptCache). */
+  cachePrompt?: boolean;
   signal?: AbortSignal;
-  /** Called when the request gets a slot. */
-  onStart?: (info: { slot: number; queuedMs: number }) => void;
+  /** Called when the request gets a slot; `cachedTokens` of the prompt were already in its cells. */
+  onStart?: (info: { slot: number; queuedMs: number; cachedTokens: number }) => void;
   /** Called with each piece of text as it becomes safe to send; `index` is the generated token's index. */
   onText?: (text: string, index: number) => void;
 }
@@ -27,6 +29,8 @@ export type StopReason = "stop" | "length" | "cancelled" | "error";
 export interface GenerationResult {
   text: string;
   promptTokens: number;
+  /** Of the prompt's tokens, those found already evaluated in the slot's cells. */
+  cachedPromptTokens: number;
   tokensOut: number;
   stopReason: StopReason;
   ttftMs: number;
@@ -38,6 +42,7 @@ export class Generation {
   readonly done: Promise<GenerationResult>;
   slot = -1;
   position = 0;
+  cachedPromptTokens = 0;
   sampler: AddonSampler | undefined;
   pendingPrompt: Token[];
   tokensOut = 0;
@@ -72,10 +77,14 @@ export class Generation {
     this.cancelled = true;
   }
 
-  begin(slot: number, sampler: AddonSampler): void {
+  /** Starts in `slot`, whose cells hold the prompt's first `cached` tokens. */
+  begin(slot: number, sampler: AddonSampler, cached: number): void {
     this.slot = slot;
     this.sampler = sampler;
-    this.request.onStart?.({ slot, queuedMs: round(performance.now() - this.submittedAt) });
+    this.cachedPromptTokens = cached;
+    this.position = cached;
+    this.pendingPrompt = this.request.promptTokens.slice(cached);
+    this.request.onStart?.({ slot, queuedMs: round(performance.now() - this.submittedAt), cachedTokens: cached });
   }
 
   /** Records that `count` tokens were placed in the batch at the current position. */
@@ -102,6 +111,7 @@ export class Generation {
     this.resolveDone({
       text: this.chunks.join(""),
       promptTokens: this.request.promptTokens.length,
+      cachedPromptTokens: this.cachedPromptTokens,
       tokensOut: this.tokensOut,
       stopReason,
       ttftMs: this.tokensOut ? round(this.firstTokenAt - this.submittedAt) : 0,

@@ -12,6 +12,8 @@ const common = {
   n: z.literal(1, "only n=1 is supported").optional(),
   /** llama.cpp's extension: generate exactly max_tokens. */
   ignore_eos: z.boolean().default(false),
+  /** llama-server's extension: reuse the cells of a slot whose last prompt started the same way. */
+  cache_prompt: z.boolean().default(true),
 };
 
 export const CompletionRequest = z.object({
@@ -42,10 +44,18 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** As OpenAI reports them: the prompt's tokens found already evaluated. */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
-export function usage(promptTokens: number, completionTokens: number): Usage {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+export function usage(result: { promptTokens: number; cachedPromptTokens: number; tokensOut: number }): Usage {
+  const { promptTokens, cachedPromptTokens, tokensOut } = result;
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: tokensOut,
+    total_tokens: promptTokens + tokensOut,
+    prompt_tokens_details: { cached_tokens: cachedPromptTokens },
+  };
 }
 
 export function messageText(content: z.infer<typeof ChatMessage>["content"]): string {

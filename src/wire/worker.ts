@@ -12,10 +12,12 @@ export const ExecuteRequest = z.strictObject({
   stop,
   /** Generate exactly max_tokens, past the end-of-text token (benchmarks). */
   ignore_eos: z.boolean().default(false),
+  /** Reuse the cells of a slot whose last prompt started the same way (false: evaluate the whole prompt). */
+  cache_prompt: z.boolean().default(true),
 });
 export type ExecuteRequest = z.infer<typeof ExecuteRequest>;
 
-export const StartedEvent = z.object({ request_id: z.string(), slot: z.number(), queued_ms: z.number(), prompt_tokens: z.number() });
+export const StartedEvent = z.object({ request_id: z.string(), slot: z.number(), queued_ms: z.number(), prompt_tokens: z.number(), cached_tokens: z.number() });
 export const TokenEvent = z.object({ t: z.string(), i: z.number() });
 export const EndEvent = z.object({
   tokens_out: z.number(),

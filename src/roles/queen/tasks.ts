@@ -85,7 +85,7 @@ export function addTaskRoutes(app: Hono, deps: { registry: Registry; hives: Hive
           for await (const event of readEvents(new Response(stream))) {
             const data = JSON.parse(event.data);
             if (event.event === "started") {
-              sink.send("started", { task_id: task.id, worker: relayed.lease.worker.id, node: relayed.lease.worker.node, prompt_tokens: data.prompt_tokens });
+              sink.send("started", { task_id: task.id, worker: relayed.lease.worker.id, node: relayed.lease.worker.node, prompt_tokens: data.prompt_tokens, cached_tokens: data.cached_tokens });
               deps.metrics.ttft.observe((performance.now() - startedAt) / 1000);
             } else if (event.event === "token") {
               task.tokens_out++;

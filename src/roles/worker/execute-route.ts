@@ -22,8 +22,10 @@ export function addExecuteRoutes(app: Hono, service: WorkerService): void {
         seed: body.seed,
         stop: stopList(body.stop),
         ignoreEos: body.ignore_eos,
+        cachePrompt: body.cache_prompt,
         signal: sink.signal,
-        onStart: ({ slot, queuedMs }) => sink.send("started", { request_id: requestId, slot, queued_ms: queuedMs, prompt_tokens: promptTokens.length }),
+        onStart: ({ slot, queuedMs, cachedTokens }) =>
+          sink.send("started", { request_id: requestId, slot, queued_ms: queuedMs, prompt_tokens: promptTokens.length, cached_tokens: cachedTokens }),
         onText: (t, i) => sink.send("token", { t, i }),
       });
       if (result.stopReason === "error") sink.send("error", { code: "INTERNAL", message: result.error ?? "generation failed" });

@@ -57,6 +57,7 @@ function respond(c: Context, service: WorkerService, job: Job): Response | Promi
     seed: job.body.seed,
     stop: job.stop,
     ignoreEos: job.body.ignore_eos,
+    cachePrompt: job.body.cache_prompt,
   };
   const chat = job.kind === "chat.completion";
 
@@ -67,7 +68,7 @@ function respond(c: Context, service: WorkerService, job: Job): Response | Promi
       const choice = chat
         ? { index: 0, message: { role: "assistant", content: result.text }, finish_reason, logprobs: null }
         : { index: 0, text: result.text, finish_reason, logprobs: null };
-      return c.json({ id, object: job.kind, created, model, choices: [choice], usage: usage(result.promptTokens, result.tokensOut) });
+      return c.json({ id, object: job.kind, created, model, choices: [choice], usage: usage(result) });
     });
   }
 
@@ -87,7 +88,7 @@ function respond(c: Context, service: WorkerService, job: Job): Response | Promi
       return;
     }
     send(chunk(chat ? { delta: {}, finish_reason: finishReason(result) } : { text: "", finish_reason: finishReason(result) }));
-    if (job.body.stream_options?.include_usage) send({ id, object, created, model, choices: [], usage: usage(result.promptTokens, result.tokensOut) });
+    if (job.body.stream_options?.include_usage) send({ id, object, created, model, choices: [], usage: usage(result) });
     send("[DONE]");
   });
 }

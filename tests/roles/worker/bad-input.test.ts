@@ -36,6 +36,8 @@ describe("bad HTTP requests", () => {
     ["max_tokens over the context", "/v1/execute", `{"prompt":"a","max_tokens":300}`, 400, "CONTEXT_OVERFLOW", "256"],
     ["temperature out of range", "/v1/execute", `{"prompt":"a","temperature":9}`, 400, "BAD_REQUEST", "temperature"],
     ["stop of the wrong type", "/v1/execute", `{"prompt":"a","stop":5}`, 400, "BAD_REQUEST", "stop"],
+    ["cache_prompt not a boolean", "/v1/execute", `{"prompt":"a","cache_prompt":"no"}`, 400, "BAD_REQUEST", "cache_prompt"],
+    ["completions cache_prompt not a boolean", "/v1/completions", `{"prompt":"a","cache_prompt":0}`, 400, "BAD_REQUEST", "cache_prompt"],
     ["unknown field on a strict route", "/v1/execute", `{"prompt":"a","bogus":1}`, 400, "BAD_REQUEST", "bogus"],
     ["invalid JSON", "/v1/execute", `{"prompt":`, 400, "BAD_REQUEST", "JSON"],
     ["a JSON array", "/v1/execute", `[1,2]`, 400, "BAD_REQUEST"],

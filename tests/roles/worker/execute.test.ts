@@ -45,6 +45,9 @@ describe("POST /v1/execute", () => {
   test("the /execute alias answers the same way", async () => {
     const events = await collectSse(await execute({ prompt: "Once upon a time", max_tokens: 5 }, "/execute"));
     expect(events[0]!.event).toBe("started");
+    // The test before left the same prompt in the slot's cells.
+    const started = StartedEvent.parse(JSON.parse(events[0]!.data));
+    expect(started.cached_tokens).toBe(started.prompt_tokens - 1);
     expect(events.slice(1, -1).every((e) => e.event === "token")).toBe(true);
     expect(events.at(-1)!.event).toBe("end");
     expect(JSON.parse(events.at(-1)!.data).tokens_out).toBe(5);

@@ -26,7 +26,7 @@ describe("OpenAI-compatible API", () => {
     expect(res.choices).toHaveLength(1);
     expect(res.choices[0]!.text).toMatch(/there (was|lived)/);
     expect(res.choices[0]!.finish_reason).toBe("length");
-    expect(res.usage).toEqual({ prompt_tokens: 5, completion_tokens: 40, total_tokens: 45 });
+    expect(res.usage).toEqual({ prompt_tokens: 5, completion_tokens: 40, total_tokens: 45, prompt_tokens_details: { cached_tokens: 0 } });
   });
 
   test("completions, streamed, with usage at the end", async () => {
@@ -46,9 +46,13 @@ describe("OpenAI-compatible API", () => {
     expect(chunks).toBeGreaterThan(10);
     expect(text).toMatch(/there (was|lived)/);
     expect(finish).toBe("length");
-    expect(usage).toEqual({ prompt_tokens: 5, completion_tokens: 30, total_tokens: 35 });
+    // The slot still holds the same prompt from the test before: all of it but the last token is reused.
+    expect(usage).toEqual({ prompt_tokens: 5, completion_tokens: 30, total_tokens: 35, prompt_tokens_details: { cached_tokens: 4 } });
     const whole = await client.completions.create({ model: "stories260K.gguf", prompt: "Once upon a time", max_tokens: 30, seed: 3 });
     expect(whole.choices[0]!.text).toBe(text);
+    const uncached = await client.completions.create({ model: "stories260K.gguf", prompt: "Once upon a time", max_tokens: 30, seed: 3, cache_prompt: false } as OpenAI.CompletionCreateParamsNonStreaming);
+    expect(uncached.usage!.prompt_tokens_details).toEqual({ cached_tokens: 0 });
+    expect(uncached.choices[0]!.text).toBe(text);
   });
 
   test("chat completions through the model's template, streamed and not", async () => {
@@ -75,7 +79,8 @@ describe("OpenAI-compatible API", () => {
     }
     expect(role).toBe("assistant");
     expect(content).toBe(res.choices[0]!.message.content!);
-    expect(usage).toEqual(res.usage);
+    // The same messages again: the slot holds their prompt, and only its last token is evaluated again.
+    expect(usage).toEqual({ ...res.usage!, prompt_tokens_details: { cached_tokens: res.usage!.prompt_tokens - 1 } });
   });
 
   test("bad requests come back as OpenAI client errors with rbee's error shape", async () => {
