@@ -19,19 +19,21 @@ afterAll(async () => {
 
 const tokens = (text: string) => loaded.model.tokenize(text, true) as Token[];
 
-/** Greedy, so that the same cells must give the same text; `slot` is where the request ran. */
+/** Greedy, so that the same cells must give the same text. */
+const greedy = (prompt: string, extra: Partial<GenerationRequest> = {}): GenerationRequest => ({
+  promptTokens: tokens(prompt),
+  maxTokens: 40,
+  stop: [],
+  ignoreEos: true,
+  temperature: 0,
+  topP: 1,
+  ...extra,
+});
+
+/** Runs a greedy request to its length; `slot` is where it ran. */
 async function run(prompt: string, extra: Partial<GenerationRequest> = {}) {
   let slot = -1;
-  const result = await engine.submit({
-    promptTokens: tokens(prompt),
-    maxTokens: 40,
-    stop: [],
-    ignoreEos: true,
-    temperature: 0,
-    topP: 1,
-    onStart: (info) => (slot = info.slot),
-    ...extra,
-  });
+  const result = await engine.submit(greedy(prompt, { onStart: (info) => (slot = info.slot), ...extra }));
   expect(result.stopReason).toBe("length");
   return { ...result, slot };
 }
@@ -88,16 +90,7 @@ test("a request cancelled part-way leaves its prompt's cells right for the next"
   const prompt = "Once upon a time, there was a small cat who liked milk.";
   const whole = await run(prompt, { cachePrompt: false });
   const controller = new AbortController();
-  const cancelled = await engine.submit({
-    promptTokens: tokens(prompt),
-    maxTokens: 40,
-    stop: [],
-    ignoreEos: true,
-    temperature: 0,
-    topP: 1,
-    signal: controller.signal,
-    onText: (_text, index) => index >= 3 && controller.abort(),
-  });
+  const cancelled = await engine.submit(greedy(prompt, { signal: controller.signal, onText: (_text, index) => index >= 3 && controller.abort() }));
   expect(cancelled.stopReason).toBe("cancelled");
   expect(cancelled.tokensOut).toBeLessThan(40);
   const next = await run(prompt);
