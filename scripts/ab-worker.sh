@@ -22,9 +22,11 @@ bun -e '
   const [out, pairs] = [process.argv[1], Number(process.argv[2])];
   const load = async (side) => Promise.all(Array.from({ length: pairs }, async (_, i) => JSON.parse(await Bun.file(`${out}/${side}-${i + 1}.json`).text()).rbee));
   const [a, b] = [await load("A"), await load("B")];
-  const mean = (runs, level) => runs.reduce((sum, run) => sum + run[level].tokensPerS, 0) / runs.length;
+  const mean = (runs, level, key) => runs.reduce((sum, run) => sum + run[level][key], 0) / runs.length;
   for (const [level, x] of a[0].entries()) {
-    const [ma, mb] = [mean(a, level), mean(b, level)];
-    console.log(`${x.concurrency} streams: A ${ma.toFixed(0)}  B ${mb.toFixed(0)}  B/A ${(mb / ma).toFixed(3)}`);
+    const [ma, mb] = [mean(a, level, "tokensPerS"), mean(b, level, "tokensPerS")];
+    const [da, db] = [mean(a, level, "decodeTokensPerS"), mean(b, level, "decodeTokensPerS")];
+    const [ta, tb] = [mean(a, level, "ttftP50Ms"), mean(b, level, "ttftP50Ms")];
+    console.log(`${x.concurrency} streams: A ${ma.toFixed(0)}  B ${mb.toFixed(0)}  B/A ${(mb / ma).toFixed(3)}  (per stream ${da.toFixed(0)} / ${db.toFixed(0)}, TTFT p50 ${ta.toFixed(1)} / ${tb.toFixed(1)} ms)`);
   }
 ' "$out" "$pairs"

@@ -18,12 +18,16 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+// Every request has the same prompt, so from the second on a server with a prompt cache (rbee, llama-server) evaluates
+// only its last token. BENCH_CACHE_PROMPT=0 asks it to evaluate the whole prompt each time (cache_prompt: false).
+const cachePrompt = process.env.BENCH_CACHE_PROMPT === "0" ? { cache_prompt: false } : {};
+
 async function oneRequest(url: string, tokens: number, seed: number, model?: string): Promise<{ ttftMs: number; tokens: number; decodeMs: number }> {
   const start = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, prompt: "Once upon a time", max_tokens: tokens, ignore_eos: true, stream: true, stream_options: { include_usage: true }, seed }),
+    body: JSON.stringify({ model, prompt: "Once upon a time", max_tokens: tokens, ignore_eos: true, stream: true, stream_options: { include_usage: true }, seed, ...cachePrompt }),
   });
   if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   let ttftMs = 0;
