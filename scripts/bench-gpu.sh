@@ -67,15 +67,18 @@ rm -rf "$OUT"/cache*
 
 # The graph keys (src/inference/native/graph-keys.cpp) must not change what the worker generates, and neither must the
 # slot count nor the run: greedy text of 4-slot workers with and without the keys and of a one-slot worker twice.
+# Each worker is asked twice: the second time its slot holds the prompt (prompt cache), and the text must not change.
 greedy() { # name, slots (settings before the call go to the worker)
   worker_up /dev/null --gpu cuda --slots "$2"
-  curl -s localhost:8399/v1/completions -H 'content-type: application/json' \
-    -d '{"prompt":"Once upon a time","max_tokens":200,"temperature":0,"ignore_eos":true}' | bun -e 'console.log(JSON.parse(await Bun.stdin.text()).choices[0].text)' >"$OUT/greedy-$1.txt"
+  for run in "" -cached; do
+    curl -s localhost:8399/v1/completions -H 'content-type: application/json' \
+      -d '{"prompt":"Once upon a time","max_tokens":200,"temperature":0,"ignore_eos":true}' | bun -e 'console.log(JSON.parse(await Bun.stdin.text()).choices[0].text)' >"$OUT/greedy-$1$run.txt"
+  done
   worker_down
 }
-[ "${BACKEND_CHECK:-1}" = 1 ] && echo "== greedy text: 4 slots with and without graph keys, 1 slot twice" && {
+[ "${BACKEND_CHECK:-1}" = 1 ] && echo "== greedy text: 4 slots with and without graph keys, 1 slot twice, each also from the prompt cache" && {
   greedy slots4 4; RBEE_GRAPH_KEYS=0 greedy slots4-no-keys 4; greedy slots1-a 1; greedy slots1-b 1
-  for other in slots4-no-keys slots1-a slots1-b; do
+  for other in slots4-cached slots4-no-keys slots4-no-keys-cached slots1-a slots1-a-cached slots1-b slots1-b-cached; do
     cmp -s "$OUT/greedy-slots4.txt" "$OUT/greedy-$other.txt" && echo "$other: same text" || echo "$other: TEXT DIFFERS"
   done
 }
