@@ -67,7 +67,10 @@ rm -rf "$OUT"/cache*
 
 # The graph keys (src/inference/native/graph-keys.cpp) must not change what the worker generates, and neither must the
 # slot count nor the run: greedy text of 4-slot workers with and without the keys and of a one-slot worker twice.
-# Each worker is asked twice: the second time its slot holds the prompt (prompt cache), and the text must not change.
+# Each worker is asked twice: the second time its slot holds the prompt (prompt cache) and only the prompt's last token is
+# evaluated again, as a batch of one, which the GPU computes with other kernels than a batch of the whole prompt: on a
+# synthetic model's nearly flat logits the text may then part from the fresh one after a while (llama-server's
+# cache_prompt documents the same). Fresh texts must all be the same, and so must cached ones.
 greedy() { # name, slots (settings before the call go to the worker)
   worker_up /dev/null --gpu cuda --slots "$2"
   for run in "" -cached; do
@@ -76,11 +79,16 @@ greedy() { # name, slots (settings before the call go to the worker)
   done
   worker_down
 }
-[ "${BACKEND_CHECK:-1}" = 1 ] && echo "== greedy text: 4 slots with and without graph keys, 1 slot twice, each also from the prompt cache" && {
+[ "${BACKEND_CHECK:-1}" = 1 ] && echo "== greedy text: 4 slots with and without graph keys, 1 slot twice; fresh, then from the prompt cache" && {
   greedy slots4 4; RBEE_GRAPH_KEYS=0 greedy slots4-no-keys 4; greedy slots1-a 1; greedy slots1-b 1
-  for other in slots4-cached slots4-no-keys slots4-no-keys-cached slots1-a slots1-a-cached slots1-b slots1-b-cached; do
-    cmp -s "$OUT/greedy-slots4.txt" "$OUT/greedy-$other.txt" && echo "$other: same text" || echo "$other: TEXT DIFFERS"
+  for run in "" -cached; do
+    for other in slots4-no-keys slots1-a slots1-b; do
+      cmp -s "$OUT/greedy-slots4$run.txt" "$OUT/greedy-$other$run.txt" && echo "$other$run: same text" || echo "$other$run: TEXT DIFFERS"
+    done
   done
+  bun -e 'const [a, b] = await Promise.all(process.argv.slice(1).map(async (f) => (await Bun.file(f).text()).split(" ")));
+    let i = 0; while (i < a.length && a[i] === b[i]) i++;
+    console.log(i === a.length && a.length === b.length ? "cached text: same as fresh" : `cached text: same as fresh for ${i} of ${a.length} words`);' "$OUT/greedy-slots4.txt" "$OUT/greedy-slots4-cached.txt"
 }
 
 reference=$([ "${NAIVE:-0}" = 1 ] || echo --no-reference)
