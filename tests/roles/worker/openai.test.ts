@@ -83,6 +83,22 @@ describe("OpenAI-compatible API", () => {
     expect(usage).toEqual({ ...res.usage!, prompt_tokens_details: { cached_tokens: res.usage!.prompt_tokens - 1 } });
   });
 
+  test("a chat's next turn reuses the cells of the turn before: only the new messages are evaluated", async () => {
+    const first = [
+      { role: "system" as const, content: "You tell stories about animals." },
+      { role: "user" as const, content: "Tell me about a dog." },
+    ];
+    const turn1 = await client.chat.completions.create({ model: "stories260K.gguf", messages: first, max_tokens: 15, seed: 2 });
+    const reply = turn1.choices[0]!.message.content!;
+    const next = [...first, { role: "assistant" as const, content: reply }, { role: "user" as const, content: "And then?" }];
+    const turn2 = await client.chat.completions.create({ model: "stories260K.gguf", messages: next, max_tokens: 15, seed: 2 });
+    const { prompt_tokens, prompt_tokens_details } = turn2.usage!;
+    expect(prompt_tokens).toBeGreaterThan(turn1.usage!.prompt_tokens);
+    // The first turn's prompt is kept whole (the template renders the history the same way each turn); its reply
+    // and the new message are evaluated.
+    expect(prompt_tokens_details!.cached_tokens).toBe(turn1.usage!.prompt_tokens);
+  });
+
   test("bad requests come back as OpenAI client errors with rbee's error shape", async () => {
     const err = await client.completions.create({ model: "m", prompt: "", max_tokens: 5 }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
