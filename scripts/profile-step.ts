@@ -24,7 +24,6 @@ const { values: o, positionals } = parseArgs({
   },
 });
 const list = (s: string) => s.split(",");
-const slotsFor = (streams: number) => Math.max(streams, Number(o.slots ?? streams));
 const { llama, backend } = await createLlama(o.gpu as GpuChoice);
 const model = await llama.loadModel({ modelPath: positionals[0]!, gpuLayers: backend === "cpu" ? 0 : "max" });
 const tokens = Number(o.tokens);
@@ -33,7 +32,7 @@ for (const streams of list(o.streams).map(Number))
   for (const fa of list(o.fa))
     for (const kvu of list(o.kvu))
     for (const threads of list(o.threads).map(Number)) {
-      const slots = slotsFor(streams);
+      const slots = Math.max(streams, Number(o.slots ?? streams));
       if (!useUnifiedKvCache(llama, kvu === "on") && kvu === "on") throw new Error("this addon cannot unify the KV cache: run bun scripts/build-addon.ts");
       const context = await model.createContext({ contextSize: (tokens + 16) * slots, sequences: slots, threads, flashAttention: fa === "auto" ? "auto" : fa === "on", batchSize: 512 });
       const addon = addonContextOf(context);
