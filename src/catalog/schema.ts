@@ -1,5 +1,6 @@
 // The model catalog's table, and the SQL that creates it (run from the binary: no migration files ship beside it).
 import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import type { ModelShape } from "../inference/memory-plan";
 
 export const models = sqliteTable("models", {
   id: text("id").primaryKey(),
@@ -13,6 +14,8 @@ export const models = sqliteTable("models", {
   parameterCount: integer("parameter_count"),
   quantization: text("quantization"),
   contextLength: integer("context_length"),
+  /** For memory estimates (inference/memory-plan.ts); null for entries recorded before it was kept. */
+  shape: text("shape", { mode: "json" }).$type<ModelShape>(),
   downloadedAt: integer("downloaded_at", { mode: "timestamp_ms" }).notNull(),
   lastUsedAt: integer("last_used_at", { mode: "timestamp_ms" }),
 });
@@ -37,4 +40,5 @@ export const MIGRATIONS: string[] = [
      last_used_at INTEGER
    );
    CREATE INDEX models_name ON models (name);`,
+  `ALTER TABLE models ADD COLUMN shape TEXT;`,
 ];

@@ -17,6 +17,8 @@ export interface AddonContext {
   /** Copies a sequence's cells (with one KV buffer per sequence, its whole buffer, at the next decode). */
   copySequenceStateFromOtherSequence(targetSequenceId: number, sourceSequenceId: number): Promise<number>;
   setThreads(threads: number): void;
+  /** Bytes llama.cpp allocated for this context (KV cache and compute buffers), by where they live. */
+  getMemoryBreakdown(): { cpuRam: number; gpuVram: number };
 }
 
 export interface AddonSampler {

@@ -1,9 +1,11 @@
 // Loads a GGUF model for serving: backend, threads, GPU layers, and one context holding a sequence per slot.
 import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { RbeeError } from "../errors";
+import { logger } from "../log";
 import { type Backend, createLlama, type GpuChoice } from "./backend";
-import { useUnifiedKvCache } from "./addon";
+import { addonContextOf, useUnifiedKvCache } from "./addon";
 import { checkGgufFile } from "./gguf-file";
+import { DEFAULT_MAX_CTX, MAX_BATCH_TOKENS, MIN_CTX_PER_SLOT } from "./memory-plan";
 import { chooseThreads } from "./threads";
 
 export interface LoadOptions {
@@ -27,14 +29,12 @@ export interface LoadedModel {
   /** One KV buffer shared by all slots (rbee's rebuilt addon), so every step is one batch whichever slots are busy. */
   unifiedKv: boolean;
   ctxPerSlot: number;
+  /** What llama.cpp allocated for the context (KV cache and compute buffers), on the GPU and in RAM. */
+  contextBytes: { vram: number; ram: number };
   dispose(): Promise<void>;
 }
 
-export const DEFAULT_MAX_CTX = 4096;
-/** The smallest context per slot the worker shrinks to when memory is short. */
-export const MIN_CTX_PER_SLOT = 256;
-/** Tokens one decode call may carry; prompts longer than this are fed in chunks. */
-export const MAX_BATCH_TOKENS = 512;
+const log = logger("load");
 
 export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const file = await checkGgufFile(options.modelPath);
@@ -53,7 +53,9 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   }
   const allLayersOnGpu = backend !== "cpu" && model.gpuLayers >= model.fileInsights.totalLayers;
   const threads = chooseThreads({ modelBytes: file.bytes, requested: options.threads, allLayersOnGpu });
-  let ctxPerSlot = Math.min(options.ctx ?? Math.min(model.trainContextSize, DEFAULT_MAX_CTX), model.trainContextSize);
+  // --ctx is honoured exactly (past the training context too, as llama.cpp allows); the default may shrink below.
+  let ctxPerSlot = options.ctx ?? Math.min(model.trainContextSize, DEFAULT_MAX_CTX);
+  if (ctxPerSlot > model.trainContextSize) log.warn(`--ctx ${ctxPerSlot} is past the model's training context of ${model.trainContextSize} tokens`);
   let context: LlamaContext | undefined;
   // One KV buffer per slot: the engine keeps the busy slots contiguous (see BatchEngine.closeGaps), so a step is one
   // pass over the weights. llama.cpp's unified buffer would spare those moves, but with it every decode checks all 256
@@ -66,7 +68,8 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   for (;;) {
     try {
       context = await model.createContext({
-        contextSize: ctxPerSlot * options.slots,
+        // Per sequence: node-llama-cpp asks llama.cpp for contextSize × sequences cells.
+        contextSize: ctxPerSlot,
         sequences: options.slots,
         batchSize: Math.min(MAX_BATCH_TOKENS, ctxPerSlot * options.slots),
         threads,
@@ -86,6 +89,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
       throw new RbeeError(backend === "cpu" ? "INSUFFICIENT_MEMORY" : "INSUFFICIENT_VRAM", `not enough ${where} for ${options.slots} slots of ${ctxPerSlot} tokens (${err instanceof Error ? err.message : err}); use fewer --slots or a smaller --ctx`);
     }
   }
+  const breakdown = addonContextOf(context!).getMemoryBreakdown();
   const vramBytes = backend === "cpu" ? 0 : Math.max(0, (await llama.getVramState()).used - vramBefore);
   const device = backend === "cpu" ? "cpu" : ((await llama.getGpuDeviceNames())[0] ?? backend);
   return {
@@ -98,6 +102,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
     threads,
     unifiedKv,
     ctxPerSlot,
+    contextBytes: { vram: breakdown.gpuVram, ram: breakdown.cpuRam },
     async dispose() {
       await context!.dispose();
       await model.dispose();

@@ -1,6 +1,7 @@
 // The hive's wire format: request bodies, catalog entries and download progress as they travel over HTTP.
 import { z } from "zod";
 import type { CatalogEntry } from "../catalog/catalog";
+import type { ModelShape } from "../inference/memory-plan";
 
 export const DownloadRequest = z.strictObject({ ref: z.string().min(1, "must not be empty") });
 
@@ -25,6 +26,8 @@ export interface ModelJson {
   parameter_count: number | null;
   quantization: string | null;
   context_length: number | null;
+  /** The model's shape for memory estimates, where the catalog has it. */
+  shape: ModelShape | null;
   downloaded_at: string;
   last_used_at: string | null;
   status: string;
@@ -43,6 +46,7 @@ export function modelJson(m: CatalogEntry): ModelJson {
     parameter_count: m.parameterCount,
     quantization: m.quantization,
     context_length: m.contextLength,
+    shape: m.shape ?? null,
     downloaded_at: m.downloadedAt.toISOString(),
     last_used_at: m.lastUsedAt?.toISOString() ?? null,
     status: m.status,

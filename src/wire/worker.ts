@@ -39,6 +39,8 @@ export const ReadyResponse = z.object({
   slots_total: z.number(),
   slots_idle: z.number(),
   ctx_per_slot: z.number(),
+  /** Bytes llama.cpp allocated for the KV cache and compute buffers: slots × ctx_per_slot cells, on the GPU or in RAM. */
+  context_bytes: z.object({ vram: z.number(), ram: z.number() }),
   /** "batched": one native call decodes and samples every sequence (scripts/build-addon.ts); "per-sequence": stock addon. */
   sampling: z.enum(["batched", "per-sequence"]).nullable(),
   queued: z.number(),

@@ -1,8 +1,11 @@
-// Brings up a worker for a model: on a hive that already has the model and the most free VRAM, else on one with room
-// that downloads it first; starts the local hive when there is none. At most one worker per model per hive.
+// Brings up a worker for a model: on a hive where it fits (the hive's own memory arithmetic, from the model's shape)
+// and that already has the model, then the most free memory; else on one that downloads it first; starts the local hive
+// when there is none. At most one worker per model per hive.
 import { RbeeError } from "../../errors";
 import { logger } from "../../log";
+import { defaultCtxPerSlot, estimateMemory } from "../../inference/memory-plan";
 import { LOCAL_NODE } from "../../nodes/registry";
+import type { ModelJson } from "../../wire/hive";
 import type { HiveEntry, Registry } from "./registry";
 
 export interface SpawnerOptions {
@@ -26,8 +29,9 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots }: 
     const free = hives.filter((h) => !busy.has(h.node));
     if (!free.length) return false; // every hive already serves this model: waiters get the next free slot
     const hasModel = (h: HiveEntry) => h.models.some((m) => m.ref === modelRef && m.status === "ready");
-    const vramFree = (h: HiveEntry) => h.devices?.gpus?.[0]?.vram_free_bytes ?? 0;
-    free.sort((a, b) => Number(hasModel(b)) - Number(hasModel(a)) || vramFree(b) - vramFree(a));
+    const model = hives.flatMap((h) => h.models).find((m) => m.ref === modelRef && m.shape);
+    const fits = (h: HiveEntry) => !model || fitsOn(h, model, workerSlots);
+    free.sort((a, b) => Number(fits(b)) - Number(fits(a)) || Number(hasModel(b)) - Number(hasModel(a)) || freeMemory(b) - freeMemory(a));
     const hive = free[0]!;
     if (!hasModel(hive)) {
       log.info(`downloading ${modelRef} on ${hive.node}`);
@@ -39,4 +43,18 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots }: 
     registry.upsertWorker(hive.node, worker);
     return true;
   };
+}
+
+/** The memory a worker's weights, KV cache and buffers go to on this hive: its first GPU's, else its RAM. */
+function freeMemory(h: HiveEntry): number {
+  const gpu = h.devices?.gpus?.[0];
+  return gpu ? gpu.vram_free_bytes : (h.devices?.ram_free_bytes ?? 0);
+}
+
+/** Whether a worker of the model's default context per slot fits the hive's free memory, as the hive will check. */
+function fitsOn(h: HiveEntry, model: ModelJson, slots: number): boolean {
+  if (!h.devices || !model.shape) return true;
+  const onGpu = h.devices.gpus.length > 0;
+  const needs = estimateMemory(model.shape, { weightsBytes: model.size_bytes, slots, ctxPerSlot: defaultCtxPerSlot(model.shape), onGpu });
+  return (onGpu ? needs.vramBytes : needs.ramBytes) <= freeMemory(h);
 }

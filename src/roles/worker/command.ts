@@ -28,7 +28,7 @@ export default defineCommand({
     "model-ref": { type: "string", description: "Name the model is reported under (default: the file name)" },
     ...commonServerArgs("8001"),
     slots: { type: "string", description: "Parallel sequences (default 4)" },
-    ctx: { type: "string", description: "Context tokens per slot (default: the model's, at most 4096)" },
+    ctx: { type: "string", description: "Context tokens per slot, exactly (default: the model's training context up to 8192, halved while it does not fit)" },
     gpu: { type: "string", description: "auto | cuda | vulkan | cpu (default auto)" },
     threads: { type: "string", description: "CPU threads (default: chosen from cores and model size)" },
     queue: { type: "string", description: "Requests that may wait for a slot before 503 (default 64)" },

@@ -72,6 +72,7 @@ export class WorkerService {
       slots_total: this.config.slots,
       slots_idle: engine?.slotsIdle ?? 0,
       ctx_per_slot: this.loaded?.ctxPerSlot ?? 0,
+      context_bytes: this.loaded?.contextBytes ?? { vram: 0, ram: 0 },
       sampling: engine?.sampling ?? null,
       queued: engine?.queued ?? 0,
       idle_ms: engine && !busy ? Date.now() - engine.lastActivityAt : 0,

@@ -31,6 +31,8 @@ describe("hive models download", () => {
     expect(run.stdout).toContain(STORIES_SHA256);
     const [model] = await models(home);
     expect(model).toMatchObject({ ref: STORIES_HF_REF, name: "stories260K", provider: "hf", size_bytes: STORIES_BYTES, sha256: STORIES_SHA256, architecture: "llama", status: "ready" });
+    // The shape the queen's placement estimates memory from: stories260K's 5 layers, 4 KV heads of 8, 512 tokens.
+    expect(model.shape).toEqual({ layers: 5, embedding: 64, feedForward: 172, heads: 8, kvWidthK: 32, kvWidthV: 32, headDimK: 8, vocab: 512, trainCtx: 2048 });
     expect(model.path).toBe(downloadedPath(home));
     expect(model.parameter_count).toBeGreaterThan(200_000);
     expect(readdirSync(join(model.path, ".."))).toEqual(["stories260K.gguf"]);

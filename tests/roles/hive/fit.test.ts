@@ -33,7 +33,16 @@ describe("memory fit", () => {
     }
     expect(err).toBeInstanceOf(RbeeError);
     expect((err as RbeeError).code).toBe("INSUFFICIENT_VRAM");
-    expect((err as RbeeError).message).toMatch(/^needs [\d.]+ MiB VRAM, 1\.0 MiB free on GPU 0 \(Test GPU\)$/);
+    expect((err as RbeeError).message).toMatch(/^needs [\d.]+ MiB VRAM, 1\.0 MiB free on GPU 0 \(Test GPU\); 4 slots of 2048 tokens: weights 1\.1 MiB, KV cache 5\.0 MiB, compute [\d.]+ MiB$/);
+  });
+
+  test("without a context per slot, the default shrinks to what fits, as the worker does", async () => {
+    const roomy = await estimateNeeds(STORIES_MODEL, { onGpu: false, slots: 32 });
+    expect(roomy.ctxPerSlot).toBe(2048);
+    const half = await estimateNeeds(STORIES_MODEL, { onGpu: false, slots: 32, ctxPerSlot: 1024 });
+    const shrunk = await estimateNeeds(STORIES_MODEL, { onGpu: false, slots: 32, freeBytes: half.ramBytes });
+    expect(shrunk.ctxPerSlot).toBe(1024);
+    expect(shrunk.ramBytes).toBe(half.ramBytes);
   });
 
   test("on a CPU machine the model must fit in free RAM", async () => {
