@@ -2,7 +2,7 @@
 // streamed requests of 128 tokens each. As a reference in the same run it measures node-llama-cpp's plain way
 // (one LlamaCompletion per request on a shared context, in-process, no HTTP) on the same model and threads.
 //   bun scripts/bench-worker.ts [--model PATH] [--levels 1,8,32] [--tokens 128] [--rounds 3] [--gpu auto] [--json] [--no-reference]
-//     [--slots N]   (the worker's slots; default: the highest level)
+//     [--slots N]   (the worker's slots; default: the highest level)   [--ctx N]   (tokens per slot; default: --tokens + 64)
 //   bun scripts/bench-worker.ts --url http://127.0.0.1:8001   (an already running worker or queen)
 import { parseArgs } from "node:util";
 import { join } from "node:path";
@@ -22,6 +22,7 @@ const { values: opts } = parseArgs({
     "no-reference": { type: "boolean", default: false },
     binary: { type: "string" },
     slots: { type: "string" },
+    ctx: { type: "string" },
   },
 });
 
@@ -32,7 +33,7 @@ const maxLevel = Math.max(...levels);
 
 async function startWorker(): Promise<{ url: string; stop: () => Promise<void> }> {
   const exe = opts.binary ? [opts.binary] : [process.execPath, join(import.meta.dir, "..", "src", "cli.ts")];
-  const args = ["worker", "--model", opts.model, "--port", "0", "--slots", opts.slots ?? String(maxLevel), "--ctx", String(tokens + 64), "--gpu", opts.gpu, "--queue", "256"];
+  const args = ["worker", "--model", opts.model, "--port", "0", "--slots", opts.slots ?? String(maxLevel), "--ctx", opts.ctx ?? String(tokens + 64), "--gpu", opts.gpu, "--queue", "256"];
   if (opts.threads) args.push("--threads", opts.threads);
   const proc = Bun.spawn([...exe, ...args], { stdout: "ignore", stderr: "pipe", env: { ...process.env, RBEE_LOG_FORMAT: "json" } });
   let log = "";

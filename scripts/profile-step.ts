@@ -34,7 +34,7 @@ for (const streams of list(o.streams).map(Number))
     for (const threads of list(o.threads).map(Number)) {
       const slots = Math.max(streams, Number(o.slots ?? streams));
       if (!useUnifiedKvCache(llama, kvu === "on") && kvu === "on") throw new Error("this addon cannot unify the KV cache: run bun scripts/build-addon.ts");
-      const context = await model.createContext({ contextSize: (tokens + 16) * slots, sequences: slots, threads, flashAttention: fa === "auto" ? "auto" : fa === "on", batchSize: 512 });
+      const context = await model.createContext({ contextSize: tokens + 16, sequences: slots, threads, flashAttention: fa === "auto" ? "auto" : fa === "on", batchSize: 512 });
       const addon = addonContextOf(context);
       for (const temperature of list(o.temperature).map(Number))
       for (const sampling of list(o.sampling)) {

@@ -9,7 +9,7 @@ export async function benchNaive({ modelPath, concurrency, tokens, rounds, gpu, 
   const llama = await getLlama({ gpu: gpu === "cpu" ? false : (gpu as "auto"), build: "never" });
   const model = await llama.loadModel({ modelPath });
   const context = await model.createContext({
-    contextSize: (tokens + 64) * concurrency,
+    contextSize: tokens + 64, // per sequence (node-llama-cpp gives each sequence this many cells)
     sequences: concurrency,
     threads: chooseThreads({ modelBytes: statSync(modelPath).size, requested: threads }),
   });
