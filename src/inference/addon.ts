@@ -87,7 +87,10 @@ function rbeeCall<T>(bindings: Record<string, unknown>, name: string): T | undef
   return typeof bindings[name] === "function" ? (bindings[name] as T) : undefined;
 }
 
-type Bindings = Record<string, unknown> & { AddonSampler: new (model: unknown) => AddonSampler };
+type Bindings = Record<string, unknown> & {
+  AddonSampler: new (model: unknown) => AddonSampler;
+  AddonGrammarEvaluationState: new (model: unknown, grammar: unknown) => unknown;
+};
 
 function bindingsOfLlama(llama: Llama): Bindings {
   return (llama as unknown as { _bindings: Bindings })._bindings;
@@ -97,15 +100,32 @@ function bindingsOf(model: LlamaModel): Bindings {
   return bindingsOfLlama((model as unknown as { _llama: Llama })._llama);
 }
 
+/** How many of the last generated tokens the repeat, frequency and presence penalties look at (llama.cpp's default). */
+export const PENALTY_LAST_TOKENS = 64;
+
 /** llama.cpp's usual defaults (top-k 40, top-p 0.95, min-p 0.05); temperature 0 means greedy. */
 export function createSampler(model: LlamaModel, params: SamplingParams): AddonSampler {
-  const sampler = new (bindingsOf(model).AddonSampler)((model as unknown as { _model: unknown })._model);
+  const bindings = bindingsOf(model);
+  const nativeModel = (model as unknown as { _model: unknown })._model;
+  const sampler = new bindings.AddonSampler(nativeModel);
+  const bias = params.logitBias && params.logitBias.size > 0 ? params.logitBias : undefined;
+  const penalized = (params.repeatPenalty ?? 1) !== 1 || (params.frequencyPenalty ?? 0) !== 0 || (params.presencePenalty ?? 0) !== 0;
   sampler.applyConfig({
     temperature: params.temperature,
     topK: params.topK ?? 40,
     topP: params.topP,
-    minP: 0.05,
+    minP: params.minP ?? 0.05,
     seed: params.seed ?? Math.floor(Math.random() * 2 ** 31),
+    ...(penalized && {
+      repeatPenaltyTokens: new Uint32Array(),
+      repeatPenalty: params.repeatPenalty ?? 1,
+      repeatPenaltyMaxTokens: PENALTY_LAST_TOKENS,
+      repeatPenaltyFrequencyPenalty: params.frequencyPenalty ?? 0,
+      repeatPenaltyPresencePenalty: params.presencePenalty ?? 0,
+    }),
+    ...(bias && { tokenBiasKeys: Uint32Array.from(bias.keys()), tokenBiasValues: Float32Array.from(bias.values()) }),
+    // A fresh evaluation state per request: it follows this request's text through the grammar.
+    ...(params.grammar && { grammarEvaluationState: new bindings.AddonGrammarEvaluationState(nativeModel, (params.grammar as unknown as { _grammar: unknown })._grammar) }),
   });
   return sampler;
 }

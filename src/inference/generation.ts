@@ -1,5 +1,5 @@
 // One request's life inside the batching loop: its prompt, its slot, its sampler, its streamed text and timings.
-import type { LlamaModel, Token } from "node-llama-cpp";
+import type { LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
 import type { AddonSampler } from "./addon";
 import { TextStream } from "./text-stream";
 
@@ -7,7 +7,16 @@ export interface SamplingParams {
   temperature: number;
   topP: number;
   topK?: number;
+  minP?: number;
   seed?: number;
+  /** llama.cpp's penalties over the last PENALTY_LAST_TOKENS generated tokens (1 / 0: off). */
+  repeatPenalty?: number;
+  frequencyPenalty?: number;
+  presencePenalty?: number;
+  /** Added to a token's logit before sampling; -Infinity bans it. */
+  logitBias?: Map<number, number>;
+  /** Only text this grammar allows (node-llama-cpp's LlamaGrammar: JSON, a JSON schema). */
+  grammar?: LlamaGrammar;
 }
 
 export interface GenerationRequest extends SamplingParams {
@@ -15,6 +24,8 @@ export interface GenerationRequest extends SamplingParams {
   maxTokens: number;
   stop: string[];
   ignoreEos?: boolean;
+  /** Whitespace at the end of the text is dropped (held back while streaming until more text follows it). */
+  trimEnd?: boolean;
   /** Start from a slot whose cells already hold the prompt's beginning (the default; see PromptCache). */
   cachePrompt?: boolean;
   signal?: AbortSignal;
@@ -59,7 +70,7 @@ export class Generation {
     model: LlamaModel,
   ) {
     this.pendingPrompt = request.promptTokens;
-    this.text = new TextStream(model, request.stop);
+    this.text = new TextStream(model, request.stop, request.trimEnd);
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 

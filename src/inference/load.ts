@@ -5,7 +5,8 @@ import { logger } from "../log";
 import { type Backend, createLlama, type GpuChoice } from "./backend";
 import { addonContextOf, useUnifiedKvCache } from "./addon";
 import { checkGgufFile } from "./gguf-file";
-import { DEFAULT_MAX_CTX, MAX_BATCH_TOKENS, MIN_CTX_PER_SLOT } from "./memory-plan";
+import { shapeFromMetadata } from "./gguf-metadata";
+import { DEFAULT_MAX_CTX, MAX_BATCH_TOKENS, MIN_CTX_PER_SLOT, type ModelShape } from "./memory-plan";
 import { chooseThreads } from "./threads";
 
 export interface LoadOptions {
@@ -29,6 +30,7 @@ export interface LoadedModel {
   /** One KV buffer shared by all slots (rbee's rebuilt addon), so every step is one batch whichever slots are busy. */
   unifiedKv: boolean;
   ctxPerSlot: number;
+  shape: ModelShape;
   /** What llama.cpp allocated for the context (KV cache and compute buffers), on the GPU and in RAM. */
   contextBytes: { vram: number; ram: number };
   dispose(): Promise<void>;
@@ -102,6 +104,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
     threads,
     unifiedKv,
     ctxPerSlot,
+    shape: shapeFromMetadata(model.fileInfo.metadata as unknown as Parameters<typeof shapeFromMetadata>[0]),
     contextBytes: { vram: breakdown.gpuVram, ram: breakdown.cpuRam },
     async dispose() {
       await context!.dispose();

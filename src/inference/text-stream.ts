@@ -1,4 +1,5 @@
-// Turns sampled tokens into text that is safe to stream: never half a UTF-8 character, never the start of a stop string.
+// Turns sampled tokens into text that is safe to stream: never half a UTF-8 character, never the start of a stop string
+// (and, with trimEnd, never whitespace that may turn out to be the text's end).
 import type { LlamaModel, Token } from "node-llama-cpp";
 
 const REPLACEMENT_CHAR = "\uFFFD";
@@ -16,6 +17,7 @@ export class TextStream {
   constructor(
     private readonly model: LlamaModel,
     private readonly stops: readonly string[],
+    private readonly trimEnd = false,
   ) {}
 
   /** Adds one token; returns the text that can be sent now (maybe ""). */
@@ -35,11 +37,11 @@ export class TextStream {
     const out = this.heldText + rest;
     this.heldText = "";
     this.heldTokens = [];
-    return out;
+    return this.trimEnd ? out.trimEnd() : out;
   }
 
   private release(text: string): string {
-    if (!this.stops.length) return text;
+    if (!this.stops.length && !this.trimEnd) return text;
     let cut = -1;
     for (const stop of this.stops) {
       const at = text.indexOf(stop);
@@ -48,9 +50,9 @@ export class TextStream {
     if (cut !== -1) {
       this.stopped = true;
       this.heldText = "";
-      return text.slice(0, cut);
+      return this.trimEnd ? text.slice(0, cut).trimEnd() : text.slice(0, cut);
     }
-    const keep = this.longestStopPrefixAtEnd(text);
+    const keep = Math.max(this.longestStopPrefixAtEnd(text), this.trimEnd ? text.length - text.trimEnd().length : 0);
     this.heldText = text.slice(text.length - keep);
     return text.slice(0, text.length - keep);
   }

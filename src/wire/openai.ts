@@ -1,15 +1,43 @@
 // OpenAI-compatible request bodies (unknown fields are ignored, as OpenAI clients send many) and response builders.
 import { z } from "zod";
 
+/** The most choices one request may ask for (`n`): each is a sequence of its own, in a slot of its own. */
+export const MAX_CHOICES = 8;
+
+/** A schema for JSON output: an object (JSON Schema), checked further when its grammar is built. */
+const JsonSchemaObject = z.record(z.string(), z.unknown());
+
+export const ResponseFormat = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("text") }),
+  z.object({ type: z.literal("json_object") }),
+  z.object({
+    type: z.literal("json_schema"),
+    json_schema: z.object({ name: z.string().optional(), schema: JsonSchemaObject.optional(), strict: z.boolean().nullish() }),
+  }),
+]);
+export type ResponseFormat = z.infer<typeof ResponseFormat>;
+
+/** Fields a client may send that rbee does not serve yet: refused with a 400 that says so, never silently dropped. */
+const notYet = (what: string) => z.unknown().refine((v) => v === undefined || v === null || v === false || (Array.isArray(v) && v.length === 0), `${what} is not supported by rbee yet`).optional();
+
 const common = {
   model: z.string().optional(),
   temperature: z.number().min(0).max(2).default(0.8),
   top_p: z.number().gt(0).max(1).default(0.95),
+  top_k: z.number().int().nonnegative().optional(),
+  min_p: z.number().min(0).max(1).optional(),
+  repeat_penalty: z.number().positive().max(10).optional(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  /** Token id (as a string, OpenAI's form) → bias from -100 (ban) to 100. */
+  logit_bias: z.record(z.string().regex(/^\d+$/, "keys must be token ids"), z.number().min(-100).max(100)).nullish(),
   seed: z.number().int().nonnegative().optional(),
   stop: z.union([z.string(), z.array(z.string()).max(8)]).nullish(),
   stream: z.boolean().default(false),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
-  n: z.literal(1, "only n=1 is supported").optional(),
+  n: z.number().int().min(1).max(MAX_CHOICES, `n may be at most ${MAX_CHOICES}`).default(1),
+  response_format: ResponseFormat.nullish(),
+  logprobs: notYet("logprobs"),
   /** llama.cpp's extension: generate exactly max_tokens. */
   ignore_eos: z.boolean().default(false),
   /** llama-server's extension: reuse the cells of a slot whose last prompt started the same way. */
@@ -18,6 +46,7 @@ const common = {
 
 export const CompletionRequest = z.object({
   ...common,
+  logprobs: z.union([z.null(), z.literal(0)], "logprobs is not supported by rbee yet").optional(),
   prompt: z.union([z.string().min(1, "must not be empty"), z.tuple([z.string().min(1, "must not be empty")])]),
   /** OpenAI's default for completions. */
   max_tokens: z.number().int().positive().default(16),
@@ -28,12 +57,16 @@ export const ChatMessage = z.object({
   role: z.enum(["system", "user", "assistant", "developer"]),
   content: z.union([
     z.string(),
-    z.array(z.object({ type: z.literal("text", "only text content parts are supported"), text: z.string() })),
+    z.array(z.object({ type: z.literal("text", "this model takes text only: image, audio and file parts are not supported"), text: z.string() })),
   ]),
 });
 
 export const ChatRequest = z.object({
   ...common,
+  top_logprobs: notYet("top_logprobs"),
+  tools: notYet("tools (function calling)"),
+  tool_choice: z.unknown().refine((v) => v === undefined || v === null || v === "none", "tool_choice is not supported by rbee yet").optional(),
+  functions: notYet("functions (function calling)"),
   messages: z.array(ChatMessage).min(1, "must hold at least one message"),
   max_tokens: z.number().int().positive().optional(),
   max_completion_tokens: z.number().int().positive().optional(),

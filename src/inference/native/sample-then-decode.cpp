@@ -196,8 +196,6 @@ Napi::Value SampleThenDecode(const Napi::CallbackInfo& info) {
         const Napi::Value value = samplerArray.Get(i);
         AddonSampler* sampler = value.IsObject() ? Napi::ObjectWrap<AddonSampler>::Unwrap(value.As<Napi::Object>()) : nullptr;
         if (sampler != nullptr && sampler->disposed) throw Napi::Error::New(env, "a sampler is disposed");
-        if (sampler != nullptr && sampler->grammarEvaluationState != nullptr)
-            throw Napi::Error::New(env, "grammar samplers are not supported by sampleThenDecode");
         outputs.samplers.push_back(sampler);
     }
     const bool tokensBeforeLaunch = info.Length() < 8 || !info[7].IsBoolean() || info[7].As<Napi::Boolean>().Value();

@@ -8,6 +8,7 @@
 #include <exception>
 #include <functional>
 #include <thread>
+#include "AddonGrammarEvaluationState.h"
 #include "AddonSampler.h"
 #include "helper-pool.h"
 
@@ -69,15 +70,35 @@ size_t fillTopK(std::vector<llama_token_data>& candidates, const float* row, siz
     return std::min(count, k);
 }
 
-// The chain starts with top-k when nothing that looks at every token (biases, penalties, greedy) comes first.
+// The sampler's grammar (JSON, a JSON schema), if it has one: it masks the tokens the grammar does not allow next.
+llama_sampler* grammarOf(const AddonSampler* sampler) {
+    return sampler->grammarEvaluationState != nullptr ? sampler->grammarEvaluationState->sampler : nullptr;
+}
+
+// The chain starts with top-k when nothing that looks at every token (biases, penalties, greedy, a grammar) comes first.
 size_t topKPrefilter(const AddonSampler* sampler, size_t nVocab) {
     if (sampler->tokenBiasSampler != nullptr || sampler->repeatPenaltySampler != nullptr || sampler->dryRepeatPenaltySampler != nullptr ||
-        sampler->greedySampler != nullptr || sampler->topKSampler == nullptr)
+        sampler->greedySampler != nullptr || sampler->topKSampler == nullptr || grammarOf(sampler) != nullptr)
         return 0;
     const int k = sampler->topKSampler_topK;
     return k > 0 && static_cast<size_t>(k) < nVocab ? static_cast<size_t>(k) : 0;
 }
 
+
+// Every token of the vocabulary as a candidate.
+size_t fillAll(std::vector<llama_token_data>& candidates, const float* row, size_t nVocab) {
+    if (candidates.size() < nVocab) candidates.resize(nVocab);
+    for (size_t id = 0; id < nVocab; id++) candidates[id] = llama_token_data{static_cast<llama_token>(id), row[id], 0.0f};
+    return nVocab;
+}
+
+// Whether the grammar allows `token` next.
+bool grammarAllows(llama_sampler* grammar, llama_token token) {
+    llama_token_data single{token, 1.0f, 0.0f};
+    llama_token_data_array one{&single, 1, -1, false};
+    llama_sampler_apply(grammar, &one);
+    return single.logit != -INFINITY;
+}
 
 // Each sampler owns its chain and candidate buffer, so different outputs never share mutable state.
 void sampleRange(const std::vector<const float*>& logits, const std::vector<AddonSampler*>& samplers, std::vector<int32_t>& tokens,
@@ -87,16 +108,21 @@ void sampleRange(const std::vector<const float*>& logits, const std::vector<Addo
         AddonSampler* sampler = samplers[i];
         if (row == nullptr || sampler == nullptr) continue;
         auto& candidates = sampler->tokenCandidates;
-        size_t size = topKPrefilter(sampler, nVocab);
-        if (size > 0) {
-            size = fillTopK(candidates, row, nVocab, size);
-        } else {
-            if (candidates.size() < nVocab) candidates.resize(nVocab);
-            for (size_t id = 0; id < nVocab; id++) candidates[id] = llama_token_data{static_cast<llama_token>(id), row[id], 0.0f};
-            size = nVocab;
-        }
+        const size_t k = topKPrefilter(sampler, nVocab);
+        // Filled first: filling may grow the buffer.
+        const size_t size = k > 0 ? fillTopK(candidates, row, nVocab, k) : fillAll(candidates, row, nVocab);
         llama_token_data_array current{candidates.data(), size, -1, false};
         llama_sampler_apply(sampler->chain, &current);
+        // With a grammar (JSON, a JSON schema), as node-llama-cpp samples: the chain's pick if the grammar allows it (one
+        // check instead of masking the whole vocabulary), else the chain again over what the grammar allows.
+        llama_sampler* grammar = grammarOf(sampler);
+        const bool picked = current.selected >= 0 && static_cast<size_t>(current.selected) < current.size;
+        if (grammar != nullptr && (!picked || !grammarAllows(grammar, current.data[current.selected].id))) {
+            const size_t all = fillAll(candidates, row, nVocab);
+            current = llama_token_data_array{candidates.data(), all, -1, false};
+            llama_sampler_apply(grammar, &current);
+            llama_sampler_apply(sampler->chain, &current);
+        }
         if (current.selected < 0 || static_cast<size_t>(current.selected) >= current.size) continue;
         const llama_token token = current.data[current.selected].id;
         sampler->acceptToken(token);

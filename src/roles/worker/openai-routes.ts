@@ -1,17 +1,20 @@
-// OpenAI-compatible routes: /v1/completions, /v1/chat/completions (streamed or not) and /v1/models.
+// OpenAI-compatible routes: /v1/completions, /v1/chat/completions (streamed or not) and /v1/models. The dialect's
+// translation is dialects/openai.ts; here its requests meet this worker's engine.
 import type { Context, Hono } from "hono";
 import type { Token } from "node-llama-cpp";
+import { chunks, constraintOf, response, samplingOf, type ChoiceKind } from "../../dialects/openai";
 import { RbeeError } from "../../errors";
 import { dataOnlySseResponse } from "../../http/sse";
 import { readJson } from "../../http/validate";
-import type { GenerationResult } from "../../inference/engine";
+import type { GenerationRequest, GenerationResult } from "../../inference/engine";
+import { grammarStopStrings } from "../../inference/grammars";
 import { chatTokens, completionTokens } from "../../inference/prompt";
-import { ChatRequest, CompletionRequest, messageText, usage } from "../../wire/openai";
+import { ChatRequest, CompletionRequest, messageText } from "../../wire/openai";
 import { stopList } from "../../wire/worker";
 import type { WorkerService } from "./service";
 
 interface Job {
-  kind: "text_completion" | "chat.completion";
+  kind: ChoiceKind;
   promptTokens: Token[];
   maxTokens: number;
   stop: string[];
@@ -43,58 +46,56 @@ export function addOpenAiRoutes(app: Hono, service: WorkerService): void {
 
 const STARTED_AT = Math.floor(Date.now() / 1000);
 
-function respond(c: Context, service: WorkerService, job: Job): Response | Promise<Response> {
+async function respond(c: Context, service: WorkerService, job: Job): Promise<Response> {
   const engine = service.requireEngine();
   engine.check({ promptTokens: job.promptTokens, maxTokens: job.maxTokens });
-  const id = `${job.kind === "chat.completion" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID()}`;
-  const created = Math.floor(Date.now() / 1000);
-  const model = job.body.model ?? service.config.modelRef;
-  const request = {
+  const { body } = job;
+  const constraint = constraintOf(body.response_format);
+  const grammar = constraint && (await service.grammars.for(constraint));
+  const vocabSize = service.shape.vocab;
+  // One generation per choice; each samples with its own seed (seed + index) and grammar state.
+  const requests = Array.from({ length: body.n }, (_, index): GenerationRequest => ({
+    ...samplingOf(body, index, vocabSize),
+    grammar,
     promptTokens: job.promptTokens,
     maxTokens: job.maxTokens,
-    temperature: job.body.temperature,
-    topP: job.body.top_p,
-    seed: job.body.seed,
-    stop: job.stop,
-    ignoreEos: job.body.ignore_eos,
-    cachePrompt: job.body.cache_prompt,
-  };
-  const chat = job.kind === "chat.completion";
+    stop: grammar ? [...job.stop, ...grammarStopStrings(grammar)] : job.stop,
+    trimEnd: grammar?.trimWhitespaceSuffix,
+    ignoreEos: body.ignore_eos,
+    cachePrompt: body.cache_prompt,
+  }));
+  const head = { id: `${job.kind === "chat.completion" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model: body.model ?? service.config.modelRef };
 
-  if (!job.body.stream) {
-    return engine.submit({ ...request, signal: c.req.raw.signal }).then((result) => {
-      failOnError(result);
-      const finish_reason = finishReason(result);
-      const choice = chat
-        ? { index: 0, message: { role: "assistant", content: result.text }, finish_reason, logprobs: null }
-        : { index: 0, text: result.text, finish_reason, logprobs: null };
-      return c.json({ id, object: job.kind, created, model, choices: [choice], usage: usage(result) });
-    });
+  if (!body.stream) {
+    const results = await Promise.all(requests.map((r) => engine.submit({ ...r, signal: c.req.raw.signal })));
+    results.forEach(failOnError);
+    return c.json(response(job.kind, head, results));
   }
 
-  const object = chat ? "chat.completion.chunk" : "text_completion";
-  const chunk = (choice: Record<string, unknown>) => ({ id, object, created, model, choices: [{ index: 0, logprobs: null, finish_reason: null, ...choice }] });
+  const chunk = chunks(job.kind, head);
   return dataOnlySseResponse(c, async (sink) => {
     const send = (data: unknown) => sink.send(undefined, data);
-    if (chat) send(chunk({ delta: { role: "assistant", content: "" } }));
-    const result = await engine.submit({
-      ...request,
-      signal: sink.signal,
-      onText: (text) => send(chunk(chat ? { delta: { content: text } } : { text })),
+    requests.forEach((_, index) => {
+      const opening = chunk.opening(index);
+      if (opening) send(opening);
     });
-    if (result.stopReason === "cancelled") return;
-    if (result.stopReason === "error") {
-      send({ error: { code: "INTERNAL", message: result.error ?? "generation failed" } });
+    const results = await Promise.all(
+      requests.map((r, index) =>
+        engine.submit({ ...r, signal: sink.signal, onText: (text) => send(chunk.text(index, text)) }).then((result) => {
+          if (result.stopReason !== "cancelled" && result.stopReason !== "error") send(chunk.closing(index, result));
+          return result;
+        }),
+      ),
+    );
+    if (results.some((r) => r.stopReason === "cancelled")) return;
+    const failed = results.find((r) => r.stopReason === "error");
+    if (failed) {
+      send({ error: { code: "INTERNAL", message: failed.error ?? "generation failed" } });
       return;
     }
-    send(chunk(chat ? { delta: {}, finish_reason: finishReason(result) } : { text: "", finish_reason: finishReason(result) }));
-    if (job.body.stream_options?.include_usage) send({ id, object, created, model, choices: [], usage: usage(result) });
+    if (body.stream_options?.include_usage) send(chunk.usage(results));
     send("[DONE]");
   });
-}
-
-function finishReason(result: GenerationResult): "stop" | "length" {
-  return result.stopReason === "length" ? "length" : "stop";
 }
 
 function failOnError(result: GenerationResult): void {

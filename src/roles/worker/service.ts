@@ -5,6 +5,7 @@ import { logger } from "../../log";
 import type { GpuChoice } from "../../inference/backend";
 import { BatchEngine } from "../../inference/engine";
 import { type LoadedModel, loadModel } from "../../inference/load";
+import { Grammars } from "../../inference/grammars";
 import { decodeRunsAheadOn } from "../../inference/step";
 import type { ReadyResponse } from "../../wire/worker";
 
@@ -26,6 +27,7 @@ export class WorkerService {
   private loaded: LoadedModel | undefined;
   private engine: BatchEngine | undefined;
   private shuttingDown: Promise<void> | undefined;
+  private grammarCache: Grammars | undefined;
 
   constructor(readonly config: WorkerConfig) {}
 
@@ -50,6 +52,16 @@ export class WorkerService {
 
   get model() {
     return this.requireLoaded().model;
+  }
+
+  get shape() {
+    return this.requireLoaded().shape;
+  }
+
+  /** JSON and JSON-schema grammars for this model's requests. */
+  get grammars(): Grammars {
+    this.grammarCache ??= new Grammars(this.requireLoaded().llama);
+    return this.grammarCache;
   }
 
   requireEngine(): BatchEngine {

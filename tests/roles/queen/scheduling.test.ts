@@ -55,6 +55,16 @@ describe("queen scheduling", () => {
     }
     expect(text.length).toBeGreaterThan(0);
     expect(usage!.completion_tokens).toBeGreaterThan(0);
+    // The OpenAI request fields that steer generation pass through the queen as they reach a worker.
+    const schema = { type: "object", properties: { hero: { type: "string", enum: ["Lily", "Tom"] } }, required: ["hero"], additionalProperties: false };
+    const json = await client.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "Once" }], max_tokens: 60, seed: 2, n: 2, response_format: { type: "json_schema", json_schema: { name: "s", schema } } });
+    expect(json.choices).toHaveLength(2);
+    for (const choice of json.choices) expect(["Lily", "Tom"]).toContain(JSON.parse(choice.message.content!).hero);
+    const forced = await client.completions.create({ model: "stories260K", prompt: "Once upon a time", max_tokens: 3, temperature: 0, logit_bias: { "400": 100 } });
+    expect(forced.choices[0]!.text.trim()).toBe("do do do");
+    const refused = await client.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "Once" }], tools: [{ type: "function", function: { name: "f" } }] }).catch((e) => e);
+    expect(refused.status).toBe(400);
+    expect(refused.error.message).toContain("tools (function calling) is not supported by rbee yet");
     expect(await queen.stop()).toBe(0);
   });
 

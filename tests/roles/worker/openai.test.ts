@@ -106,8 +106,9 @@ describe("OpenAI-compatible API", () => {
     const tooLong = await client.completions.create({ model: "m", prompt: "Once", max_tokens: 100_000 }).catch((e) => e);
     expect(tooLong.status).toBe(400);
     expect(tooLong.error.code).toBe("CONTEXT_OVERFLOW");
-    const twoChoices = await client.completions.create({ model: "m", prompt: "Once", n: 2 }).catch((e) => e);
-    expect(twoChoices.status).toBe(400);
+    const tooManyChoices = await client.completions.create({ model: "m", prompt: "Once", n: 9 }).catch((e) => e);
+    expect(tooManyChoices.status).toBe(400);
+    expect(tooManyChoices.error.message).toContain("n may be at most 8");
     const noMessages = await client.chat.completions.create({ model: "m", messages: [] }).catch((e) => e);
     expect(noMessages.status).toBe(400);
     expect(noMessages.error.message).toContain("messages");

@@ -1,0 +1,49 @@
+// Grammars that constrain what a request may generate: any JSON, or JSON that fits a schema (node-llama-cpp's GBNF
+// converter). Built once per distinct schema and shared by the requests that ask for it.
+import type { Llama, LlamaGrammar } from "node-llama-cpp";
+import { RbeeError } from "../errors";
+
+/** Schemas compiled and kept, most recently used last. */
+const MAX_CACHED = 32;
+
+export type OutputConstraint = { kind: "json" } | { kind: "json_schema"; schema: Record<string, unknown> };
+
+export class Grammars {
+  private readonly cache = new Map<string, Promise<LlamaGrammar>>();
+
+  constructor(private readonly llama: Llama) {}
+
+  /** The grammar for a constraint; a schema the converter cannot express is the client's error (400). */
+  for(constraint: OutputConstraint): Promise<LlamaGrammar> {
+    const key = constraint.kind === "json" ? "json" : JSON.stringify(constraint.schema);
+    let grammar = this.cache.get(key);
+    if (grammar) this.cache.delete(key);
+    else grammar = this.build(constraint);
+    this.cache.set(key, grammar);
+    if (this.cache.size > MAX_CACHED) this.cache.delete(this.cache.keys().next().value!);
+    grammar.catch(() => this.cache.delete(key));
+    return grammar;
+  }
+
+  private async build(constraint: OutputConstraint): Promise<LlamaGrammar> {
+    if (constraint.kind === "json") return this.llama.getGrammarFor("json");
+    try {
+      return await this.llama.createGrammarForJsonSchema(constraint.schema as Parameters<Llama["createGrammarForJsonSchema"]>[0]);
+    } catch (err) {
+      throw new RbeeError("BAD_REQUEST", `response_format.json_schema.schema cannot be enforced: ${err instanceof Error ? err.message : err}`);
+    }
+  }
+}
+
+/**
+ * Text that ends a constrained request: a finished JSON value lets only whitespace follow, so node-llama-cpp's grammars
+ * name a run of newlines as their end (and the whitespace before it is trimmed off the text).
+ */
+export function grammarStopStrings(grammar: LlamaGrammar): string[] {
+  return grammar.stopGenerationTriggers
+    .map((trigger) => {
+      const parts: readonly unknown[] = typeof trigger === "string" ? [trigger] : Array.isArray(trigger) ? trigger : (trigger as { values: readonly unknown[] }).values;
+      return parts.filter((v): v is string => typeof v === "string").join("");
+    })
+    .filter((s) => s.length > 0);
+}
