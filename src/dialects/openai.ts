@@ -4,6 +4,7 @@ import { RbeeError } from "../errors";
 import type { SamplingParams } from "../inference/generation";
 import type { GenerationResult } from "../inference/engine";
 import type { OutputConstraint } from "../inference/grammars";
+import type { ModelJson } from "../wire/hive";
 import type { ChatRequest, CompletionRequest, ResponseFormat } from "../wire/openai";
 import { usage } from "../wire/openai";
 
@@ -73,5 +74,26 @@ export function chunks(kind: ChoiceKind, head: { id: string; created: number; mo
     text: (index: number, text: string) => chunk(index, chat ? { delta: { content: text } } : { text }),
     closing: (index: number, result: GenerationResult) => chunk(index, chat ? { delta: {}, finish_reason: finishReason(result) } : { text: "", finish_reason: finishReason(result) }),
     usage: (results: GenerationResult[]) => ({ ...head, object, choices: [], usage: usageOf(results) }),
+  };
+}
+
+/** GET /v1/models: OpenAI's fields, and rbee's beside them (where the model is, its size and quantization, loaded). */
+export function modelList(models: { ref: string; model: ModelJson | null; nodes: string[]; workers: number }[]) {
+  return {
+    object: "list",
+    data: models.map(({ ref, model, nodes, workers }) => ({
+      id: ref,
+      object: "model",
+      created: model ? Math.floor(Date.parse(model.downloaded_at) / 1000) : 0,
+      owned_by: "rbee",
+      name: model?.name ?? ref,
+      nodes,
+      size_bytes: model?.size_bytes ?? null,
+      quantization: model?.quantization ?? null,
+      architecture: model?.architecture ?? null,
+      context_length: model?.context_length ?? null,
+      loaded: workers > 0,
+      workers,
+    })),
   };
 }

@@ -2,6 +2,7 @@
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import { RbeeError } from "../../errors";
+import { modelList } from "../../dialects/openai";
 import { readJson } from "../../http/validate";
 import { ChatRequest, CompletionRequest } from "../../wire/openai";
 import type { QueenMetrics } from "./metrics";
@@ -16,9 +17,7 @@ const QueenCompletion = CompletionRequest.extend(Routed);
 const QueenChat = ChatRequest.extend(Routed);
 
 export function addQueenOpenAiRoutes(app: Hono, deps: { registry: Registry; hives: Hives; relay: Relay; metrics: QueenMetrics; onActivity: (delta: number) => void }): void {
-  app.get("/v1/models", (c) =>
-    c.json({ object: "list", data: deps.registry.allModels().map((m) => ({ id: m.ref, object: "model", created: Math.floor(Date.parse(m.downloaded_at) / 1000), owned_by: "rbee", name: m.name })) }),
-  );
+  app.get("/v1/models", (c) => c.json(modelList(deps.registry.modelListing())));
   app.post("/v1/completions", async (c) => relayOpenAi(c, deps, "/v1/completions", await readJson(c, QueenCompletion)));
   app.post("/v1/chat/completions", async (c) => relayOpenAi(c, deps, "/v1/chat/completions", await readJson(c, QueenChat)));
 }

@@ -26,6 +26,14 @@ export interface WorkerEntry {
   device: string | null;
 }
 
+export interface ModelListing {
+  ref: string;
+  /** The catalog entry of the first hive that has it; null for a model only a worker knows. */
+  model: ModelJson | null;
+  nodes: string[];
+  workers: number;
+}
+
 export class Registry {
   readonly hives = new Map<string, HiveEntry>();
   readonly workers = new Map<string, WorkerEntry>();
@@ -99,9 +107,21 @@ export class Registry {
     return undefined;
   }
 
-  allModels(): ModelJson[] {
-    const byRef = new Map<string, ModelJson>();
-    for (const hive of this.upHives()) for (const m of hive.models) if (m.status === "ready") byRef.set(m.ref, m);
+  /** Every model a client can name: in an up hive's catalog, or served by a worker; where it is and whether loaded. */
+  modelListing(): ModelListing[] {
+    const byRef = new Map<string, ModelListing>();
+    for (const hive of this.upHives())
+      for (const m of hive.models) {
+        if (m.status !== "ready") continue;
+        const entry = byRef.get(m.ref) ?? { ref: m.ref, model: m, nodes: [], workers: 0 };
+        entry.nodes.push(hive.node);
+        byRef.set(m.ref, entry);
+      }
+    for (const w of this.workers.values()) {
+      const entry = byRef.get(w.modelRef) ?? { ref: w.modelRef, model: null, nodes: [w.node], workers: 0 };
+      entry.workers++;
+      byRef.set(w.modelRef, entry);
+    }
     return [...byRef.values()];
   }
 }

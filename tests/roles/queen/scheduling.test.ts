@@ -2,6 +2,7 @@
 // and failover when workers are killed.
 import { afterAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
+import { LOCAL_NODE } from "../../../src/nodes/registry";
 import { killStartedProcesses } from "../../support/processes";
 import { removeTempHomes } from "../../support/home";
 import { isAlive, waitFor } from "../../support/processes";
@@ -46,6 +47,8 @@ describe("queen scheduling", () => {
     expect(res.usage!.completion_tokens).toBe(30);
     const models = await client.models.list();
     expect(models.data.map((m) => m.id)).toEqual([expect.stringMatching(/^file:.*stories260K\.gguf$/)]);
+    // rbee's extras beside OpenAI's fields: where the model is, what it is, and that a worker serves it now.
+    expect(models.data[0]).toMatchObject({ object: "model", owned_by: "rbee", name: "stories260K", nodes: [LOCAL_NODE], size_bytes: 1185376, architecture: "llama", context_length: 2048, loaded: true, workers: 1 });
     const stream = await client.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "Tell me a story" }], max_tokens: 20, stream: true, stream_options: { include_usage: true } });
     let text = "";
     let usage;
