@@ -4,9 +4,11 @@ import { RbeeError } from "../errors";
 import type { SamplingParams } from "../inference/generation";
 import type { GenerationResult } from "../inference/engine";
 import type { OutputConstraint } from "../inference/grammars";
+import type { ChatMessage as CoreMessage, ToolCall } from "../inference/prompt";
+import type { ToolEvent, ToolMode, ToolSpec } from "../inference/tool-calls";
 import type { ModelJson } from "../wire/hive";
-import type { ChatRequest, CompletionRequest, ResponseFormat } from "../wire/openai";
-import { usage } from "../wire/openai";
+import type { ChatMessage, ChatRequest, CompletionRequest, ResponseFormat } from "../wire/openai";
+import { messageText, usage } from "../wire/openai";
 
 type OpenAiRequest = CompletionRequest | ChatRequest;
 export type ChoiceKind = "text_completion" | "chat.completion";
@@ -45,17 +47,52 @@ export function constraintOf(format: ResponseFormat | null | undefined): OutputC
   return { kind: "json" };
 }
 
-export function finishReason(result: GenerationResult): "stop" | "length" {
-  return result.stopReason === "length" ? "length" : "stop";
+export function finishReason(result: GenerationResult, calls = 0): "stop" | "length" | "tool_calls" {
+  return result.stopReason === "length" ? "length" : calls > 0 ? "tool_calls" : "stop";
+}
+
+/** OpenAI's messages as rbee's: developer is system; tool calls and the tool messages answering them by id. */
+export function chatMessagesOf(messages: ChatMessage[]): CoreMessage[] {
+  return messages.map((m): CoreMessage => {
+    if (m.role === "tool") return { role: "tool", toolCallId: m.tool_call_id, content: messageText(m.content) };
+    if (m.role === "assistant")
+      return { role: "assistant", content: messageText(m.content), toolCalls: (m.tool_calls ?? []).map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments })) };
+    return { role: m.role === "developer" ? "system" : m.role, content: messageText(m.content) };
+  });
+}
+
+/** The request's tools, how the model may use them (tool_choice; default auto), and whether several calls may come. */
+export function toolsOf(body: ChatRequest): { tools: ToolSpec[]; mode: ToolMode; parallel: boolean } {
+  const tools = (body.tools ?? []).map((t) => ({ name: t.function.name, description: t.function.description, parameters: t.function.parameters }));
+  const choice = body.tool_choice ?? "auto";
+  const asked: ToolMode = typeof choice === "object" ? { kind: "named", name: choice.function.name } : { kind: choice };
+  if (!tools.length && (asked.kind === "required" || asked.kind === "named")) throw new RbeeError("BAD_REQUEST", "tool_choice asks for a tool call, but the request has no tools");
+  const mode: ToolMode = tools.length ? asked : { kind: "none" };
+  if (mode.kind !== "none" && body.response_format && body.response_format.type !== "text")
+    throw new RbeeError("BAD_REQUEST", "response_format and tools cannot be combined in one request");
+  return { tools, mode, parallel: body.parallel_tool_calls ?? true };
+}
+
+/** A fresh id for a call the model made. */
+export function callId(): string {
+  return `call_${crypto.randomUUID().replace(/-/g, "").slice(0, 24)}`;
+}
+
+/** One choice's assistant message: its text and, where it called tools, the calls. */
+export function assistantMessage(content: string, calls: ToolCall[]) {
+  return calls.length
+    ? { role: "assistant", content: content || null, tool_calls: calls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } })) }
+    : { role: "assistant", content };
 }
 
 /** The non-streamed response: one choice per result, usage summed over them (the prompt counted once). */
-export function response(kind: ChoiceKind, head: { id: string; created: number; model: string }, results: GenerationResult[]) {
-  const choices = results.map((result, index) =>
-    kind === "chat.completion"
-      ? { index, message: { role: "assistant", content: result.text }, finish_reason: finishReason(result), logprobs: null }
-      : { index, text: result.text, finish_reason: finishReason(result), logprobs: null },
-  );
+export function response(kind: ChoiceKind, head: { id: string; created: number; model: string }, results: GenerationResult[], replies?: { content: string; calls: ToolCall[] }[]) {
+  const choices = results.map((result, index) => {
+    const reply = replies?.[index] ?? { content: result.text, calls: [] };
+    return kind === "chat.completion"
+      ? { index, message: assistantMessage(reply.content, reply.calls), finish_reason: finishReason(result, reply.calls.length), logprobs: null }
+      : { index, text: result.text, finish_reason: finishReason(result), logprobs: null };
+  });
   return { ...head, object: kind, choices, usage: usageOf(results) };
 }
 
@@ -72,7 +109,15 @@ export function chunks(kind: ChoiceKind, head: { id: string; created: number; mo
   return {
     opening: (index: number) => (chat ? chunk(index, { delta: { role: "assistant", content: "" } }) : undefined),
     text: (index: number, text: string) => chunk(index, chat ? { delta: { content: text } } : { text }),
-    closing: (index: number, result: GenerationResult) => chunk(index, chat ? { delta: {}, finish_reason: finishReason(result) } : { text: "", finish_reason: finishReason(result) }),
+    /** A tool event as OpenAI streams calls: the call's index, id and name first, then its arguments in pieces. */
+    tool: (index: number, event: ToolEvent, id: string) =>
+      event.kind === "text"
+        ? chunk(index, { delta: { content: event.text } })
+        : event.kind === "call"
+          ? chunk(index, { delta: { tool_calls: [{ index: event.index, id, type: "function", function: { name: event.name, arguments: "" } }] } })
+          : chunk(index, { delta: { tool_calls: [{ index: event.index, function: { arguments: event.text } }] } }),
+    closing: (index: number, result: GenerationResult, calls = 0) =>
+      chunk(index, chat ? { delta: {}, finish_reason: finishReason(result, calls) } : { text: "", finish_reason: finishReason(result) }),
     usage: (results: GenerationResult[]) => ({ ...head, object, choices: [], usage: usageOf(results) }),
   };
 }

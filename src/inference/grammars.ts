@@ -2,6 +2,7 @@
 // converter). Built once per distinct schema and shared by the requests that ask for it.
 import type { Llama, LlamaGrammar } from "node-llama-cpp";
 import { RbeeError } from "../errors";
+import { type CallSyntax, type ToolMode, type ToolSpec, toolGrammar } from "./tool-calls";
 
 /** Schemas compiled and kept, most recently used last. */
 const MAX_CACHED = 32;
@@ -22,6 +23,25 @@ export class Grammars {
     this.cache.set(key, grammar);
     if (this.cache.size > MAX_CACHED) this.cache.delete(this.cache.keys().next().value!);
     grammar.catch(() => this.cache.delete(key));
+    return grammar;
+  }
+
+  /** The grammar of tool calls in the model's syntax, each call's arguments fitting its tool's schema. */
+  async forTools(syntax: CallSyntax, tools: ToolSpec[], mode: ToolMode, parallel: boolean): Promise<LlamaGrammar> {
+    const args = new Map<string, string>();
+    for (const tool of tools) {
+      const schema = tool.parameters && Object.keys(tool.parameters).length ? tool.parameters : { type: "object", properties: {} };
+      args.set(tool.name, (await this.for({ kind: "json_schema", schema }).catch(() => {
+        throw new RbeeError("BAD_REQUEST", `the parameters of tool ${tool.name} cannot be enforced as a JSON schema`);
+      })).grammar);
+    }
+    const text = toolGrammar(syntax, tools, mode, parallel, (tool) => args.get(tool.name)!);
+    let grammar = this.cache.get(text);
+    if (!grammar) {
+      grammar = this.llama.createGrammar({ grammar: text });
+      this.cache.set(text, grammar);
+      grammar.catch(() => this.cache.delete(text));
+    }
     return grammar;
   }
 

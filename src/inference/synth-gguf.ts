@@ -10,6 +10,8 @@ export const SHAPES = {
   tiny: [256, 4, 8, 4, 768, 32000],
   /** Small enough to write in milliseconds: for probing a backend with a real evaluation. */
   probe: [64, 1, 2, 2, 128, 512],
+  /** For a real tokenizer and chat template (writeSyntheticGguf's `tokenizer`): the vocabulary is the tokenizer's. */
+  chat: [64, 2, 2, 2, 128, 0],
 } as const satisfies Record<string, readonly number[]>;
 export type Shape = keyof typeof SHAPES;
 
@@ -48,13 +50,14 @@ class Writer {
   }
 }
 
-type Kv = ["str", string] | ["u32", number] | ["f32", number] | ["strs", string[]] | ["f32s", number[]] | ["i32s", number[]];
+export type Kv = ["str", string] | ["u32", number] | ["f32", number] | ["bool", boolean] | ["strs", string[]] | ["f32s", number[]] | ["i32s", number[]];
 
 function writeKv(w: Writer, key: string, [type, value]: Kv) {
   w.str(key);
   if (type === "str") (w.u32(8), w.str(value));
   else if (type === "u32") (w.u32(4), w.u32(value));
   else if (type === "f32") (w.u32(6), w.f32(value));
+  else if (type === "bool") (w.u32(7), w.bytes(Buffer.of(value ? 1 : 0)));
   else {
     w.u32(9);
     w.u32(type === "strs" ? 8 : type === "f32s" ? 6 : 5);
@@ -71,6 +74,19 @@ function writeKv(w: Writer, key: string, [type, value]: Kv) {
   }
 }
 
+function madeUpTokenizer(V: number): [string, Kv][] {
+  const vocab = vocabulary(V);
+  return [
+    ["tokenizer.ggml.model", ["str", "llama"]],
+    ["tokenizer.ggml.tokens", ["strs", vocab.tokens]],
+    ["tokenizer.ggml.scores", ["f32s", vocab.scores]],
+    ["tokenizer.ggml.token_type", ["i32s", vocab.types]],
+    ["tokenizer.ggml.bos_token_id", ["u32", 1]],
+    ["tokenizer.ggml.eos_token_id", ["u32", 2]],
+    ["tokenizer.ggml.unknown_token_id", ["u32", 0]],
+  ];
+}
+
 /** A SentencePiece-style vocabulary: control tokens, the 256 byte tokens, then made-up pieces. */
 function vocabulary(n: number) {
   const tokens = ["<unk>", "<s>", "</s>", ...Array.from({ length: 256 }, (_, i) => `<0x${i.toString(16).toUpperCase().padStart(2, "0")}>`)];
@@ -84,8 +100,15 @@ function vocabulary(n: number) {
   return { tokens, scores, types };
 }
 
-export function writeSyntheticGguf(path: string, shape: Shape): { bytes: number } {
-  const [E, L, H, HKV, FF, V] = SHAPES[shape];
+/**
+ * `tokenizer`: the `tokenizer.*` keys of a real model (its vocabulary, merges, special tokens, chat template) to use
+ * instead of the made-up SentencePiece one; the vocabulary size then follows them.
+ */
+export function writeSyntheticGguf(path: string, shape: Shape, { tokenizer }: { tokenizer?: [string, Kv][] } = {}): { bytes: number } {
+  const [E, L, H, HKV, FF, shapeVocab] = SHAPES[shape];
+  const tokenizerTokens = tokenizer?.find(([k]) => k === "tokenizer.ggml.tokens")?.[1][1] as string[] | undefined;
+  const V = tokenizerTokens?.length ?? shapeVocab;
+  if (!V) throw new Error(`shape ${shape} takes its vocabulary from a tokenizer`);
   const kvDim = (E / H) * HKV;
   const tensors: [string, number[], number][] = [
     ["token_embd.weight", [E, V], Q8_0],
@@ -106,7 +129,6 @@ export function writeSyntheticGguf(path: string, shape: Shape): { bytes: number 
       [`${p}ffn_down.weight`, [FF, E], Q8_0],
     );
   }
-  const vocab = vocabulary(V);
   const kvs: [string, Kv][] = [
     ["general.architecture", ["str", "llama"]],
     ["general.name", ["str", `synthetic-${shape}-q8_0`]],
@@ -122,13 +144,7 @@ export function writeSyntheticGguf(path: string, shape: Shape): { bytes: number 
     ["llama.attention.layer_norm_rms_epsilon", ["f32", 1e-5]],
     ["llama.rope.freq_base", ["f32", 10000]],
     ["llama.vocab_size", ["u32", V]],
-    ["tokenizer.ggml.model", ["str", "llama"]],
-    ["tokenizer.ggml.tokens", ["strs", vocab.tokens]],
-    ["tokenizer.ggml.scores", ["f32s", vocab.scores]],
-    ["tokenizer.ggml.token_type", ["i32s", vocab.types]],
-    ["tokenizer.ggml.bos_token_id", ["u32", 1]],
-    ["tokenizer.ggml.eos_token_id", ["u32", 2]],
-    ["tokenizer.ggml.unknown_token_id", ["u32", 0]],
+    ...(tokenizer ?? madeUpTokenizer(V)),
   ];
   const nbytes = (dims: number[], type: number) => {
     const n = dims.reduce((a, b) => a * b, 1);

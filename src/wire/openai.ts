@@ -53,20 +53,48 @@ export const CompletionRequest = z.object({
 });
 export type CompletionRequest = z.infer<typeof CompletionRequest>;
 
-export const ChatMessage = z.object({
-  role: z.enum(["system", "user", "assistant", "developer"]),
-  content: z.union([
-    z.string(),
-    z.array(z.object({ type: z.literal("text", "this model takes text only: image, audio and file parts are not supported"), text: z.string() })),
-  ]),
+const Content = z.union([
+  z.string(),
+  z.array(z.object({ type: z.literal("text", "this model takes text only: image, audio and file parts are not supported"), text: z.string() })),
+]);
+
+export const ToolCallJson = z.object({
+  id: z.string().min(1),
+  type: z.literal("function").default("function"),
+  function: z.object({ name: z.string().min(1), arguments: z.string() }),
 });
+
+export const ChatMessage = z.discriminatedUnion("role", [
+  z.object({ role: z.enum(["system", "user", "developer"]), content: Content }),
+  z.object({ role: z.literal("assistant"), content: Content.nullish(), tool_calls: z.array(ToolCallJson).nullish() }),
+  z.object({ role: z.literal("tool"), tool_call_id: z.string().min(1, "must name the call it answers"), content: Content }),
+]);
+export type ChatMessage = z.infer<typeof ChatMessage>;
+
+/** A function the model may call; `parameters` is the JSON Schema its arguments must fit. */
+export const ToolJson = z.object({
+  type: z.literal("function", "only function tools are supported"),
+  function: z.object({
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, _ or -"),
+    description: z.string().optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+    strict: z.boolean().nullish(),
+  }),
+});
+
+export const ToolChoice = z.union([
+  z.enum(["none", "auto", "required"]),
+  z.object({ type: z.literal("function"), function: z.object({ name: z.string().min(1) }) }),
+]);
 
 export const ChatRequest = z.object({
   ...common,
   top_logprobs: notYet("top_logprobs"),
-  tools: notYet("tools (function calling)"),
-  tool_choice: z.unknown().refine((v) => v === undefined || v === null || v === "none", "tool_choice is not supported by rbee yet").optional(),
-  functions: notYet("functions (function calling)"),
+  tools: z.array(ToolJson).max(128).nullish(),
+  tool_choice: ToolChoice.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  functions: notYet("functions (the deprecated form of tools: use tools)"),
+  function_call: notYet("function_call (the deprecated form of tool_choice: use tool_choice)"),
   messages: z.array(ChatMessage).min(1, "must hold at least one message"),
   max_tokens: z.number().int().positive().optional(),
   max_completion_tokens: z.number().int().positive().optional(),
@@ -91,6 +119,7 @@ export function usage(result: { promptTokens: number; cachedPromptTokens: number
   };
 }
 
-export function messageText(content: z.infer<typeof ChatMessage>["content"]): string {
+export function messageText(content: z.infer<typeof Content> | null | undefined): string {
+  if (content === null || content === undefined) return "";
   return typeof content === "string" ? content : content.map((p) => p.text).join("");
 }

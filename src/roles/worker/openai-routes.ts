@@ -1,15 +1,16 @@
 // OpenAI-compatible routes: /v1/completions, /v1/chat/completions (streamed or not) and /v1/models. The dialect's
 // translation is dialects/openai.ts; here its requests meet this worker's engine.
 import type { Context, Hono } from "hono";
-import type { Token } from "node-llama-cpp";
-import { chunks, constraintOf, response, samplingOf, type ChoiceKind } from "../../dialects/openai";
+import type { LlamaGrammar, Token } from "node-llama-cpp";
+import { callId, chatMessagesOf, chunks, constraintOf, response, samplingOf, toolsOf, type ChoiceKind } from "../../dialects/openai";
 import { RbeeError } from "../../errors";
 import { dataOnlySseResponse } from "../../http/sse";
 import { readJson } from "../../http/validate";
 import type { GenerationRequest, GenerationResult } from "../../inference/engine";
 import { grammarStopStrings } from "../../inference/grammars";
-import { chatTokens, completionTokens } from "../../inference/prompt";
-import { ChatRequest, CompletionRequest, messageText } from "../../wire/openai";
+import { chatTokens, completionTokens, type ToolCall } from "../../inference/prompt";
+import { type CallSyntax, ToolCallParser } from "../../inference/tool-calls";
+import { ChatRequest, CompletionRequest } from "../../wire/openai";
 import { stopList } from "../../wire/worker";
 import type { WorkerService } from "./service";
 
@@ -19,6 +20,8 @@ interface Job {
   maxTokens: number;
   stop: string[];
   body: CompletionRequest | ChatRequest;
+  /** Where tools were offered: how calls are written, the grammar they must follow, whether the prompt opened one. */
+  tools?: { syntax: CallSyntax; grammar: LlamaGrammar; prefilled: boolean };
 }
 
 export function addOpenAiRoutes(app: Hono, service: WorkerService): void {
@@ -36,11 +39,13 @@ export function addOpenAiRoutes(app: Hono, service: WorkerService): void {
   app.post("/v1/chat/completions", async (c) => {
     const body = await readJson(c, ChatRequest);
     const engine = service.requireEngine();
-    const messages = body.messages.map((m) => ({ role: m.role === "developer" ? ("system" as const) : m.role, content: messageText(m.content) }));
-    const chat = await chatTokens(service.model, messages);
+    const { tools, mode, parallel } = toolsOf(body);
+    const chat = await chatTokens(service.model, chatMessagesOf(body.messages), { tools, mode });
     const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, engine.ctxPerSlot - chat.tokens.length);
     const stop = [...stopList(body.stop ?? undefined), ...chat.stop];
-    return respond(c, service, { kind: "chat.completion", promptTokens: chat.tokens, maxTokens, stop, body });
+    const grammar = chat.callSyntax && (await service.grammars.forTools(chat.callSyntax, tools, mode, parallel));
+    const toolUse = chat.callSyntax && grammar ? { syntax: chat.callSyntax, grammar, prefilled: chat.prefilled } : undefined;
+    return respond(c, service, { kind: "chat.completion", promptTokens: chat.tokens, maxTokens, stop, body, tools: toolUse });
   });
 }
 
@@ -51,7 +56,8 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
   engine.check({ promptTokens: job.promptTokens, maxTokens: job.maxTokens });
   const { body } = job;
   const constraint = constraintOf(body.response_format);
-  const grammar = constraint && (await service.grammars.for(constraint));
+  const formatGrammar = constraint && (await service.grammars.for(constraint));
+  const grammar = job.tools?.grammar ?? formatGrammar;
   const vocabSize = service.shape.vocab;
   // One generation per choice; each samples with its own seed (seed + index) and grammar state.
   const requests = Array.from({ length: body.n }, (_, index): GenerationRequest => ({
@@ -59,17 +65,19 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
     grammar,
     promptTokens: job.promptTokens,
     maxTokens: job.maxTokens,
-    stop: grammar ? [...job.stop, ...grammarStopStrings(grammar)] : job.stop,
-    trimEnd: grammar?.trimWhitespaceSuffix,
+    stop: formatGrammar ? [...job.stop, ...grammarStopStrings(formatGrammar)] : job.stop,
+    trimEnd: formatGrammar?.trimWhitespaceSuffix,
     ignoreEos: body.ignore_eos,
     cachePrompt: body.cache_prompt,
   }));
   const head = { id: `${job.kind === "chat.completion" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model: body.model ?? service.config.modelRef };
+  const parsers = requests.map(() => (job.tools ? new ToolCallParser(job.tools.syntax, job.tools.prefilled) : undefined));
 
   if (!body.stream) {
     const results = await Promise.all(requests.map((r) => engine.submit({ ...r, signal: c.req.raw.signal })));
     results.forEach(failOnError);
-    return c.json(response(job.kind, head, results));
+    const replies = results.map((result, i) => replyOf(result.text, parsers[i]));
+    return c.json(response(job.kind, head, results, replies));
   }
 
   const chunk = chunks(job.kind, head);
@@ -80,12 +88,23 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
       if (opening) send(opening);
     });
     const results = await Promise.all(
-      requests.map((r, index) =>
-        engine.submit({ ...r, signal: sink.signal, onText: (text) => send(chunk.text(index, text)) }).then((result) => {
-          if (result.stopReason !== "cancelled" && result.stopReason !== "error") send(chunk.closing(index, result));
+      requests.map((r, index) => {
+        const parser = parsers[index];
+        const ids: string[] = [];
+        const sendTool = (events: ReturnType<ToolCallParser["push"]>) => {
+          for (const event of events) {
+            if (event.kind === "call") ids[event.index] = callId();
+            send(chunk.tool(index, event, event.kind === "text" ? "" : ids[event.index]!));
+          }
+        };
+        const onText = parser ? (text: string) => sendTool(parser.push(text)) : (text: string) => send(chunk.text(index, text));
+        return engine.submit({ ...r, signal: sink.signal, onText }).then((result) => {
+          if (result.stopReason === "cancelled" || result.stopReason === "error") return result;
+          if (parser) sendTool(parser.finish());
+          send(chunk.closing(index, result, parser?.calls.length ?? 0));
           return result;
-        }),
-      ),
+        });
+      }),
     );
     if (results.some((r) => r.stopReason === "cancelled")) return;
     const failed = results.find((r) => r.stopReason === "error");
@@ -96,6 +115,14 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
     if (body.stream_options?.include_usage) send(chunk.usage(results));
     send("[DONE]");
   });
+}
+
+/** A choice's text as OpenAI's message: plain content, or the calls the model wrote in its tool syntax. */
+function replyOf(text: string, parser: ToolCallParser | undefined): { content: string; calls: ToolCall[] } {
+  if (!parser) return { content: text, calls: [] };
+  const events = [...parser.push(text), ...parser.finish()];
+  const content = events.flatMap((e) => (e.kind === "text" ? [e.text] : [])).join("");
+  return { content, calls: parser.calls.map((call) => ({ id: callId(), name: call.name, arguments: call.arguments })) };
 }
 
 function failOnError(result: GenerationResult): void {

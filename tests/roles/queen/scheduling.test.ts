@@ -65,9 +65,15 @@ describe("queen scheduling", () => {
     for (const choice of json.choices) expect(["Lily", "Tom"]).toContain(JSON.parse(choice.message.content!).hero);
     const forced = await client.completions.create({ model: "stories260K", prompt: "Once upon a time", max_tokens: 3, temperature: 0, logit_bias: { "400": 100 } });
     expect(forced.choices[0]!.text.trim()).toBe("do do do");
-    const refused = await client.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "Once" }], tools: [{ type: "function", function: { name: "f" } }] }).catch((e) => e);
+    const tools: OpenAI.ChatCompletionTool[] = [{ type: "function", function: { name: "pick", parameters: { type: "object", properties: { hero: { enum: ["Lily", "Tom"] } }, required: ["hero"] } } }];
+    const called = await client.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "Once" }], max_tokens: 60, seed: 1, tools, tool_choice: "required" });
+    expect(called.choices[0]!.finish_reason).toBe("tool_calls");
+    const call = called.choices[0]!.message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(call.function.name).toBe("pick");
+    expect(["Lily", "Tom"]).toContain(JSON.parse(call.function.arguments).hero);
+    const refused = await client.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "Once" }], logprobs: true }).catch((e) => e);
     expect(refused.status).toBe(400);
-    expect(refused.error.message).toContain("tools (function calling) is not supported by rbee yet");
+    expect(refused.error.message).toContain("logprobs is not supported by rbee yet");
     expect(await queen.stop()).toBe(0);
   });
 
