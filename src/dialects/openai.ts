@@ -2,6 +2,7 @@
 // stream chunks. Pure translation: the roles that serve the dialect (worker, queen) mount it.
 import { RbeeError } from "../errors";
 import type { SamplingParams } from "../inference/generation";
+import type { TokenLogprob } from "../inference/addon";
 import type { GenerationResult } from "../inference/engine";
 import type { OutputConstraint } from "../inference/grammars";
 import type { ChatMessage as CoreMessage, ToolCall } from "../inference/prompt";
@@ -38,6 +39,53 @@ function logitBias(bias: Record<string, number> | undefined, vocabSize: number):
     map.set(token, value <= -100 ? -Infinity : value);
   }
   return map;
+}
+
+/** How many alternatives per token the request wants reported, or undefined for no log probabilities. */
+export function logprobsOf(body: OpenAiRequest): { top: number } | undefined {
+  if ("messages" in body) {
+    if (!body.logprobs) {
+      if (body.top_logprobs) throw new RbeeError("BAD_REQUEST", "top_logprobs needs logprobs: true");
+      return undefined;
+    }
+    return { top: body.top_logprobs ?? 0 };
+  }
+  return body.logprobs === null || body.logprobs === undefined ? undefined : { top: body.logprobs };
+}
+
+/** The text of a token, as the dialect reports it. */
+export type PieceOf = (token: number) => string;
+
+const bytesOf = (text: string) => [...Buffer.from(text, "utf8")];
+
+/** Chat's logprobs: one entry per token, with its alternatives. */
+export function chatLogprobs(records: TokenLogprob[], pieceOf: PieceOf) {
+  return {
+    content: records.map((r) => ({
+      token: pieceOf(r.token),
+      logprob: r.logprob,
+      bytes: bytesOf(pieceOf(r.token)),
+      top_logprobs: r.top.map((t) => ({ token: pieceOf(t.token), logprob: t.logprob, bytes: bytesOf(pieceOf(t.token)) })),
+    })),
+    refusal: null,
+  };
+}
+
+/** The legacy completions' logprobs: parallel arrays, alternatives as objects, offsets into the text. */
+export function completionLogprobs(records: TokenLogprob[], pieceOf: PieceOf, textOffset = 0) {
+  const tokens = records.map((r) => pieceOf(r.token));
+  const offsets: number[] = [];
+  let at = textOffset;
+  for (const t of tokens) {
+    offsets.push(at);
+    at += t.length;
+  }
+  return {
+    tokens,
+    token_logprobs: records.map((r) => r.logprob),
+    top_logprobs: records.map((r) => Object.fromEntries(r.top.map((t) => [pieceOf(t.token), t.logprob]))),
+    text_offset: offsets,
+  };
 }
 
 /** What response_format asks the text to be, if anything. */
@@ -86,12 +134,17 @@ export function assistantMessage(content: string, calls: ToolCall[]) {
 }
 
 /** The non-streamed response: one choice per result, usage summed over them (the prompt counted once). */
-export function response(kind: ChoiceKind, head: { id: string; created: number; model: string }, results: GenerationResult[], replies?: { content: string; calls: ToolCall[] }[]) {
+export function response(
+  kind: ChoiceKind,
+  head: { id: string; created: number; model: string },
+  results: GenerationResult[],
+  { replies, pieceOf }: { replies?: { content: string; calls: ToolCall[] }[]; pieceOf: PieceOf },
+) {
   const choices = results.map((result, index) => {
     const reply = replies?.[index] ?? { content: result.text, calls: [] };
     return kind === "chat.completion"
-      ? { index, message: assistantMessage(reply.content, reply.calls), finish_reason: finishReason(result, reply.calls.length), logprobs: null }
-      : { index, text: result.text, finish_reason: finishReason(result), logprobs: null };
+      ? { index, message: assistantMessage(reply.content, reply.calls), finish_reason: finishReason(result, reply.calls.length), logprobs: result.logprobs ? chatLogprobs(result.logprobs, pieceOf) : null }
+      : { index, text: result.text, finish_reason: finishReason(result), logprobs: result.logprobs ? completionLogprobs(result.logprobs, pieceOf) : null };
   });
   return { ...head, object: kind, choices, usage: usageOf(results) };
 }
@@ -102,13 +155,19 @@ export function usageOf(results: GenerationResult[]) {
 }
 
 /** Stream chunks: the opening (chat: the role), a piece of text, the closing one with the finish reason, the usage. */
-export function chunks(kind: ChoiceKind, head: { id: string; created: number; model: string }) {
+export function chunks(kind: ChoiceKind, head: { id: string; created: number; model: string }, pieceOf: PieceOf) {
   const chat = kind === "chat.completion";
+  const offsets: number[] = [];
   const object = chat ? "chat.completion.chunk" : "text_completion";
   const chunk = (index: number, choice: Record<string, unknown>) => ({ ...head, object, choices: [{ index, logprobs: null, finish_reason: null, ...choice }] });
   return {
     opening: (index: number) => (chat ? chunk(index, { delta: { role: "assistant", content: "" } }) : undefined),
-    text: (index: number, text: string) => chunk(index, chat ? { delta: { content: text } } : { text }),
+    text: (index: number, text: string, logprobs?: TokenLogprob[]) => {
+      const at = offsets[index] ?? 0;
+      offsets[index] = at + text.length;
+      const lp = logprobs ? (chat ? chatLogprobs(logprobs, pieceOf) : completionLogprobs(logprobs, pieceOf, at)) : null;
+      return chunk(index, chat ? { delta: { content: text }, logprobs: lp } : { text, logprobs: lp });
+    },
     /** A tool event as OpenAI streams calls: the call's index, id and name first, then its arguments in pieces. */
     tool: (index: number, event: ToolEvent, id: string) =>
       event.kind === "text"

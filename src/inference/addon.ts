@@ -1,6 +1,6 @@
 // The narrow slice of node-llama-cpp's native addon that the batching loop drives directly.
 // These are internal fields of node-llama-cpp 3.22 (pinned in package.json); keep every such access in this file.
-import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
+import type { Llama, LlamaContext, LlamaModel, Token } from "node-llama-cpp";
 import type { SamplingParams } from "./generation";
 
 export interface AddonContext {
@@ -98,6 +98,47 @@ function bindingsOfLlama(llama: Llama): Bindings {
 
 function bindingsOf(model: LlamaModel): Bindings {
   return bindingsOfLlama((model as unknown as { _llama: Llama })._llama);
+}
+
+/** A sampled token's log probability under the model's raw distribution, and the most likely tokens' beside it. */
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+  top: { token: number; logprob: number }[];
+}
+
+/**
+ * Makes rbee's batched sampling record log probabilities for this sampler (top: how many alternatives; -1 stops and
+ * forgets it, which must happen before the sampler is disposed). False without rbee's rebuilt addon.
+ */
+export function wantLogprobs(model: LlamaModel, sampler: AddonSampler, top: number): boolean {
+  const want = rbeeCall<(sampler: AddonSampler, top: number) => void>(bindingsOf(model), "rbeeWantLogprobs");
+  want?.(sampler, top);
+  return want !== undefined;
+}
+
+/** The log probabilities recorded for this sampler since the last call, in sampling order. */
+export function takeLogprobs(model: LlamaModel, sampler: AddonSampler, top: number): TokenLogprob[] {
+  const take = rbeeCall<(sampler: AddonSampler) => Float64Array>(bindingsOf(model), "rbeeTakeLogprobs");
+  const flat = take?.(sampler) ?? new Float64Array();
+  const stride = 2 + 2 * top;
+  const out: TokenLogprob[] = [];
+  for (let at = 0; at + 1 < flat.length; at += stride) {
+    const alternatives: TokenLogprob["top"] = [];
+    for (let i = 0; i < top; i++) alternatives.push({ token: flat[at + 2 + 2 * i]!, logprob: flat[at + 3 + 2 * i]! });
+    out.push({ token: flat[at]!, logprob: flat[at + 1]!, top: alternatives });
+  }
+  return out;
+}
+
+/**
+ * A token's own text, as it reads inside a text: node-llama-cpp's detokenize drops a SentencePiece piece's leading
+ * space ("▁there" → "there") when the token stands alone, so the raw piece says whether it had one.
+ */
+export function tokenPiece(model: LlamaModel, token: number): string {
+  const text = model.detokenize([token as Token], true);
+  const raw = (model as unknown as { _model: { getTokenString(token: number): string } })._model.getTokenString(token);
+  return raw.startsWith("\u2581") && !text.startsWith(" ") ? ` ${text}` : text;
 }
 
 /** How many of the last generated tokens the repeat, frequency and presence penalties look at (llama.cpp's default). */

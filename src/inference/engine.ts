@@ -8,7 +8,7 @@ import { logger } from "../log";
 import { Generation, type GenerationRequest, type GenerationResult } from "./generation";
 import { PromptCache } from "./prompt-cache";
 import { StepProfile } from "./step-profile";
-import { type AddonContext, type AddonSampler, addonContextOf, createSampler, lastStepTimingsOf } from "./addon";
+import { type AddonContext, type AddonSampler, addonContextOf, createSampler, lastStepTimingsOf, takeLogprobs, wantLogprobs } from "./addon";
 import { type OutputPlan, type Step, type Stepper, stepperFor } from "./step";
 
 export type { GenerationRequest, GenerationResult };
@@ -150,6 +150,10 @@ export class BatchEngine {
         step = this.stepper(plans, preparedTokens);
         const { tokens, goesOn } = await step.sampled;
         this.profile?.sampled(plans.length);
+        for (const [i, { g }] of inFlight.entries()) {
+          const wanted = g.request.logprobs;
+          if (wanted && plans[i]!.sampler) g.addLogprobs(takeLogprobs(this.options.model, plans[i]!.sampler!, wanted.top));
+        }
         const ended: [Generation, GenerationResult["stopReason"], unknown?][] = [];
         const toEmit: [Generation, Token][] = [];
         let appended = 0;
@@ -239,6 +243,10 @@ export class BatchEngine {
       let sampler: AddonSampler;
       try {
         sampler = createSampler(this.options.model, g.request);
+        if (g.request.logprobs && !wantLogprobs(this.options.model, sampler, g.request.logprobs.top)) {
+          sampler.dispose();
+          throw new RbeeError("BAD_REQUEST", "logprobs need rbee's rebuilt addon (bun scripts/build-addon.ts)");
+        }
       } catch (err) {
         // Out of the queue and not yet active: it must end here, or its caller waits forever.
         g.finish("error", err);

@@ -1,6 +1,6 @@
 // One request's life inside the batching loop: its prompt, its slot, its sampler, its streamed text and timings.
 import type { LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
-import type { AddonSampler } from "./addon";
+import { type AddonSampler, type TokenLogprob, wantLogprobs } from "./addon";
 import { TextStream } from "./text-stream";
 
 export interface SamplingParams {
@@ -31,8 +31,13 @@ export interface GenerationRequest extends SamplingParams {
   signal?: AbortSignal;
   /** Called when the request gets a slot; `cachedTokens` of the prompt were already in its cells. */
   onStart?: (info: { slot: number; queuedMs: number; cachedTokens: number }) => void;
-  /** Called with each piece of text as it becomes safe to send; `index` is the generated token's index. */
-  onText?: (text: string, index: number) => void;
+  /**
+   * Called with each piece of text as it becomes safe to send; `index` is the generated token's index; with logprobs,
+   * those of the tokens this piece completes.
+   */
+  onText?: (text: string, index: number, logprobs?: TokenLogprob[]) => void;
+  /** Record each generated token's log probability and this many most likely alternatives (rbee's addon only). */
+  logprobs?: { top: number };
 }
 
 export type StopReason = "stop" | "length" | "cancelled" | "error";
@@ -47,6 +52,8 @@ export interface GenerationResult {
   ttftMs: number;
   tokensPerS: number;
   error?: string;
+  /** One per generated token, where the request asked for them. */
+  logprobs?: TokenLogprob[];
 }
 
 export class Generation {
@@ -64,10 +71,12 @@ export class Generation {
   private lastTokenAt = 0;
   private cancelled = false;
   private resolveDone!: (r: GenerationResult) => void;
+  private readonly logprobs: TokenLogprob[] = [];
+  private logprobsSent = 0;
 
   constructor(
     readonly request: GenerationRequest,
-    model: LlamaModel,
+    private readonly model: LlamaModel,
   ) {
     this.pendingPrompt = request.promptTokens;
     this.text = new TextStream(model, request.stop, request.trimEnd);
@@ -104,6 +113,11 @@ export class Generation {
     if (this.prefilling) this.pendingPrompt = this.pendingPrompt.slice(count);
   }
 
+  /** Log probabilities of the tokens sampled in the last step, before they are emitted. */
+  addLogprobs(records: TokenLogprob[]): void {
+    this.logprobs.push(...records);
+  }
+
   emit(token: Token): void {
     const now = performance.now();
     if (this.tokensOut === 0) this.firstTokenAt = now;
@@ -116,6 +130,8 @@ export class Generation {
   finish(stopReason: StopReason, err?: unknown): void {
     const rest = stopReason === "cancelled" || stopReason === "error" ? "" : this.text.flush();
     if (rest) this.send(rest, this.tokensOut - 1);
+    // The native side keeps a sampler's recorded log probabilities by its address: forgotten before it is freed.
+    if (this.sampler && this.request.logprobs) wantLogprobs(this.model, this.sampler, -1);
     this.sampler?.dispose();
     this.sampler = undefined;
     const decodeMs = this.lastTokenAt - this.firstTokenAt;
@@ -128,12 +144,17 @@ export class Generation {
       ttftMs: this.tokensOut ? round(this.firstTokenAt - this.submittedAt) : 0,
       tokensPerS: this.tokensOut > 1 && decodeMs > 0 ? round(((this.tokensOut - 1) * 1000) / decodeMs) : 0,
       ...(err !== undefined && { error: err instanceof Error ? err.message : String(err) }),
+      ...(this.request.logprobs && { logprobs: this.logprobs.slice(0, this.tokensOut) }),
     });
   }
 
   private send(piece: string, index: number): void {
     this.chunks.push(piece);
-    this.request.onText?.(piece, index);
+    if (!this.request.logprobs) return this.request.onText?.(piece, index);
+    const upTo = Math.min(index + 1, this.logprobs.length);
+    const completed = this.logprobs.slice(this.logprobsSent, upTo);
+    this.logprobsSent = Math.max(this.logprobsSent, upTo);
+    this.request.onText?.(piece, index, completed);
   }
 }
 

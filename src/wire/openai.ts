@@ -37,7 +37,6 @@ const common = {
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
   n: z.number().int().min(1).max(MAX_CHOICES, `n may be at most ${MAX_CHOICES}`).default(1),
   response_format: ResponseFormat.nullish(),
-  logprobs: notYet("logprobs"),
   /** llama.cpp's extension: generate exactly max_tokens. */
   ignore_eos: z.boolean().default(false),
   /** llama-server's extension: reuse the cells of a slot whose last prompt started the same way. */
@@ -46,7 +45,8 @@ const common = {
 
 export const CompletionRequest = z.object({
   ...common,
-  logprobs: z.union([z.null(), z.literal(0)], "logprobs is not supported by rbee yet").optional(),
+  /** How many most likely alternatives to report beside each token's log probability (OpenAI allows up to 5). */
+  logprobs: z.number().int().min(0).max(5).nullish(),
   prompt: z.union([z.string().min(1, "must not be empty"), z.tuple([z.string().min(1, "must not be empty")])]),
   /** OpenAI's default for completions. */
   max_tokens: z.number().int().positive().default(16),
@@ -89,7 +89,8 @@ export const ToolChoice = z.union([
 
 export const ChatRequest = z.object({
   ...common,
-  top_logprobs: notYet("top_logprobs"),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
   tools: z.array(ToolJson).max(128).nullish(),
   tool_choice: ToolChoice.nullish(),
   parallel_tool_calls: z.boolean().nullish(),

@@ -11,6 +11,7 @@
 #include "AddonGrammarEvaluationState.h"
 #include "AddonSampler.h"
 #include "helper-pool.h"
+#include "logprobs.h"
 
 namespace {
 
@@ -126,6 +127,7 @@ void sampleRange(const std::vector<const float*>& logits, const std::vector<Addo
         if (current.selected < 0 || static_cast<size_t>(current.selected) >= current.size) continue;
         const llama_token token = current.data[current.selected].id;
         sampler->acceptToken(token);
+        rbeeRecordLogprobs(sampler, row, nVocab, token);
         tokens[i] = token;
     }
 }

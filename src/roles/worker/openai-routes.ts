@@ -2,10 +2,11 @@
 // translation is dialects/openai.ts; here its requests meet this worker's engine.
 import type { Context, Hono } from "hono";
 import type { LlamaGrammar, Token } from "node-llama-cpp";
-import { callId, chatMessagesOf, chunks, constraintOf, response, samplingOf, toolsOf, type ChoiceKind } from "../../dialects/openai";
+import { callId, chatMessagesOf, chunks, constraintOf, logprobsOf, response, samplingOf, toolsOf, type ChoiceKind } from "../../dialects/openai";
 import { RbeeError } from "../../errors";
 import { dataOnlySseResponse } from "../../http/sse";
 import { readJson } from "../../http/validate";
+import { type TokenLogprob, tokenPiece } from "../../inference/addon";
 import type { GenerationRequest, GenerationResult } from "../../inference/engine";
 import { grammarStopStrings } from "../../inference/grammars";
 import { chatTokens, completionTokens, type ToolCall } from "../../inference/prompt";
@@ -59,6 +60,9 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
   const formatGrammar = constraint && (await service.grammars.for(constraint));
   const grammar = job.tools?.grammar ?? formatGrammar;
   const vocabSize = service.shape.vocab;
+  const logprobs = logprobsOf(body);
+  if (logprobs && engine.sampling !== "batched") throw new RbeeError("BAD_REQUEST", "logprobs need rbee's rebuilt addon, which this worker does not have (bun scripts/build-addon.ts)");
+  const pieceOf = (token: number) => tokenPiece(service.model, token);
   // One generation per choice; each samples with its own seed (seed + index) and grammar state.
   const requests = Array.from({ length: body.n }, (_, index): GenerationRequest => ({
     ...samplingOf(body, index, vocabSize),
@@ -69,6 +73,7 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
     trimEnd: formatGrammar?.trimWhitespaceSuffix,
     ignoreEos: body.ignore_eos,
     cachePrompt: body.cache_prompt,
+    logprobs,
   }));
   const head = { id: `${job.kind === "chat.completion" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model: body.model ?? service.config.modelRef };
   const parsers = requests.map(() => (job.tools ? new ToolCallParser(job.tools.syntax, job.tools.prefilled) : undefined));
@@ -77,10 +82,10 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
     const results = await Promise.all(requests.map((r) => engine.submit({ ...r, signal: c.req.raw.signal })));
     results.forEach(failOnError);
     const replies = results.map((result, i) => replyOf(result.text, parsers[i]));
-    return c.json(response(job.kind, head, results, replies));
+    return c.json(response(job.kind, head, results, { replies, pieceOf }));
   }
 
-  const chunk = chunks(job.kind, head);
+  const chunk = chunks(job.kind, head, pieceOf);
   return dataOnlySseResponse(c, async (sink) => {
     const send = (data: unknown) => sink.send(undefined, data);
     requests.forEach((_, index) => {
@@ -97,7 +102,9 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
             send(chunk.tool(index, event, event.kind === "text" ? "" : ids[event.index]!));
           }
         };
-        const onText = parser ? (text: string) => sendTool(parser.push(text)) : (text: string) => send(chunk.text(index, text));
+        const onText = parser
+          ? (text: string) => sendTool(parser.push(text))
+          : (text: string, _token: number, lp?: TokenLogprob[]) => send(chunk.text(index, text, lp));
         return engine.submit({ ...r, signal: sink.signal, onText }).then((result) => {
           if (result.stopReason === "cancelled" || result.stopReason === "error") return result;
           if (parser) sendTool(parser.finish());

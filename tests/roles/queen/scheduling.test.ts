@@ -71,9 +71,11 @@ describe("queen scheduling", () => {
     const call = called.choices[0]!.message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
     expect(call.function.name).toBe("pick");
     expect(["Lily", "Tom"]).toContain(JSON.parse(call.function.arguments).hero);
-    const refused = await client.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "Once" }], logprobs: true }).catch((e) => e);
+    const withLogprobs = await client.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "Once" }], max_tokens: 5, logprobs: true, top_logprobs: 2 });
+    expect(withLogprobs.choices[0]!.logprobs!.content).toHaveLength(withLogprobs.usage!.completion_tokens);
+    const refused = await client.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "Once" }], top_logprobs: 2 }).catch((e) => e);
     expect(refused.status).toBe(400);
-    expect(refused.error.message).toContain("logprobs is not supported by rbee yet");
+    expect(refused.error.message).toContain("top_logprobs needs logprobs: true");
     expect(await queen.stop()).toBe(0);
   });
 

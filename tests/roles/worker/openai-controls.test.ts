@@ -142,11 +142,60 @@ describe("structured output", () => {
   });
 });
 
+describe("log probabilities", () => {
+  test("chat: one entry per token, from the model's own distribution, with the most likely alternatives", async () => {
+    const res = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 20, temperature: 0, logprobs: true, top_logprobs: 3 });
+    const content = res.choices[0]!.logprobs!.content!;
+    expect(content).toHaveLength(res.usage!.completion_tokens);
+    expect(content.map((t) => t.token).join("")).toBe(res.choices[0]!.message.content!);
+    for (const t of content) {
+      expect(t.logprob).toBeLessThanOrEqual(0);
+      expect(t.top_logprobs).toHaveLength(3);
+      expect(t.top_logprobs.map((x) => x.logprob)).toEqual(t.top_logprobs.map((x) => x.logprob).sort((a, b) => b - a));
+      expect(t.top_logprobs.reduce((sum, x) => sum + Math.exp(x.logprob), 0)).toBeLessThanOrEqual(1.000001);
+      // Greedy: the chosen token is the most likely one.
+      expect(t.top_logprobs[0]!.token).toBe(t.token);
+      expect(t.top_logprobs[0]!.logprob).toBeCloseTo(t.logprob, 6);
+      expect(t.bytes).toEqual([...Buffer.from(t.token)]);
+    }
+  });
+
+  test("they are the raw distribution's: a token forced by logit_bias keeps its own (low) log probability", async () => {
+    const res = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 4, temperature: 0, logit_bias: { "400": 100 }, logprobs: true, top_logprobs: 1 });
+    for (const t of res.choices[0]!.logprobs!.content!) {
+      expect(t.token.trim()).toBe("do");
+      expect(t.logprob).toBeLessThan(t.top_logprobs[0]!.logprob);
+    }
+  });
+
+  test("completions: tokens, token_logprobs, top_logprobs and text offsets, streamed and not", async () => {
+    const res = await complete({ max_tokens: 12, logprobs: 2 });
+    const lp = res.choices[0]!.logprobs!;
+    expect(lp.tokens!.join("")).toBe(res.choices[0]!.text);
+    expect(lp.token_logprobs).toHaveLength(12);
+    expect(lp.top_logprobs!.every((alternatives) => Object.keys(alternatives).length <= 2)).toBe(true);
+    expect(lp.text_offset).toEqual(lp.tokens!.map((_, i) => lp.tokens!.slice(0, i).join("").length));
+    const stream = await client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 12, seed: 11, logprobs: 2, stream: true });
+    const streamed: string[] = [];
+    const values: number[] = [];
+    for await (const chunk of stream) {
+      streamed.push(...(chunk.choices[0]?.logprobs?.tokens ?? []));
+      values.push(...(chunk.choices[0]?.logprobs?.token_logprobs ?? []));
+    }
+    expect(streamed).toEqual(lp.tokens!);
+    expect(values).toEqual(lp.token_logprobs!);
+  });
+
+  test("a request without logprobs gets null, as OpenAI answers", async () => {
+    expect((await complete({ max_tokens: 3 })).choices[0]!.logprobs).toBeNull();
+  });
+});
+
 describe("refused, with a message that says so", () => {
   const cases: [string, Record<string, unknown>, string][] = [
     ["n over the limit", { n: 9 }, "n may be at most 8"],
-    ["logprobs", { logprobs: true }, "logprobs is not supported by rbee yet"],
-    ["top_logprobs", { logprobs: true, top_logprobs: 3 }, "top_logprobs is not supported by rbee yet"],
+    ["top_logprobs over 20", { logprobs: true, top_logprobs: 21 }, "top_logprobs"],
+    ["top_logprobs without logprobs", { top_logprobs: 3 }, "top_logprobs needs logprobs: true"],
     ["the deprecated functions", { functions: [{ name: "f" }] }, "use tools"],
     ["an image part", { messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "data:image/png;base64,AA" } }] }] }, "content"],
     ["an audio part", { messages: [{ role: "user", content: [{ type: "input_audio", input_audio: { data: "AA", format: "wav" } }] }] }, "content"],
