@@ -86,8 +86,8 @@ function edit(file: string, edits: [anchor: string, replacement: string][]): voi
 function registerNativeCalls(addonDir: string): void {
   const include = '#include "addonGlobals.h"\n';
   edit(join(addonDir, "addon.cpp"), [
-    [include, `${include}void rbeeRegisterSampleThenDecode(Napi::Object exports);\nvoid rbeeRegisterKvUnified(Napi::Object exports);\nvoid rbeeRegisterGraphKeys(Napi::Object exports);\nvoid rbeeRegisterLogprobs(Napi::Object exports);\n`],
-    ["    AddonSampler::init(exports);\n", "    AddonSampler::init(exports);\n    rbeeRegisterSampleThenDecode(exports);\n    rbeeRegisterKvUnified(exports);\n    rbeeRegisterGraphKeys(exports);\n    rbeeRegisterLogprobs(exports);\n"],
+    [include, `${include}void rbeeRegisterSampleThenDecode(Napi::Object exports);\nvoid rbeeRegisterKvUnified(Napi::Object exports);\nvoid rbeeRegisterGraphKeys(Napi::Object exports);\nvoid rbeeRegisterLogprobs(Napi::Object exports);\nvoid rbeeRegisterEmbeddings(Napi::Object exports);\n`],
+    ["    AddonSampler::init(exports);\n", "    AddonSampler::init(exports);\n    rbeeRegisterSampleThenDecode(exports);\n    rbeeRegisterKvUnified(exports);\n    rbeeRegisterGraphKeys(exports);\n    rbeeRegisterLogprobs(exports);\n    rbeeRegisterEmbeddings(exports);\n"],
   ]);
   edit(join(addonDir, "AddonContext.cpp"), [
     ['#include "AddonContext.h"\n', '#include "AddonContext.h"\n\nbool rbeeKvUnified();\n'],

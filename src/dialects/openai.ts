@@ -8,7 +8,7 @@ import type { OutputConstraint } from "../inference/grammars";
 import type { ChatMessage as CoreMessage, ToolCall } from "../inference/prompt";
 import type { ToolEvent, ToolMode, ToolSpec } from "../inference/tool-calls";
 import type { ModelJson } from "../wire/hive";
-import type { ChatMessage, ChatRequest, CompletionRequest, ResponseFormat } from "../wire/openai";
+import type { ChatMessage, ChatRequest, CompletionRequest, EmbeddingsRequest, ResponseFormat } from "../wire/openai";
 import { messageText, usage } from "../wire/openai";
 
 type OpenAiRequest = CompletionRequest | ChatRequest;
@@ -199,5 +199,37 @@ export function modelList(models: { ref: string; model: ModelJson | null; nodes:
       loaded: workers > 0,
       workers,
     })),
+  };
+}
+
+/** OpenAI's `dimensions` shortens vectors of models trained for it; rbee serves the model's own size only. */
+export function checkDimensions(body: EmbeddingsRequest, size: number): void {
+  if (body.dimensions !== undefined && body.dimensions !== size)
+    throw new RbeeError("BAD_REQUEST", `dimensions: this model's embeddings have ${size} dimensions; it cannot give ${body.dimensions}`);
+}
+
+/** The inputs of an embeddings request as token arrays: text through the tokenizer, token arrays as they are. */
+export function embeddingInputs(body: EmbeddingsRequest, tokenize: (text: string) => number[], vocabSize: number): number[][] {
+  const input = body.input;
+  const inputs: (string | number[])[] = typeof input === "string" ? [input] : typeof input[0] === "number" ? [input as number[]] : (input as (string | number[])[]);
+  return inputs.map((x, i) => {
+    if (typeof x === "string") return tokenize(x);
+    const bad = x.find((t) => t >= vocabSize);
+    if (bad !== undefined) throw new RbeeError("BAD_REQUEST", `input ${i}: token ${bad} is not in the model's vocabulary of ${vocabSize} tokens`);
+    return x;
+  });
+}
+
+/** OpenAI's embeddings response; base64 is the float32 vector's little-endian bytes, as OpenAI encodes it. */
+export function embeddingsResponse(body: EmbeddingsRequest, model: string, vectors: Float32Array[], promptTokens: number) {
+  return {
+    object: "list",
+    model,
+    data: vectors.map((v, index) => ({
+      object: "embedding",
+      index,
+      embedding: body.encoding_format === "base64" ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") : Array.from(v),
+    })),
+    usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
   };
 }

@@ -17,6 +17,8 @@ export interface AddonContext {
   /** Copies a sequence's cells (with one KV buffer per sequence, its whole buffer, at the next decode). */
   copySequenceStateFromOtherSequence(targetSequenceId: number, sourceSequenceId: number): Promise<number>;
   setThreads(threads: number): void;
+  /** The last decode's embedding (sequence 0's, pooled, or the last token's), in an embeddings context. */
+  getEmbedding(inputTokensLength: number): Float64Array;
   /** Bytes llama.cpp allocated for this context (KV cache and compute buffers), by where they live. */
   getMemoryBreakdown(): { cpuRam: number; gpuVram: number };
 }
@@ -139,6 +141,11 @@ export function tokenPiece(model: LlamaModel, token: number): string {
   const text = model.detokenize([token as Token], true);
   const raw = (model as unknown as { _model: { getTokenString(token: number): string } })._model.getTokenString(token);
   return raw.startsWith("\u2581") && !text.startsWith(" ") ? ` ${text}` : text;
+}
+
+/** rbee's read of any sequence's embedding after a decode, where the addon was rebuilt (native/embeddings.cpp). */
+export function sequenceEmbeddingOf(model: LlamaModel): ((context: AddonContext, sequence: number, lastToken: number) => Float32Array) | undefined {
+  return rbeeCall(bindingsOf(model), "rbeeSequenceEmbedding");
 }
 
 /** How many of the last generated tokens the repeat, frequency and presence penalties look at (llama.cpp's default). */

@@ -124,3 +124,30 @@ export function messageText(content: z.infer<typeof Content> | null | undefined)
   if (content === null || content === undefined) return "";
   return typeof content === "string" ? content : content.map((p) => p.text).join("");
 }
+
+/** Inputs one embeddings request may carry (OpenAI's limit). */
+export const MAX_EMBEDDING_INPUTS = 2048;
+
+export const EmbeddingsRequest = z.object({
+  model: z.string().optional(),
+  input: z.union([
+    z.string().min(1, "must not be empty"),
+    z.array(z.string().min(1, "must not be empty")).min(1, "must hold at least one input").max(MAX_EMBEDDING_INPUTS),
+    z.array(z.number().int().nonnegative()).min(1, "must hold at least one token"),
+    z.array(z.array(z.number().int().nonnegative()).min(1, "must hold at least one token")).min(1).max(MAX_EMBEDDING_INPUTS),
+  ]),
+  encoding_format: z.enum(["float", "base64"]).default("float"),
+  dimensions: z.number().int().positive().optional(),
+  user: z.string().optional(),
+});
+export type EmbeddingsRequest = z.infer<typeof EmbeddingsRequest>;
+
+/** The reranking call llama-server and Jina serve. */
+export const RerankRequest = z.object({
+  model: z.string().optional(),
+  query: z.string().min(1, "must not be empty"),
+  documents: z.array(z.string()).min(1, "must hold at least one document").max(MAX_EMBEDDING_INPUTS),
+  top_n: z.number().int().positive().optional(),
+  return_documents: z.boolean().default(true),
+});
+export type RerankRequest = z.infer<typeof RerankRequest>;

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { RbeeError } from "../../errors";
 import { modelList } from "../../dialects/openai";
 import { readJson } from "../../http/validate";
-import { ChatRequest, CompletionRequest } from "../../wire/openai";
+import { ChatRequest, CompletionRequest, EmbeddingsRequest, RerankRequest } from "../../wire/openai";
 import type { QueenMetrics } from "./metrics";
 import { resolveModel } from "./models";
 import type { Hives } from "./hives";
@@ -15,14 +15,18 @@ import { passThrough } from "./stream-out";
 const Routed = { model: z.string().min(1, "must name a model"), node: z.string().min(1).optional() };
 const QueenCompletion = CompletionRequest.extend(Routed);
 const QueenChat = ChatRequest.extend(Routed);
+const QueenEmbeddings = EmbeddingsRequest.extend(Routed);
+const QueenRerank = RerankRequest.extend(Routed);
 
 export function addQueenOpenAiRoutes(app: Hono, deps: { registry: Registry; hives: Hives; relay: Relay; metrics: QueenMetrics; onActivity: (delta: number) => void }): void {
   app.get("/v1/models", (c) => c.json(modelList(deps.registry.modelListing())));
   app.post("/v1/completions", async (c) => relayOpenAi(c, deps, "/v1/completions", await readJson(c, QueenCompletion)));
   app.post("/v1/chat/completions", async (c) => relayOpenAi(c, deps, "/v1/chat/completions", await readJson(c, QueenChat)));
+  app.post("/v1/embeddings", async (c) => relayOpenAi(c, deps, "/v1/embeddings", await readJson(c, QueenEmbeddings)));
+  app.post("/v1/rerank", async (c) => relayOpenAi(c, deps, "/v1/rerank", await readJson(c, QueenRerank)));
 }
 
-async function relayOpenAi(c: Context, deps: Parameters<typeof addQueenOpenAiRoutes>[1], path: string, body: { model: string; node?: string; stream: boolean }): Promise<Response> {
+async function relayOpenAi(c: Context, deps: Parameters<typeof addQueenOpenAiRoutes>[1], path: string, body: { model: string; node?: string; stream?: boolean }): Promise<Response> {
   const startedAt = performance.now();
   const modelRef = await resolveModel(deps.registry, deps.hives, body.model, body.node);
   const { node, ...forwarded } = body;

@@ -2,6 +2,7 @@
 import type { Hono } from "hono";
 import { createApp } from "../../http/app";
 import { addExecuteRoutes } from "./execute-route";
+import { addEmbeddingRoutes } from "./embedding-routes";
 import { addOpenAiRoutes } from "./openai-routes";
 import type { WorkerService } from "./service";
 
@@ -10,6 +11,7 @@ export function createWorkerApp(service: WorkerService, { apiToken, onShutdown }
   app.get("/v1/ready", (c) => c.json(service.readiness()));
   addExecuteRoutes(app, service);
   addOpenAiRoutes(app, service);
+  addEmbeddingRoutes(app, service);
   app.post("/v1/shutdown", (c) => {
     setImmediate(onShutdown);
     return c.json({ ok: true });

@@ -1,10 +1,12 @@
 // The worker's state: loading progress, then the loaded model and its batching engine, until shutdown.
 import { basename } from "node:path";
+import type { LlamaRankingContext } from "node-llama-cpp";
 import { RbeeError } from "../../errors";
 import { logger } from "../../log";
 import type { GpuChoice } from "../../inference/backend";
 import { BatchEngine } from "../../inference/engine";
 import { type LoadedModel, loadModel } from "../../inference/load";
+import { Embedder } from "../../inference/embeddings";
 import { Grammars } from "../../inference/grammars";
 import { decodeRunsAheadOn } from "../../inference/step";
 import type { ReadyResponse } from "../../wire/worker";
@@ -28,6 +30,8 @@ export class WorkerService {
   private engine: BatchEngine | undefined;
   private shuttingDown: Promise<void> | undefined;
   private grammarCache: Grammars | undefined;
+  private embedderOnce: Promise<Embedder> | undefined;
+  private rankerOnce: Promise<LlamaRankingContext> | undefined;
 
   constructor(readonly config: WorkerConfig) {}
 
@@ -56,6 +60,24 @@ export class WorkerService {
 
   get shape() {
     return this.requireLoaded().shape;
+  }
+
+  /** The embeddings context, made on the first request (its memory is taken only by workers that embed). */
+  embedder(): Promise<Embedder> {
+    const loaded = this.requireLoaded();
+    this.embedderOnce ??= Embedder.create(loaded.model, loaded.threads);
+    this.embedderOnce.catch(() => (this.embedderOnce = undefined));
+    return this.embedderOnce;
+  }
+
+  /** A ranking context, for reranker models only (a classification head scoring query and document together). */
+  ranker(): Promise<LlamaRankingContext> {
+    const loaded = this.requireLoaded();
+    this.rankerOnce ??= loaded.model.createRankingContext({ contextSize: Math.min(loaded.model.trainContextSize, 2048), threads: loaded.threads }).catch((err) => {
+      this.rankerOnce = undefined;
+      throw new RbeeError("BAD_REQUEST", `this model cannot rank documents (it is not a reranker): ${err instanceof Error ? err.message : err}`);
+    });
+    return this.rankerOnce;
   }
 
   /** JSON and JSON-schema grammars for this model's requests. */
@@ -95,6 +117,8 @@ export class WorkerService {
   shutdown(): Promise<void> {
     this.shuttingDown ??= (async () => {
       await this.engine?.close();
+      await (await this.embedderOnce?.catch(() => undefined))?.dispose();
+      await (await this.rankerOnce?.catch(() => undefined))?.dispose();
       await this.loaded?.dispose();
     })();
     return this.shuttingDown;

@@ -73,6 +73,8 @@ describe("queen scheduling", () => {
     expect(["Lily", "Tom"]).toContain(JSON.parse(call.function.arguments).hero);
     const withLogprobs = await client.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "Once" }], max_tokens: 5, logprobs: true, top_logprobs: 2 });
     expect(withLogprobs.choices[0]!.logprobs!.content).toHaveLength(withLogprobs.usage!.completion_tokens);
+    const embedded = await client.embeddings.create({ model: "stories260K", input: ["Once upon a time", "The end"] });
+    expect(embedded.data.map((d) => d.embedding.length)).toEqual([64, 64]);
     const refused = await client.chat.completions.create({ model: "stories260K", messages: [{ role: "user", content: "Once" }], top_logprobs: 2 }).catch((e) => e);
     expect(refused.status).toBe(400);
     expect(refused.error.message).toContain("top_logprobs needs logprobs: true");
