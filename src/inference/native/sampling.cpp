@@ -101,6 +101,29 @@ bool grammarAllows(llama_sampler* grammar, llama_token token) {
     return single.logit != -INFINITY;
 }
 
+// Masking the whole vocabulary with a grammar costs milliseconds for a 150k vocabulary. Where the chain only keeps the
+// k most likely tokens (top-k, or greedy's one) and nothing before it changes logits (biases, penalties), the k most
+// likely allowed tokens are among the most likely few hundred whenever at least k of those are allowed: the grammar
+// masks only those, and the chain picks exactly what it would have picked from the masked vocabulary. False (nothing
+// sampled) where that does not hold; the caller masks everything then.
+bool sampleAmongTopAllowed(AddonSampler* sampler, llama_sampler* grammar, const float* row, size_t nVocab, llama_token_data_array& current) {
+    if (sampler->tokenBiasSampler != nullptr || sampler->repeatPenaltySampler != nullptr || sampler->dryRepeatPenaltySampler != nullptr)
+        return false;
+    const size_t needed = sampler->greedySampler != nullptr ? 1 : (sampler->topKSampler != nullptr && sampler->topKSampler_topK > 0 ? sampler->topKSampler_topK : 0);
+    if (needed == 0) return false;
+    const size_t wanted = std::min(nVocab, std::max<size_t>(256, 4 * needed));
+    if (wanted >= nVocab) return false;
+    auto& candidates = sampler->tokenCandidates;
+    const size_t size = fillTopK(candidates, row, nVocab, wanted);
+    current = llama_token_data_array{candidates.data(), size, -1, false};
+    llama_sampler_apply(grammar, &current);
+    size_t allowed = 0;
+    for (size_t i = 0; i < current.size; i++) allowed += current.data[i].logit != -INFINITY;
+    if (allowed < needed) return false;
+    llama_sampler_apply(sampler->chain, &current);
+    return true;
+}
+
 // Each sampler owns its chain and candidate buffer, so different outputs never share mutable state.
 void sampleRange(const std::vector<const float*>& logits, const std::vector<AddonSampler*>& samplers, std::vector<int32_t>& tokens,
                  size_t from, size_t to, size_t nVocab) {
@@ -118,7 +141,8 @@ void sampleRange(const std::vector<const float*>& logits, const std::vector<Addo
         // check instead of masking the whole vocabulary), else the chain again over what the grammar allows.
         llama_sampler* grammar = grammarOf(sampler);
         const bool picked = current.selected >= 0 && static_cast<size_t>(current.selected) < current.size;
-        if (grammar != nullptr && (!picked || !grammarAllows(grammar, current.data[current.selected].id))) {
+        if (grammar != nullptr && (!picked || !grammarAllows(grammar, current.data[current.selected].id)) &&
+            !sampleAmongTopAllowed(sampler, grammar, row, nVocab, current)) {
             const size_t all = fillAll(candidates, row, nVocab);
             current = llama_token_data_array{candidates.data(), all, -1, false};
             llama_sampler_apply(grammar, &current);
@@ -134,24 +158,22 @@ void sampleRange(const std::vector<const float*>& logits, const std::vector<Addo
 
 }  // namespace
 
-void rbeeSampleOutputs(llama_context* ctx, const std::vector<AddonSampler*>& samplers, const std::vector<int32_t>& logitIndexes,
-                       std::vector<int32_t>& tokens) {
-    const size_t outputs = logitIndexes.size();
+bool rbeeHasGrammar(const AddonSampler* sampler) {
+    return sampler != nullptr && grammarOf(sampler) != nullptr;
+}
+
+void rbeeSampleRows(const std::vector<const float*>& rows, const std::vector<AddonSampler*>& samplers, size_t nVocab, std::vector<int32_t>& tokens) {
+    const size_t outputs = rows.size();
     tokens.assign(outputs, -1);
-    if (outputs == 0) return;
-    // llama_get_logits_ith may reorder the outputs on first use, so it runs here, on one thread, before the fan-out.
-    std::vector<const float*> logits(outputs, nullptr);
     size_t sampled = 0;
-    for (size_t i = 0; i < outputs; i++) {
-        if (samplers[i] == nullptr) continue;
-        logits[i] = llama_get_logits_ith(ctx, logitIndexes[i]);
-        samplers[i]->rebuildChainIfNeeded();
-        sampled++;
-    }
-    const size_t nVocab = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)));
+    for (size_t i = 0; i < outputs; i++)
+        if (samplers[i] != nullptr && rows[i] != nullptr) {
+            samplers[i]->rebuildChainIfNeeded();
+            sampled++;
+        }
     const size_t threadCount = threadsFor(sampled, nVocab);
     if (threadCount <= 1) {
-        sampleRange(logits, samplers, tokens, 0, outputs, nVocab);
+        sampleRange(rows, samplers, tokens, 0, outputs, nVocab);
         return;
     }
     // One chunk per thread, on this thread and the helpers. An exception must not leave a helper (that would terminate
@@ -161,11 +183,23 @@ void rbeeSampleOutputs(llama_context* ctx, const std::vector<AddonSampler*>& sam
     std::vector<std::exception_ptr> failures(chunks);
     rbeeRunChunks(chunks, [&](size_t c) {
         try {
-            sampleRange(logits, samplers, tokens, c * perThread, std::min((c + 1) * perThread, outputs), nVocab);
+            sampleRange(rows, samplers, tokens, c * perThread, std::min((c + 1) * perThread, outputs), nVocab);
         } catch (...) {
             failures[c] = std::current_exception();
         }
     });
     for (const auto& failure : failures)
         if (failure) std::rethrow_exception(failure);
+}
+
+void rbeeSampleOutputs(llama_context* ctx, const std::vector<AddonSampler*>& samplers, const std::vector<int32_t>& logitIndexes,
+                       std::vector<int32_t>& tokens) {
+    const size_t outputs = logitIndexes.size();
+    tokens.assign(outputs, -1);
+    if (outputs == 0) return;
+    // llama_get_logits_ith may reorder the outputs on first use, so it runs here, on one thread, before the fan-out.
+    std::vector<const float*> logits(outputs, nullptr);
+    for (size_t i = 0; i < outputs; i++)
+        if (samplers[i] != nullptr) logits[i] = llama_get_logits_ith(ctx, logitIndexes[i]);
+    rbeeSampleRows(logits, samplers, llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx))), tokens);
 }

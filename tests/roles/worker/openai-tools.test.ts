@@ -181,7 +181,7 @@ describe("tool calls (Vercel AI SDK)", () => {
     const result = await generateText({
       model: provider("qwen-chat"),
       prompt: "What is the weather in Paris?",
-      maxOutputTokens: 300,
+      maxOutputTokens: 1000,
       seed: 3,
       toolChoice: "required",
       // Step 1 calls the tool; step 2 sends its result back and asks for the answer.
