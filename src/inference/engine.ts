@@ -148,7 +148,7 @@ export class BatchEngine {
         }
         this.profile?.called();
         step = this.stepper(plans, preparedTokens);
-        const { tokens, goesOn, deferred } = await step.sampled;
+        const { tokens, goesOn } = await step.sampled;
         this.profile?.sampled(plans.length);
         for (const [i, { g }] of inFlight.entries()) {
           const wanted = g.request.logprobs;
@@ -164,13 +164,11 @@ export class BatchEngine {
             next.push({ g, index: preparedTokens + appended++ });
             g.advance(1);
           }
-          // Sampled after the launch: it joins the next batch like a one-token prompt chunk, its output wanted.
-          if (deferred(i)) g.pendingPrompt = [token];
           const plan = plans[i]!;
           if (plan.sampler === null) return;
           if (token === -1) ended.push([g, "error", new Error("sampling failed")]);
           // Meant to go on but did not: the step saw an end-of-generation token.
-          else if (plan.position >= 0 && !goesOn(i) && !deferred(i)) ended.push([g, "stop"]);
+          else if (plan.position >= 0 && !goesOn(i)) ended.push([g, "stop"]);
           else if (plan.position < 0) {
             const eog = plan.stopAtEog && this.options.model.isEogToken(token);
             if (!eog) toEmit.push([g, token]);

@@ -21,11 +21,8 @@ export interface OutputPlan {
 }
 
 export interface Step {
-  /**
-   * tokens[i] for output i (-1: none), whether its sequence was appended to the batch now decoding, and whether it goes
-   * on but was sampled too late for that batch (a grammar's, on a GPU): the engine appends it to the next one.
-   */
-  sampled: Promise<{ tokens: Int32Array; goesOn: (i: number) => boolean; deferred: (i: number) => boolean }>;
+  /** tokens[i] for output i (-1: none), and whether its sequence was appended to the batch now decoding. */
+  sampled: Promise<{ tokens: Int32Array; goesOn: (i: number) => boolean }>;
   /**
    * Settles once the next decode has started (stock addon: finished), if the batch held anything (prompt tokens or a
    * sequence that goes on); until then the context must not be touched.
@@ -36,13 +33,9 @@ export interface Step {
 /** `preparedTokens`: tokens already in the batch (prompt chunks), before the sequences that go on. */
 export type Stepper = (outputs: OutputPlan[], preparedTokens: number) => Step;
 
-/**
- * On a GPU, starting a decode returns before the decode ends; on the CPU the start is the decode. RBEE_STEP_AS_GPU=1
- * makes a CPU worker step as a GPU one does (tokens handed over after the launch, grammar outputs sampled after it and
- * appended a step later), so that the tests cover that path on a machine without a GPU.
- */
+/** On a GPU, starting a decode returns before the decode ends; on the CPU the start is the decode. */
 export function decodeRunsAheadOn(backend: Backend): boolean {
-  return backend !== "cpu" || process.env.RBEE_STEP_AS_GPU === "1";
+  return backend !== "cpu";
 }
 
 /**
@@ -73,7 +66,7 @@ function nativeStepper(addon: AddonContext, sampleThenDecode: SampleThenDecode, 
     if (n === 0) resolveSampled(new Int32Array(0));
     // A failed step may fail before sampling: the tokens never come then.
     launched.catch(rejectSampled);
-    const sampled = raw.then((r) => ({ tokens: r.subarray(0, n), goesOn: (i: number) => r[n + i] === 1, deferred: (i: number) => r[n + i] === 2 }));
+    const sampled = raw.then((r) => ({ tokens: r.subarray(0, n), goesOn: (i: number) => r[n + i] === 1 }));
     return withHandledRejections({ sampled, launched });
   };
 }
@@ -84,7 +77,7 @@ function stockStepper(model: LlamaModel, addon: AddonContext): Stepper {
       const tokens = Int32Array.from(await Promise.all(outputs.map((o) => (o.sampler ? addon.sampleToken(o.index, o.sampler) : -1))));
       const goesOn = outputs.map((o, i) => tokens[i]! >= 0 && o.position >= 0 && !(o.stopAtEog && model.isEogToken(tokens[i]! as Token)));
       outputs.forEach((o, i) => goesOn[i] && addon.addToBatch(o.slot, o.position, Uint32Array.of(tokens[i]!), Uint32Array.of(0)));
-      return { tokens, goesOn: (i: number) => goesOn[i]!, deferred: () => false };
+      return { tokens, goesOn: (i: number) => goesOn[i]! };
     })();
     const launched = sampled.then((s) => (preparedTokens > 0 || outputs.some((_, i) => s.goesOn(i)) ? addon.decodeBatch() : undefined));
     return withHandledRejections({ sampled, launched });

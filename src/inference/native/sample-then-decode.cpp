@@ -113,49 +113,19 @@ void run(StepCall* call) {
         llama_synchronize(context->ctx);
         lastTimings[kWait] = microsSince(started);
         started = std::chrono::steady_clock::now();
-        const llama_vocab* vocab = llama_model_get_vocab(llama_get_model(context->ctx));
-        const size_t n = outputs.samplers.size();
-        const size_t nVocab = llama_vocab_n_tokens(vocab);
-        // Grammar-constrained outputs may take milliseconds to sample. Where the decode runs ahead (a GPU), they are
-        // sampled after the launch, while the GPU decodes the others, from copies of their rows (the next decode
-        // overwrites the logits), and join the batch after next: the other sequences do not wait for them.
-        std::vector<AddonSampler*> now = outputs.samplers;
-        std::vector<AddonSampler*> later(n, nullptr);
-        std::vector<std::vector<float>> copies(n);
-        std::vector<const float*> rows(n, nullptr);
-        if (!call->tokensBeforeLaunch)
-            for (size_t i = 0; i < n; i++)
-                if (rbeeHasGrammar(now[i])) {
-                    const float* row = llama_get_logits_ith(context->ctx, outputs.logitIndexes[i]);
-                    copies[i].assign(row, row + nVocab);
-                    rows[i] = copies[i].data();
-                    later[i] = now[i];
-                    now[i] = nullptr;
-                }
-        // Sent as the tokens, then one flag per output: 1 where it was appended to the next batch, 2 where it goes on
-        // but was sampled after the launch (JavaScript appends it to the batch after next).
+        // Sent as the tokens, then one flag per output: 1 where it was appended to the next batch.
         std::vector<int32_t> result;
-        rbeeSampleOutputs(context->ctx, now, outputs.logitIndexes, result);
+        rbeeSampleOutputs(context->ctx, outputs.samplers, outputs.logitIndexes, result);
+        const size_t n = result.size();
         result.resize(2 * n, 0);
-        const auto goesOn = [&](size_t i, llama_token token) {
-            return token >= 0 && outputs.positions[i] >= 0 && !(outputs.stopAtEog[i] && llama_vocab_is_eog(vocab, token));
-        };
-        const auto append = [&](size_t i) {
-            if (!goesOn(i, result[i])) return;
+        const llama_vocab* vocab = llama_model_get_vocab(llama_get_model(context->ctx));
+        for (size_t i = 0; i < n; i++) {
+            const llama_token token = result[i];
+            const bool goesOn = token >= 0 && outputs.positions[i] >= 0 && !(outputs.stopAtEog[i] && llama_vocab_is_eog(vocab, token));
+            if (!goesOn) continue;
             if (context->batch.n_tokens >= context->batch_n_tokens) throw std::runtime_error("the batch has no room for the sequences that go on");
-            common_batch_add(context->batch, result[i], outputs.positions[i], {outputs.slots[i]}, true);
+            common_batch_add(context->batch, token, outputs.positions[i], {outputs.slots[i]}, true);
             result[n + i] = 1;
-        };
-        for (size_t i = 0; i < n; i++)
-            if (now[i] != nullptr) append(i);
-        const bool deferring = std::any_of(later.begin(), later.end(), [](AddonSampler* s) { return s != nullptr; });
-        std::vector<int32_t> lateTokens;
-        // Nothing else to decode: no overlap to win, so they are sampled and appended now.
-        const bool overlap = deferring && context->batch.n_tokens > 0;
-        if (deferring && !overlap) {
-            rbeeSampleRows(rows, later, nVocab, lateTokens);
-            for (size_t i = 0; i < n; i++)
-                if (later[i] != nullptr) (result[i] = lateTokens[i], append(i));
         }
         lastTimings[kSample] = microsSince(started);
         if (call->tokensBeforeLaunch) sendTokens(call, std::move(result));
@@ -164,14 +134,6 @@ void run(StepCall* call) {
         launch(context);
         lastTimings[kLaunch] = microsSince(started);
         lastTimings[kLaunchCpu] = profiling() ? threadCpuMicros() - cpuBefore : 0;
-        if (overlap) {
-            rbeeSampleRows(rows, later, nVocab, lateTokens);
-            for (size_t i = 0; i < n; i++)
-                if (later[i] != nullptr) {
-                    result[i] = lateTokens[i];
-                    result[n + i] = goesOn(i, lateTokens[i]) ? 2 : 0;
-                }
-        }
         if (!call->tokensBeforeLaunch) sendTokens(call, std::move(result));
     } catch (const std::exception& e) {
         call->error = e.what();

@@ -158,10 +158,6 @@ void sampleRange(const std::vector<const float*>& logits, const std::vector<Addo
 
 }  // namespace
 
-bool rbeeHasGrammar(const AddonSampler* sampler) {
-    return sampler != nullptr && grammarOf(sampler) != nullptr;
-}
-
 void rbeeSampleRows(const std::vector<const float*>& rows, const std::vector<AddonSampler*>& samplers, size_t nVocab, std::vector<int32_t>& tokens) {
     const size_t outputs = rows.size();
     tokens.assign(outputs, -1);

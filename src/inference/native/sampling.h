@@ -13,6 +13,3 @@ void rbeeSampleOutputs(llama_context* ctx, const std::vector<AddonSampler*>& sam
 
 // The same from rows of logits (rows[i] null: skip), e.g. rows copied out before the next decode overwrites them.
 void rbeeSampleRows(const std::vector<const float*>& rows, const std::vector<AddonSampler*>& samplers, size_t nVocab, std::vector<int32_t>& tokens);
-
-// Whether the sampler follows a grammar (its sampling may mask the whole vocabulary: milliseconds, not microseconds).
-bool rbeeHasGrammar(const AddonSampler* sampler);

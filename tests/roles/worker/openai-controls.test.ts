@@ -4,7 +4,6 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
 import { z } from "zod";
 import type { RbeeProcess } from "../../support/processes";
-import { postJson } from "../../support/sse";
 import { startWorker } from "../../support/worker";
 
 let worker: RbeeProcess;
@@ -222,23 +221,5 @@ describe("refused, with a message that says so", () => {
   test("unknown fields stay ignored", async () => {
     const res = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 5, user: "someone", metadata: { a: "b" } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     expect(res.choices[0]!.message.content!.length).toBeGreaterThan(0);
-  });
-});
-
-describe("a grammar's outputs sampled after the launch (the GPU's step, taken here on the CPU)", () => {
-  test("the same texts as sampled before it, constrained beside plain streams", async () => {
-    const gpuLike = await startWorker(["--slots", "8"], { env: { RBEE_STEP_AS_GPU: "1" } });
-    try {
-      const requests = (url: string) => {
-        const json = postJson(`${url}/v1/completions`, { prompt: PROMPT, max_tokens: 200, seed: 5, temperature: 0.9, logit_bias: { "128": 12 }, response_format: { type: "json_object" } });
-        const plain = [1, 2, 3].map((seed) => postJson(`${url}/v1/completions`, { prompt: PROMPT, max_tokens: 60, seed, ignore_eos: true }));
-        return Promise.all([json, ...plain].map(async (r) => (await (await r).json()).choices[0].text as string));
-      };
-      const [here, there] = [await requests(worker.url), await requests(gpuLike.url)];
-      expect(() => JSON.parse(there[0]!)).not.toThrow();
-      expect(there).toEqual(here);
-    } finally {
-      expect(await gpuLike.stop()).toBe(0);
-    }
   });
 });
