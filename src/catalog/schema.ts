@@ -16,6 +16,8 @@ export const models = sqliteTable("models", {
   contextLength: integer("context_length"),
   /** For memory estimates (inference/memory-plan.ts); null for entries recorded before it was kept. */
   shape: text("shape", { mode: "json" }).$type<ModelShape>(),
+  /** The GGUF's chat template (Jinja), where it has one. */
+  chatTemplate: text("chat_template"),
   downloadedAt: integer("downloaded_at", { mode: "timestamp_ms" }).notNull(),
   lastUsedAt: integer("last_used_at", { mode: "timestamp_ms" }),
 });
@@ -41,4 +43,5 @@ export const MIGRATIONS: string[] = [
    );
    CREATE INDEX models_name ON models (name);`,
   `ALTER TABLE models ADD COLUMN shape TEXT;`,
+  `ALTER TABLE models ADD COLUMN chat_template TEXT;`,
 ];

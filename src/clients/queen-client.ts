@@ -21,6 +21,8 @@ export interface QueenWorker {
   inflight: number;
   backend: string | null;
   device: string | null;
+  /** When it stops if no request comes (the queen's keep-alive); null: never. */
+  expires_at: string | null;
 }
 
 export class QueenClient extends RbeeHttpClient {

@@ -9,6 +9,7 @@ export interface GgufSummary {
   quantization: string | null;
   contextLength: number | null;
   shape: ModelShape;
+  chatTemplate: string | null;
 }
 
 type Metadata = Record<string, Record<string, unknown> | undefined>;
@@ -27,6 +28,7 @@ export async function summarizeGguf(path: string): Promise<GgufSummary> {
     quantization: fileType === undefined ? null : ((GgufFileType as unknown as Record<number, string>)[fileType] ?? String(fileType)),
     contextLength,
     shape: shapeFromMetadata(metadata),
+    chatTemplate: typeof metadata.tokenizer?.chat_template === "string" ? metadata.tokenizer.chat_template : null,
   };
 }
 

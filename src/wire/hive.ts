@@ -11,6 +11,8 @@ export const SpawnRequest = z.strictObject({
   slots: z.number().int().min(1).max(256).default(4),
   ctx: z.number().int().min(16).optional(),
   threads: z.number().int().min(1).max(1024).optional(),
+  /** Seconds idle before the hive stops the worker; 0: never (the queen's keep-alive decides). The hive's default when absent. */
+  idle_timeout_s: z.number().nonnegative().optional(),
 });
 export type SpawnRequest = z.infer<typeof SpawnRequest>;
 
@@ -28,6 +30,7 @@ export interface ModelJson {
   context_length: number | null;
   /** The model's shape for memory estimates, where the catalog has it. */
   shape: ModelShape | null;
+  chat_template: string | null;
   downloaded_at: string;
   last_used_at: string | null;
   status: string;
@@ -47,6 +50,7 @@ export function modelJson(m: CatalogEntry): ModelJson {
     quantization: m.quantization,
     context_length: m.contextLength,
     shape: m.shape ?? null,
+    chat_template: m.chatTemplate ?? null,
     downloaded_at: m.downloadedAt.toISOString(),
     last_used_at: m.lastUsedAt?.toISOString() ?? null,
     status: m.status,

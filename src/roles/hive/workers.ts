@@ -17,6 +17,8 @@ export interface SpawnRequest {
   slots: number;
   ctx?: number;
   threads?: number;
+  /** Seconds idle before this worker is stopped; 0: never (its queen decides). The pool's default when absent. */
+  idle_timeout_s?: number;
 }
 
 export interface PoolOptions {
@@ -48,6 +50,8 @@ interface Entry {
   stderrTail: string[];
   failures: number;
   stopping?: Promise<void>;
+  /** 0: never stopped for idleness. */
+  idleTimeoutMs: number;
 }
 
 export class WorkerPool {
@@ -90,6 +94,7 @@ export class WorkerPool {
       ready: Promise.withResolvers<WorkerInfo>(),
       stderrTail: [],
       failures: 0,
+      idleTimeoutMs: request.idle_timeout_s === undefined ? options.idleTimeoutMs : request.idle_timeout_s * 1000,
     };
     entry.ready.promise.catch(() => {});
     this.entries.set(id, entry);
@@ -173,7 +178,7 @@ export class WorkerPool {
         continue;
       }
       entry.failures = 0;
-      if (ready.state === "idle" && (ready.idle_ms ?? 0) >= this.options.idleTimeoutMs) {
+      if (entry.idleTimeoutMs > 0 && ready.state === "idle" && (ready.idle_ms ?? 0) >= entry.idleTimeoutMs) {
         log.info(`worker ${entry.info.id} idle for ${Math.round((ready.idle_ms ?? 0) / 1000)} s; stopping it`);
         void this.stop(entry.info.id);
       }

@@ -35,7 +35,7 @@ export const status = defineCommand({
       return [n.name, n.ssh ?? "(local)", n.hive_url, n.hive_state, n.devices?.backend, gpu?.name, gpu ? formatBytes(gpu.vram_free_bytes) : null];
     })));
     console.log();
-    console.log(workers.length ? formatTable(["WORKER", "NODE", "MODEL", "SLOTS", "IN FLIGHT", "URL"], workers.map((w) => [w.id, w.node, w.model_ref, w.slots_total, w.inflight, w.url])) : "no workers");
+    console.log(workers.length ? workerTable(workers) : "no workers");
     console.log();
     console.log(models.length ? formatTable(["MODEL", "NAME"], models.map((m) => [m.id, m.name])) : "no models");
   },
@@ -65,7 +65,7 @@ const list = defineCommand({
     const a = parseArgs(QueenArgs, args);
     const workers = await (await queen(a)).workers();
     if (a.json) return void console.log(JSON.stringify(workers, null, 2));
-    console.log(workers.length ? formatTable(["WORKER", "NODE", "MODEL", "SLOTS", "IN FLIGHT", "URL"], workers.map((w) => [w.id, w.node, w.model_ref, w.slots_total, w.inflight, w.url])) : "no workers");
+    console.log(workers.length ? workerTable(workers) : "no workers");
   },
 });
 
@@ -85,3 +85,9 @@ const stop = defineCommand({
 });
 
 export const workers = defineCommand({ meta: { name: "workers", description: "Workers on the nodes" }, subCommands: { list, stop } });
+
+/** Workers as a table, with when each stops if no request comes (the queen's keep-alive). */
+function workerTable(workers: Awaited<ReturnType<QueenClient["workers"]>>): string {
+  const expiry = (at: string | null) => (at ? `${new Date(at).toISOString().slice(11, 19)} (in ${Math.max(0, Math.round((Date.parse(at) - Date.now()) / 1000))} s)` : "never");
+  return formatTable(["WORKER", "NODE", "MODEL", "SLOTS", "IN FLIGHT", "STOPS AT", "URL"], workers.map((w) => [w.id, w.node, w.model_ref, w.slots_total, w.inflight, expiry(w.expires_at), w.url]));
+}

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { commonServerArgs, parseArgs } from "../../cli-args";
 import { apiToken, DEFAULT_QUEEN_PORT, rbeeHome } from "../../config";
 import { createSshHiveLauncher } from "../../ssh/hive-launcher";
+import { keepAliveMs } from "../../duration";
 import { runQueen } from "./run";
 
 const QueenArgs = z.object({
@@ -19,6 +20,7 @@ const QueenArgs = z.object({
   "hive-check-interval": z.coerce.number().positive().default(5),
   "watch-stdin": z.boolean().default(false),
   "url-file": z.string().optional(),
+  "keep-alive": z.string().default("5m"),
 });
 
 export default defineCommand({
@@ -34,6 +36,7 @@ export default defineCommand({
     "hive-check-interval": { type: "string", description: "Seconds between hive health checks (default 5)" },
     "watch-stdin": { type: "boolean", description: "Exit when standard input closes (set by `rbee infer`)" },
     "url-file": { type: "string", description: "Write the queen's URL to this file once it listens (for `rbee infer`)" },
+    "keep-alive": { type: "string", description: "How long a model stays loaded after its last request: 5m, 1h, 300 (seconds), -1 always (default 5m)" },
   },
   run: async ({ args }) => {
     const a = parseArgs(QueenArgs, args);
@@ -51,6 +54,7 @@ export default defineCommand({
       hiveCheckIntervalMs: a["hive-check-interval"] * 1000,
       watchStdin: a["watch-stdin"],
       urlFile: a["url-file"],
+      keepAliveMs: keepAliveMs(a["keep-alive"]) ?? 5 * 60_000,
       remote: createSshHiveLauncher(rbeeHome(a.home), token),
     });
   },

@@ -1,17 +1,21 @@
-// Resolves the `model` a client sends (a catalog reference, an id or a short name) to a reference a hive can serve,
+// Resolves the `model` a client sends (a name, a catalog reference, an id or a short name) to a reference a hive can serve,
 // starting the local hive (or the pinned node's) first when no hive is up to ask.
+import type { Aliases } from "../../catalog/aliases";
 import { looksLikeModelRef, parseModelRef } from "../../catalog/refs";
 import { RbeeError } from "../../errors";
 import { LOCAL_NODE } from "../../nodes/registry";
 import type { Hives } from "./hives";
 import type { Registry } from "./registry";
 
-export async function resolveModel(registry: Registry, hives: Hives, key: string, node?: string): Promise<string> {
+export async function resolveModel(registry: Registry, hives: Hives, key: string, node?: string, aliases?: Aliases): Promise<string> {
   if (node && !hives.knows(node)) throw new RbeeError("NOT_FOUND", `unknown node "${node}"`);
   if (node) await hives.ensure(node);
   else if (!registry.upHives().length) await hives.ensure(LOCAL_NODE);
-  const known = registry.findModel(key);
+  // A name (alias) first, then what a catalog calls the model; "name:latest" is the name.
+  const target = aliases?.resolve(key) ?? key;
+  const known = registry.findModel(target) ?? (target.endsWith(":latest") ? registry.findModel(target.slice(0, -":latest".length)) : undefined);
   if (known) return known.ref;
+  if (target !== key) return target;
   if (looksLikeModelRef(key)) return parseModelRef(key).ref;
   throw new RbeeError("MODEL_NOT_FOUND", `no hive has a model called "${key}"; use a reference such as hf:ORG/REPO/FILE.gguf to download it`);
 }

@@ -4,6 +4,7 @@ import { errorFrom } from "../../clients/http-json";
 import { RbeeError } from "../../errors";
 import { logger } from "../../log";
 import type { Registry, WorkerEntry } from "./registry";
+import type { KeepAlive } from "./keep-alive";
 import type { Lease, Scheduler } from "./scheduler";
 
 export interface RelayRequest {
@@ -13,6 +14,8 @@ export interface RelayRequest {
   body: unknown;
   signal: AbortSignal;
   onQueued?: (position: number) => void;
+  /** How long the model stays loaded after this request (the queen's default when not given; see KeepAlive). */
+  keepAliveMs?: number;
 }
 
 export interface Relayed {
@@ -33,12 +36,14 @@ export class Relay {
     private readonly registry: Registry,
     private readonly scheduler: Scheduler,
     private readonly workerToken?: string,
+    private readonly keepAlive?: KeepAlive,
   ) {}
 
   async start(request: RelayRequest): Promise<Relayed> {
     let lastError: unknown;
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const lease = await this.scheduler.acquire(request.modelRef, { node: request.node, signal: request.signal, onQueued: request.onQueued });
+      const acquired = await this.scheduler.acquire(request.modelRef, { node: request.node, signal: request.signal, onQueued: request.onQueued });
+      const lease = { ...acquired, release: () => (acquired.release(), this.keepAlive?.touch(request.modelRef, request.keepAliveMs)) };
       try {
         const res = await fetch(`${lease.worker.url}${request.path}`, {
           method: "POST",

@@ -10,6 +10,8 @@ import { Registry } from "./registry";
 import { Relay } from "./relay";
 import { Scheduler } from "./scheduler";
 import { createQueenApp } from "./server";
+import { Aliases } from "../../catalog/aliases";
+import { KeepAlive } from "./keep-alive";
 import { createSpawner } from "./spawner";
 
 export interface QueenOptions {
@@ -23,6 +25,8 @@ export interface QueenOptions {
   queueLimit: number;
   queueTimeoutMs: number;
   workerSlots: number;
+  /** How long a model stays loaded after its last request, by default (-1: always). */
+  keepAliveMs: number;
   hiveCheckIntervalMs: number;
   watchStdin: boolean;
   urlFile?: string;
@@ -53,7 +57,13 @@ export async function runQueen(options: QueenOptions): Promise<void> {
     queueTimeoutMs: options.queueTimeoutMs,
     metrics,
   });
-  const relay = new Relay(registry, scheduler, options.apiToken);
+  const keepAlive = new KeepAlive(registry, options.keepAliveMs, async (worker) => {
+    const hive = registry.hives.get(worker.node);
+    if (hive) await hive.client.stopWorker(worker.id);
+    registry.removeWorker(worker.id);
+  });
+  keepAlive.start();
+  const relay = new Relay(registry, scheduler, options.apiToken, keepAlive);
 
   let active = 0;
   let idleSince = Date.now();
@@ -69,13 +79,15 @@ export async function runQueen(options: QueenOptions): Promise<void> {
       await hives.shutdownAll();
       server.stop(true);
       nodes.close();
+      aliases.close();
       log.info("queen stopped");
       process.exit(0);
     })();
     return stopping;
   };
 
-  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, apiToken: options.apiToken, onActivity, onShutdown: () => void shutdown() });
+  const aliases = new Aliases(options.home);
+  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, keepAlive, aliases, apiToken: options.apiToken, onActivity, onShutdown: () => void shutdown() });
   const server = serve(app, { host: options.host, port: options.port });
   url = httpUrl(options.host === "0.0.0.0" ? "127.0.0.1" : options.host, server.port!);
   process.on("SIGTERM", () => void shutdown());

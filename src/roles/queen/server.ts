@@ -9,7 +9,10 @@ import { sseResponse } from "../../http/sse";
 import { LOCAL_NODE } from "../../nodes/registry";
 import { HiveAnnouncement, QueenDownloadRequest, WorkerRelay } from "../../wire/hive";
 import type { Hives } from "./hives";
+import type { Aliases } from "../../catalog/aliases";
+import type { KeepAlive } from "./keep-alive";
 import type { QueenMetrics } from "./metrics";
+import { addOllamaRoutes } from "./ollama-routes";
 import { addQueenOpenAiRoutes } from "./openai-routes";
 import type { Registry } from "./registry";
 import type { Relay } from "./relay";
@@ -23,6 +26,8 @@ export interface QueenDeps {
   scheduler: Scheduler;
   relay: Relay;
   metrics: QueenMetrics;
+  keepAlive: KeepAlive;
+  aliases: Aliases;
   apiToken?: string;
   onActivity: (delta: number) => void;
   onShutdown: () => void;
@@ -38,6 +43,7 @@ export function createQueenApp(deps: QueenDeps): Hono {
   });
 
   addQueenOpenAiRoutes(app, deps);
+  addOllamaRoutes(app, deps);
   addTaskRoutes(app, deps);
 
   app.get("/v1/nodes", (c) =>
@@ -50,7 +56,19 @@ export function createQueenApp(deps: QueenDeps): Hono {
   );
 
   app.get("/v1/workers", (c) =>
-    c.json({ workers: [...registry.workers.values()].map((w) => ({ id: w.id, node: w.node, url: w.url, model_ref: w.modelRef, slots_total: w.slotsTotal, inflight: w.inflight, backend: w.backend, device: w.device })) }),
+    c.json({
+      workers: [...registry.workers.values()].map((w) => ({
+        id: w.id,
+        node: w.node,
+        url: w.url,
+        model_ref: w.modelRef,
+        slots_total: w.slotsTotal,
+        inflight: w.inflight,
+        backend: w.backend,
+        device: w.device,
+        expires_at: deps.keepAlive.expiresAt(w.modelRef)?.toISOString() ?? null,
+      })),
+    }),
   );
 
   app.post("/v1/hives/ready", async (c) => {

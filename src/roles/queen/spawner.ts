@@ -39,7 +39,8 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots }: 
       hive.models = [...hive.models.filter((m) => m.ref !== model.ref), model];
     }
     log.info(`spawning a worker for ${modelRef} on ${hive.node}`);
-    const worker = await hive.client.spawn({ model: modelRef, slots: workerSlots });
+    // Its hive leaves it running however long it is idle: the queen's keep-alive stops it (keep-alive.ts).
+    const worker = await hive.client.spawn({ model: modelRef, slots: workerSlots, idle_timeout_s: 0 });
     registry.upsertWorker(hive.node, worker);
     return true;
   };

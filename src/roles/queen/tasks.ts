@@ -11,6 +11,7 @@ import { resolveModel } from "./models";
 import type { Hives } from "./hives";
 import type { Registry } from "./registry";
 import type { Relay } from "./relay";
+import type { QueenDeps } from "./server";
 
 type TaskState = "queued" | "running" | "done" | "error" | "cancelled";
 
@@ -32,7 +33,7 @@ interface Task {
 /** Finished tasks kept for GET /v2/tasks/:id. */
 const KEEP_FINISHED = 1000;
 
-export function addTaskRoutes(app: Hono, deps: { registry: Registry; hives: Hives; relay: Relay; metrics: QueenMetrics; onActivity: (delta: number) => void }): void {
+export function addTaskRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hives" | "relay" | "metrics" | "onActivity" | "aliases">): void {
   const tasks = new Map<string, Task>();
   const remember = (task: Task) => {
     tasks.set(task.id, task);
@@ -42,7 +43,7 @@ export function addTaskRoutes(app: Hono, deps: { registry: Registry; hives: Hive
 
   app.post("/v2/tasks", async (c) => {
     const body = await readJson(c, TaskRequest);
-    const modelRef = await resolveModel(deps.registry, deps.hives, body.model, body.node);
+    const modelRef = await resolveModel(deps.registry, deps.hives, body.model, body.node, deps.aliases);
     const { model: _model, node, ...execute } = body;
     const task: Task = { id: `t-${crypto.randomUUID()}`, model: modelRef, node: node ?? null, state: "queued", position: null, worker: null, tokens_out: 0, stop_reason: null, error: null, created_at: new Date().toISOString(), finished_at: null, controller: new AbortController() };
     remember(task);

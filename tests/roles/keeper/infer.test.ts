@@ -73,6 +73,12 @@ describe("rbee infer", () => {
     const status = await runRbee(["status"], { env });
     expect(status.stdout).toMatch(/localhost\s+\(local\)\s+http:\/\/127\.0\.0\.1:\d+\s+up\s+cpu/);
     expect(status.stdout).toMatch(/w-\d+-1\s+localhost\s+file:.*stories260K\.gguf\s+4\s+0/);
+    // The queen's default keep-alive, 5 minutes from the request.
+    const listed = await runRbee(["workers", "list"], { env });
+    expect(listed.stdout).toMatch(/STOPS AT/);
+    const inSeconds = Number(/\(in (\d+) s\)/.exec(listed.stdout)?.[1]);
+    expect(inSeconds).toBeGreaterThan(280);
+    expect(inSeconds).toBeLessThanOrEqual(300);
     const stopped = await runRbee(["workers", "stop", "--all"], { env });
     expect(stopped.stdout).toMatch(/^stopped w-\d+-1$/m);
     expect((await runRbee(["workers", "list"], { env })).stdout.trim()).toBe("no workers");

@@ -1,0 +1,57 @@
+// How long a model stays loaded after its last request, on every node: the default (--keep-alive, 5 minutes), or what
+// a request asked for (Ollama's keep_alive: a duration, 0 to unload at once, negative to keep it). The queen stops a
+// model's idle workers at expiry through their hives; the hives leave the workers the queen spawned to it.
+import { logger } from "../../log";
+import type { Registry, WorkerEntry } from "./registry";
+
+/** How often expiry is checked. */
+const TICK_MS = 500;
+const log = logger("queen");
+
+export class KeepAlive {
+  /** modelRef → when its workers may stop (Infinity: never). */
+  private readonly until = new Map<string, number>();
+  private timer: Timer | undefined;
+
+  constructor(
+    private readonly registry: Registry,
+    readonly defaultMs: number,
+    private readonly stopWorker: (worker: WorkerEntry) => Promise<void>,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.expire(), TICK_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** A request for the model ended: it stays loaded for `keepAliveMs` (the default when not given) from now. */
+  touch(modelRef: string, keepAliveMs?: number): void {
+    const ms = keepAliveMs ?? this.defaultMs;
+    this.until.set(modelRef, ms < 0 ? Infinity : Date.now() + ms);
+    if (ms === 0) void this.expire();
+  }
+
+  /** When the model's workers stop if no request comes, or null where it stays (or is not loaded). */
+  expiresAt(modelRef: string): Date | null {
+    const until = this.until.get(modelRef) ?? (this.registry.workersFor(modelRef).length ? Date.now() + this.defaultMs : undefined);
+    return until === undefined || until === Infinity ? null : new Date(until);
+  }
+
+  private async expire(): Promise<void> {
+    const now = Date.now();
+    for (const [modelRef, until] of this.until) {
+      if (until > now) continue;
+      const workers = this.registry.workersFor(modelRef);
+      if (workers.some((w) => w.inflight > 0)) continue;
+      this.until.delete(modelRef);
+      for (const worker of workers) {
+        log.info(`keep-alive of ${modelRef} ended: stopping worker ${worker.id} on ${worker.node}`);
+        await this.stopWorker(worker).catch((err) => log.warn(`could not stop worker ${worker.id}: ${err instanceof Error ? err.message : err}`));
+      }
+    }
+  }
+}

@@ -1,0 +1,256 @@
+// Ollama's API on the queen (/api/*, and the GET / and HEAD / probes): chat, generate and embed relayed to workers
+// through the Ollama dialect's translation (dialects/ollama.ts); the model list, loaded models, pulls, deletes and
+// names from the queen's own registry. Errors in Ollama's shape: {"error": "message"}.
+import { type Context, Hono } from "hono";
+import { stream as honoStream } from "hono/streaming";
+import { withTag } from "../../catalog/aliases";
+import { parseModelRef } from "../../catalog/refs";
+import { chatRequest, generateRequest, OllamaStream } from "../../dialects/ollama";
+import { keepAliveMs } from "../../duration";
+import { asRbeeError, RbeeError } from "../../errors";
+import { readJson } from "../../http/validate";
+import { LOCAL_NODE } from "../../nodes/registry";
+import { VERSION } from "../../version";
+import type { ModelJson } from "../../wire/hive";
+import { OllamaChatRequest, OllamaCopyRequest, OllamaEmbedRequest, OllamaGenerateRequest, OllamaLegacyEmbeddingsRequest, OllamaModelRequest, OllamaPullRequest } from "../../wire/ollama";
+import { resolveModel } from "./models";
+import type { QueenDeps } from "./server";
+import { openAiChunks, openAiJson } from "./worker-calls";
+
+const NDJSON = "application/x-ndjson";
+
+export function addOllamaRoutes(app: Hono, deps: QueenDeps): void {
+  // Clients probe the root to see that a server is up (a browser asking for HTML will get the dashboard here later).
+  app.get("/", (c) => c.text("rbee is running (Ollama-compatible API at /api)"));
+  app.on("HEAD", "/", (c) => c.body(null, 200));
+
+  const api = new Hono();
+  api.onError((err, c) => {
+    const rbee = asRbeeError(err);
+    return c.json({ error: rbee.message, code: rbee.code }, rbee.status as 400);
+  });
+
+  api.get("/version", (c) => c.json({ version: VERSION }));
+
+  api.post("/chat", async (c) => {
+    const body = await readJson(c, OllamaChatRequest);
+    const keepAlive = keepAliveMs(body.keep_alive);
+    if (!body.messages.length) return loadOrUnload(c, deps, body.model, keepAlive, "chat");
+    const translated = chatRequest(body);
+    return relayGeneration(c, deps, { model: body.model, path: "/v1/chat/completions", body: translated, keepAlive, stream: body.stream, kind: "chat" });
+  });
+
+  api.post("/generate", async (c) => {
+    const body = await readJson(c, OllamaGenerateRequest);
+    const keepAlive = keepAliveMs(body.keep_alive);
+    if (!body.prompt && body.template === undefined) return loadOrUnload(c, deps, body.model, keepAlive, "generate");
+    const { path, body: translated } = generateRequest(body);
+    return relayGeneration(c, deps, { model: body.model, path, body: translated, keepAlive, stream: body.stream, kind: "generate" });
+  });
+
+  api.post("/embed", async (c) => {
+    const body = await readJson(c, OllamaEmbedRequest);
+    const startedAt = performance.now();
+    const res = await openAiJson(deps, { model: body.model, path: "/v1/embeddings", body: { input: body.input }, signal: c.req.raw.signal, keepAliveMs: keepAliveMs(body.keep_alive) });
+    const data = res.data as { embedding: number[] }[];
+    const usage = res.usage as { prompt_tokens: number };
+    return c.json({ model: body.model, embeddings: data.map((d) => d.embedding), total_duration: Math.round((performance.now() - startedAt) * 1e6), load_duration: 0, prompt_eval_count: usage.prompt_tokens });
+  });
+
+  api.post("/embeddings", async (c) => {
+    const body = await readJson(c, OllamaLegacyEmbeddingsRequest);
+    const res = await openAiJson(deps, { model: body.model, path: "/v1/embeddings", body: { input: body.prompt }, signal: c.req.raw.signal, keepAliveMs: keepAliveMs(body.keep_alive) });
+    return c.json({ embedding: (res.data as { embedding: number[] }[])[0]!.embedding });
+  });
+
+  api.get("/tags", (c) => c.json({ models: listedModels(deps).map(({ name, model }) => tagEntry(name, model)) }));
+
+  api.get("/ps", async (c) => {
+    const loaded = [];
+    for (const { ref, model, workers } of deps.registry.modelListing()) {
+      if (!workers || !model) continue;
+      const vram = await workerVram(deps, ref);
+      loaded.push({ ...tagEntry(`${model.name}:latest`, model), expires_at: deps.keepAlive.expiresAt(ref)?.toISOString() ?? "0001-01-01T00:00:00Z", size_vram: vram, context_length: null });
+    }
+    return c.json({ models: loaded });
+  });
+
+  api.post("/show", async (c) => {
+    const body = await readJson(c, OllamaModelRequest);
+    const name = (body.model ?? body.name)!;
+    const ref = await resolveModel(deps.registry, deps.hives, name, undefined, deps.aliases);
+    const model = deps.registry.findModel(ref);
+    if (!model) throw new RbeeError("MODEL_NOT_FOUND", `model "${name}" not found`);
+    return c.json(showEntry(model));
+  });
+
+  api.post("/pull", async (c) => {
+    const body = await readJson(c, OllamaPullRequest);
+    const ref = pullReference((body.model ?? body.name)!);
+    const hive = await deps.hives.ensure(LOCAL_NODE);
+    const events: unknown[] = [];
+    const run = async (send: (record: unknown) => Promise<void> | void) => {
+      await send({ status: "pulling manifest" });
+      let digest = "";
+      const model = await hive.client.download(ref, (p) => void send({ status: `pulling ${ref}`, digest, total: p.bytes_total, completed: p.bytes_done }));
+      hive.models = [...hive.models.filter((m) => m.ref !== model.ref), model];
+      digest = `sha256:${model.sha256}`;
+      await send({ status: "verifying sha256 digest", digest });
+      await send({ status: "writing manifest" });
+      await send({ status: "success" });
+    };
+    if (!body.stream) {
+      await run((r) => void events.push(r));
+      return c.json(events.at(-1));
+    }
+    c.header("content-type", NDJSON);
+    return honoStream(c, async (out) => {
+      const write = async (r: unknown) => void (await out.write(`${JSON.stringify(r)}\n`));
+      try {
+        await run(write);
+      } catch (err) {
+        await write({ error: asRbeeError(err).message });
+      }
+    });
+  });
+
+  api.delete("/delete", async (c) => {
+    const body = await readJson(c, OllamaModelRequest);
+    const name = (body.model ?? body.name)!;
+    if (deps.aliases.remove(name)) return c.body(null, 200);
+    const ref = await resolveModel(deps.registry, deps.hives, name, undefined, deps.aliases);
+    const hives = deps.registry.upHives().filter((h) => h.models.some((m) => m.ref === ref));
+    if (!hives.length) throw new RbeeError("MODEL_NOT_FOUND", `model "${name}" not found`);
+    for (const hive of hives) {
+      await hive.client.removeModel(ref);
+      hive.models = hive.models.filter((m) => m.ref !== ref);
+    }
+    return c.body(null, 200);
+  });
+
+  api.post("/copy", async (c) => {
+    const body = await readJson(c, OllamaCopyRequest);
+    const ref = await resolveModel(deps.registry, deps.hives, body.source, undefined, deps.aliases);
+    deps.aliases.set(body.destination, ref);
+    return c.body(null, 200);
+  });
+
+  app.route("/api", api);
+}
+
+/** Catalog models by their short name, then every alias, each with the model it points at. */
+function listedModels(deps: QueenDeps): { name: string; model: ModelJson }[] {
+  const byRef = new Map(deps.registry.modelListing().flatMap((m) => (m.model ? [[m.ref, m.model] as const] : [])));
+  const named = [...byRef.values()].map((model) => ({ name: withTag(model.name), model }));
+  for (const alias of deps.aliases.list()) {
+    const model = byRef.get(alias.ref) ?? deps.registry.findModel(alias.ref);
+    if (model) named.push({ name: alias.name, model });
+  }
+  return named;
+}
+
+function details(m: ModelJson) {
+  return {
+    parent_model: "",
+    format: "gguf",
+    family: m.architecture ?? "",
+    families: m.architecture ? [m.architecture] : null,
+    parameter_size: m.parameter_count ? parameterSize(m.parameter_count) : "",
+    quantization_level: m.quantization ?? "",
+  };
+}
+
+function tagEntry(name: string, m: ModelJson) {
+  return { name, model: name, modified_at: m.downloaded_at, size: m.size_bytes, digest: m.sha256, details: details(m) };
+}
+
+function showEntry(m: ModelJson) {
+  const arch = m.architecture ?? "llama";
+  const shape = m.shape;
+  return {
+    modelfile: "",
+    parameters: "",
+    template: m.chat_template ?? "",
+    details: details(m),
+    model_info: {
+      "general.architecture": arch,
+      "general.parameter_count": m.parameter_count,
+      "general.file_type": m.quantization,
+      [`${arch}.context_length`]: m.context_length,
+      ...(shape && {
+        [`${arch}.embedding_length`]: shape.embedding,
+        [`${arch}.block_count`]: shape.layers,
+        [`${arch}.feed_forward_length`]: shape.feedForward,
+        [`${arch}.attention.head_count`]: shape.heads,
+        [`${arch}.vocab_size`]: shape.vocab,
+      }),
+    },
+    capabilities: ["completion", "embedding", ...(m.chat_template?.includes("tool") ? ["tools"] : [])],
+    modified_at: m.downloaded_at,
+  };
+}
+
+function parameterSize(count: number): string {
+  const units: [number, string][] = [[1e9, "B"], [1e6, "M"], [1e3, "K"]];
+  for (const [n, unit] of units) if (count >= n) return `${(count / n).toFixed(count >= 10 * n ? 0 : 1)}${unit}`;
+  return String(count);
+}
+
+/** What /api/pull takes: rbee's references (hf:ORG/REPO/FILE.gguf) and the Hub's hf.co/ORG/REPO/FILE.gguf form. */
+function pullReference(name: string): string {
+  const hub = /^(?:https?:\/\/)?(?:hf\.co|huggingface\.co)\/(.+\.gguf)$/.exec(name);
+  if (hub) return parseModelRef(`hf:${hub[1]}`).ref;
+  if (/^(?:https?:\/\/)?(?:hf\.co|huggingface\.co)\//.test(name))
+    throw new RbeeError("BAD_REQUEST", `pull ${name}: name the file (hf.co/ORG/REPO/FILE.gguf); picking a quantization from a repository's listing is not supported yet`);
+  return parseModelRef(name).ref;
+}
+
+async function workerVram(deps: QueenDeps, modelRef: string): Promise<number> {
+  let total = 0;
+  for (const w of deps.registry.workersFor(modelRef)) {
+    const ready = await fetch(`${w.url}/v1/ready`, { headers: deps.apiToken ? { authorization: `Bearer ${deps.apiToken}` } : {}, signal: AbortSignal.timeout(1000) })
+      .then((r) => r.json() as Promise<{ vram_bytes?: number }>)
+      .catch(() => ({ vram_bytes: 0 }));
+    total += ready.vram_bytes ?? 0;
+  }
+  return total;
+}
+
+/** An empty prompt loads the model (keep_alive 0: unloads it), as Ollama does. */
+async function loadOrUnload(c: Context, deps: QueenDeps, name: string, keepAlive: number | undefined, kind: "chat" | "generate") {
+  const modelRef = await resolveModel(deps.registry, deps.hives, name, undefined, deps.aliases);
+  const unload = keepAlive === 0;
+  if (!unload) {
+    const lease = await deps.scheduler.acquire(modelRef, { signal: c.req.raw.signal });
+    lease.release();
+  }
+  deps.keepAlive.touch(modelRef, keepAlive);
+  const head = { model: name, created_at: new Date().toISOString(), done: true, done_reason: unload ? "unload" : "load" };
+  return c.json(kind === "chat" ? { ...head, message: { role: "assistant", content: "" } } : { ...head, response: "" });
+}
+
+async function relayGeneration(
+  c: Context,
+  deps: QueenDeps,
+  call: { model: string; path: string; body: Record<string, unknown>; keepAlive: number | undefined; stream: boolean; kind: "chat" | "generate" },
+): Promise<Response> {
+  const translated = new OllamaStream(call.model, call.kind);
+  const chunks = openAiChunks(deps, { model: call.model, path: call.path, body: call.body, signal: c.req.raw.signal, keepAliveMs: call.keepAlive });
+  if (!call.stream) {
+    for await (const chunk of chunks) translated.push(chunk);
+    return c.json(translated.end(true)[0]);
+  }
+  // The first chunk before the headers: a request the worker refuses gets its error as an HTTP status, not a record.
+  const first = await chunks.next();
+  c.header("content-type", NDJSON);
+  return honoStream(c, async (out) => {
+    const write = (records: unknown[]) => Promise.all(records.map((r) => out.write(`${JSON.stringify(r)}\n`)));
+    try {
+      if (!first.done) await write(translated.push(first.value));
+      for await (const chunk of chunks) await write(translated.push(chunk));
+      await write(translated.end(false));
+    } catch (err) {
+      await write([{ error: asRbeeError(err).message }]);
+    }
+  });
+}

@@ -1,0 +1,78 @@
+// A dialect's request, translated into OpenAI's, carried to a worker of the model: its answer as parsed OpenAI stream
+// chunks, or as one JSON body. The lease, the activity count and the keep-alive end with it, however it ends.
+import { asRbeeError } from "../../errors";
+import { resolveModel } from "./models";
+import type { QueenDeps } from "./server";
+
+export interface WorkerCall {
+  model: string;
+  node?: string;
+  path: string;
+  body: Record<string, unknown>;
+  signal: AbortSignal;
+  keepAliveMs?: number;
+}
+
+type Deps = Pick<QueenDeps, "registry" | "hives" | "relay" | "onActivity" | "aliases">;
+
+async function start(deps: Deps, call: WorkerCall) {
+  const modelRef = await resolveModel(deps.registry, deps.hives, call.model, call.node, deps.aliases);
+  deps.onActivity(+1);
+  try {
+    const relayed = await deps.relay.start({ modelRef, node: call.node, path: call.path, body: call.body, signal: call.signal, keepAliveMs: call.keepAliveMs });
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      relayed.lease.release();
+      deps.onActivity(-1);
+    };
+    return { relayed, end, modelRef };
+  } catch (err) {
+    deps.onActivity(-1);
+    throw err;
+  }
+}
+
+/** The worker's OpenAI SSE stream, one parsed chunk at a time, until `[DONE]`. */
+export async function* openAiChunks(deps: Deps, call: WorkerCall): AsyncGenerator<Record<string, unknown>> {
+  const { relayed, end } = await start(deps, call);
+  const decoder = new TextDecoder();
+  let buffer = relayed.first ? decoder.decode(relayed.first, { stream: true }) : "";
+  try {
+    for (;;) {
+      let at: number;
+      while ((at = buffer.indexOf("\n\n")) !== -1) {
+        const record = buffer.slice(0, at);
+        buffer = buffer.slice(at + 2);
+        const data = record.startsWith("data: ") ? record.slice(6) : "";
+        if (data === "[DONE]") return;
+        if (data) yield JSON.parse(data) as Record<string, unknown>;
+      }
+      const { value, done } = await relayed.reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+    }
+  } catch (err) {
+    throw asRbeeError(err);
+  } finally {
+    end();
+    void relayed.reader.cancel().catch(() => {});
+  }
+}
+
+/** The worker's whole JSON answer (a non-streamed call). */
+export async function openAiJson(deps: Deps, call: WorkerCall): Promise<Record<string, unknown>> {
+  const { relayed, end } = await start(deps, call);
+  const chunks: Uint8Array[] = relayed.first ? [relayed.first] : [];
+  try {
+    for (;;) {
+      const { value, done } = await relayed.reader.read();
+      if (done) break;
+      chunks.push(value);
+    }
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } finally {
+    end();
+  }
+}
