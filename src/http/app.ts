@@ -20,7 +20,16 @@ export function createApp({ role, apiToken, publicPaths = ["/v1/health"] }: AppO
 
   if (apiToken) {
     const auth = bearerAuth({ token: apiToken, noAuthenticationHeader: { message: "missing bearer token" } });
-    app.use("*", (c, next) => (publicPaths.includes(c.req.path) ? next() : auth(c, next)));
+    app.use("*", (c, next) => {
+      if (publicPaths.includes(c.req.path)) return next();
+      // Anthropic's clients send the key as x-api-key: the same token.
+      const apiKey = c.req.header("x-api-key");
+      if (apiKey !== undefined && c.req.header("authorization") === undefined) {
+        if (apiKey === apiToken) return next();
+        throw new HTTPException(401, { message: "invalid x-api-key" });
+      }
+      return auth(c, next);
+    });
   }
 
   app.notFound((c) => c.json(new RbeeError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`).toJSON(), 404));

@@ -12,6 +12,7 @@ import type { Hives } from "./hives";
 import type { Aliases } from "../../catalog/aliases";
 import type { KeepAlive } from "./keep-alive";
 import type { QueenMetrics } from "./metrics";
+import { addAnthropicRoutes } from "./anthropic-routes";
 import { addOllamaRoutes } from "./ollama-routes";
 import { addQueenOpenAiRoutes } from "./openai-routes";
 import type { Registry } from "./registry";
@@ -44,6 +45,7 @@ export function createQueenApp(deps: QueenDeps): Hono {
 
   addQueenOpenAiRoutes(app, deps);
   addOllamaRoutes(app, deps);
+  addAnthropicRoutes(app, deps);
   addTaskRoutes(app, deps);
 
   app.get("/v1/nodes", (c) =>

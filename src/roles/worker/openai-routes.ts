@@ -37,6 +37,14 @@ export function addOpenAiRoutes(app: Hono, service: WorkerService): void {
     return respond(c, service, { kind: "text_completion", promptTokens, maxTokens: body.max_tokens, stop: stopList(body.stop ?? undefined), body });
   });
 
+  // rbee's: how many tokens a chat request's prompt takes through the template (Anthropic's count_tokens asks).
+  app.post("/v1/chat/count_tokens", async (c) => {
+    const body = await readJson(c, ChatRequest);
+    const { tools, mode } = toolsOf(body);
+    const chat = await chatTokens(service.model, chatMessagesOf(body.messages), { tools, mode });
+    return c.json({ prompt_tokens: chat.tokens.length });
+  });
+
   app.post("/v1/chat/completions", async (c) => {
     const body = await readJson(c, ChatRequest);
     const engine = service.requireEngine();

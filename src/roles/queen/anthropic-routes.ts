@@ -1,0 +1,54 @@
+// Anthropic's Messages API on the queen: /v1/messages (whole or streamed as Anthropic's events) and
+// /v1/messages/count_tokens, relayed to workers through the Anthropic dialect's translation (dialects/anthropic.ts).
+// Errors in Anthropic's shape; the key may come as x-api-key (http/app.ts).
+import { type Context, Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import { AnthropicStream, anthropicError, chatRequest, countRequest } from "../../dialects/anthropic";
+import { asRbeeError } from "../../errors";
+import { readJson } from "../../http/validate";
+import { CountTokensRequest, MessagesRequest } from "../../wire/anthropic";
+import type { QueenDeps } from "./server";
+import { openAiChunks, openAiJson } from "./worker-calls";
+
+export function addAnthropicRoutes(app: Hono, deps: QueenDeps): void {
+  const messages = new Hono();
+  messages.onError((err, c) => {
+    const rbee = asRbeeError(err);
+    return c.json(anthropicError(rbee.status, rbee.message), rbee.status as 400);
+  });
+
+  messages.post("/", async (c) => {
+    const body = await readJson(c, MessagesRequest);
+    const translated = new AnthropicStream(body.model);
+    const chunks = openAiChunks(deps, { model: body.model, path: "/v1/chat/completions", body: chatRequest(body), signal: c.req.raw.signal });
+    if (!body.stream) {
+      for await (const chunk of chunks) translated.push(chunk);
+      translated.end();
+      return c.json(translated.message());
+    }
+    // The first chunk before the headers: a request the worker refuses gets its error as an HTTP status.
+    const first = await chunks.next();
+    return streamSSE(c, async (out) => {
+      const send = async (events: { event: string; data: unknown }[]) => {
+        for (const e of events) await out.writeSSE({ event: e.event, data: JSON.stringify(e.data) });
+      };
+      try {
+        await send([translated.start()]);
+        if (!first.done) await send(translated.push(first.value));
+        for await (const chunk of chunks) await send(translated.push(chunk));
+        await send(translated.end());
+      } catch (err) {
+        const rbee = asRbeeError(err);
+        await send([{ event: "error", data: anthropicError(rbee.status, rbee.message) }]);
+      }
+    });
+  });
+
+  messages.post("/count_tokens", async (c: Context) => {
+    const body = await readJson(c, CountTokensRequest);
+    const counted = await openAiJson(deps, { model: body.model, path: "/v1/chat/count_tokens", body: countRequest(body), signal: c.req.raw.signal });
+    return c.json({ input_tokens: counted.prompt_tokens });
+  });
+
+  app.route("/v1/messages", messages);
+}
