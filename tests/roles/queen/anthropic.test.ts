@@ -65,7 +65,7 @@ describe("Anthropic Messages API on the queen", () => {
     expect(events[1]).toBe("content_block_start");
     expect(events.filter((e) => e === "content_block_delta").length).toBeGreaterThan(2);
     expect(events.slice(-3)).toEqual(["content_block_stop", "message_delta", "message_stop"]);
-    expect(final.content).toEqual(whole.content);
+    expect(final.content as unknown[]).toEqual(whole.content);
     expect(final.stop_reason).toBe(whole.stop_reason);
     expect(final.usage.output_tokens).toBe(whole.usage.output_tokens);
     expect(final.usage.input_tokens).toBe(whole.usage.input_tokens);
