@@ -44,6 +44,14 @@ const server = Bun.serve({
     console.log(JSON.stringify({ method: req.method, path: url.pathname, range: req.headers.get("range"), auth: req.headers.get("authorization") }));
     if (values.token && req.headers.get("authorization") !== `Bearer ${values.token}`)
       return Response.json({ error: "Invalid credentials in Authorization header" }, { status: 401, headers: { "x-error-code": "GatedRepo" } });
+    // The repository's file list, as the Hub's /api/models/ORG/REPO gives it.
+    const listing = /^\/api\/models\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (listing) {
+      const prefix = `${listing[1]}/${listing[2]}/main/`;
+      const siblings = [...files.keys()].filter((k) => k.startsWith(prefix)).map((k) => ({ rfilename: k.slice(prefix.length) }));
+      if (!siblings.length) return Response.json({ error: "Repository not found" }, { status: 404 });
+      return Response.json({ id: `${listing[1]}/${listing[2]}`, siblings: [...siblings, { rfilename: "README.md" }] });
+    }
     const resolve = /^\/([^/]+)\/([^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
     if (resolve) {
       const [, org, repo, revision, path] = resolve;

@@ -75,7 +75,7 @@ const download = defineCommand({
         c,
         (hive) => hive.download(ref, (p) => progress.update(p)),
         async (catalog) => {
-          const d = new Downloads(catalog, hubOptionsFromEnv()).start(ref);
+          const d = await new Downloads(catalog, hubOptionsFromEnv()).startNamed(ref);
           d.subscribe((p) => progress.update(p));
           return modelJson(await d.done);
         },

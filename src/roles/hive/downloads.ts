@@ -4,6 +4,7 @@ import { fileDownloadInfo, HubApiError } from "@huggingface/hub";
 import { closeSync, mkdirSync, openSync, renameSync, rmSync, statSync, statfsSync, writeSync } from "node:fs";
 import { dirname, join, resolve, sep } from "node:path";
 import type { Catalog, CatalogEntry } from "../../catalog/catalog";
+import { isHubShorthand, resolveHubShorthand } from "../../catalog/hub-shorthand";
 import { type ModelRef, modelId, modelName, parseModelRef } from "../../catalog/refs";
 import { RbeeError } from "../../errors";
 import { checkGgufFile } from "../../inference/gguf-file";
@@ -69,6 +70,11 @@ export class Downloads {
     private readonly catalog: Catalog,
     private readonly hub: HubOptions,
   ) {}
+
+  /** Starts (or joins) the download of a model named by a reference or the Hub's shorthand (ORG/REPO:QUANT). */
+  async startNamed(text: string): Promise<Download> {
+    return this.start(isHubShorthand(text) ? await resolveHubShorthand(text, this.hub) : text);
+  }
 
   /** Starts (or joins) the download of a model; resolves to its catalog entry. */
   start(refText: string): Download {

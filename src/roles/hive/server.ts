@@ -30,7 +30,7 @@ export function createHiveApp({ catalog, downloads, workers, probeDevices, apiTo
 
   app.post("/v1/models/download", async (c) => {
     const { ref } = await readJson(c, DownloadRequest);
-    const download = downloads.start(ref);
+    const download = await downloads.startNamed(ref);
     return sseResponse(c, async (sink) => {
       sink.send("started", { ref: download.ref.ref });
       const unsubscribe = download.subscribe((p) => sink.send("progress", p));

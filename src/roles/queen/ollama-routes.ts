@@ -4,6 +4,7 @@
 import { type Context, Hono } from "hono";
 import { stream as honoStream } from "hono/streaming";
 import { withTag } from "../../catalog/aliases";
+import { isHubShorthand } from "../../catalog/hub-shorthand";
 import { parseModelRef } from "../../catalog/refs";
 import { chatRequest, generateRequest, OllamaStream } from "../../dialects/ollama";
 import { keepAliveMs } from "../../duration";
@@ -94,6 +95,8 @@ export function addOllamaRoutes(app: Hono, deps: QueenDeps): void {
       let digest = "";
       const model = await hive.client.download(ref, (p) => void send({ status: `pulling ${ref}`, digest, total: p.bytes_total, completed: p.bytes_done }));
       hive.models = [...hive.models.filter((m) => m.ref !== model.ref), model];
+      // The name it was pulled by (hf.co/ORG/REPO:QUANT) names it from now on.
+      if (ref !== model.ref) deps.aliases.set(ref, model.ref);
       digest = `sha256:${model.sha256}`;
       await send({ status: "verifying sha256 digest", digest });
       await send({ status: "writing manifest" });
@@ -196,12 +199,12 @@ function parameterSize(count: number): string {
   return String(count);
 }
 
-/** What /api/pull takes: rbee's references (hf:ORG/REPO/FILE.gguf) and the Hub's hf.co/ORG/REPO/FILE.gguf form. */
+/** What /api/pull takes: rbee's references, and the Hub's forms (hf.co/ORG/REPO[:QUANT], ORG/REPO[:QUANT], with a file). */
 function pullReference(name: string): string {
-  const hub = /^(?:https?:\/\/)?(?:hf\.co|huggingface\.co)\/(.+\.gguf)$/.exec(name);
-  if (hub) return parseModelRef(`hf:${hub[1]}`).ref;
-  if (/^(?:https?:\/\/)?(?:hf\.co|huggingface\.co)\//.test(name))
-    throw new RbeeError("BAD_REQUEST", `pull ${name}: name the file (hf.co/ORG/REPO/FILE.gguf); picking a quantization from a repository's listing is not supported yet`);
+  const hubFile = /^(?:https?:\/\/)?(?:hf\.co|huggingface\.co)\/(.+\.gguf)$/.exec(name);
+  if (hubFile) return parseModelRef(`hf:${hubFile[1]}`).ref;
+  // The hive lists the repository and picks the file.
+  if (isHubShorthand(name)) return name;
   return parseModelRef(name).ref;
 }
 

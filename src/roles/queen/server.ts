@@ -3,6 +3,7 @@ import type { Hono } from "hono";
 import { createApp } from "../../http/app";
 import { readJson } from "../../http/validate";
 import type { NodeRegistry } from "../../nodes/registry";
+import { isHubShorthand } from "../../catalog/hub-shorthand";
 import { parseModelRef } from "../../catalog/refs";
 import { RbeeError } from "../../errors";
 import { sseResponse } from "../../http/sse";
@@ -97,12 +98,14 @@ export function createQueenApp(deps: QueenDeps): Hono {
     const { ref, node } = await readJson(c, QueenDownloadRequest);
     const target = node ?? LOCAL_NODE;
     if (!hives.knows(target)) throw new RbeeError("NOT_FOUND", `unknown node "${target}"`);
-    const parsed = parseModelRef(ref);
+    // The Hub's shorthand (ORG/REPO:QUANT) is resolved by the hive, which lists the repository.
+    const named = isHubShorthand(ref) ? ref : parseModelRef(ref).ref;
     const hive = await hives.ensure(target);
     return sseResponse(c, async (sink) => {
-      sink.send("started", { ref: parsed.ref, node: target });
+      sink.send("started", { ref: named, node: target });
       try {
-        const model = await hive.client.download(parsed.ref, (p) => sink.send("progress", p));
+        const model = await hive.client.download(named, (p) => sink.send("progress", p));
+        if (named !== model.ref) deps.aliases.set(named, model.ref);
         hive.models = [...hive.models.filter((m) => m.ref !== model.ref), model];
         sink.send("done", { model });
       } catch (err) {

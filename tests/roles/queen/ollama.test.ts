@@ -7,6 +7,7 @@ import { qwenChatModel } from "../../support/chat-model";
 import { removeTempHomes, tempHome } from "../../support/home";
 import { STORIES_HF_REF, startLocalHub } from "../../support/hub";
 import { killStartedProcesses, runRbee, startRbee, waitFor } from "../../support/processes";
+import { STORIES_MODEL } from "../../support/paths";
 import { queenWorkers, startQueen } from "../../support/queen";
 
 let queen: Awaited<ReturnType<typeof startQueen>>;
@@ -152,7 +153,7 @@ describe("Ollama API on the queen", () => {
   });
 
   test("pull from a (local) Hub with progress, then serve it", async () => {
-    const hub = await startLocalHub();
+    const hub = await startLocalHub({ extraFiles: [`acme/tiny-GGUF/main/model-Q8_0.gguf=${STORIES_MODEL}`] });
     const home = tempHome("rbee-pull-");
     const puller = await startRbee(["queen", "--port", "0", "--home", home], { env: { RBEE_HF_ENDPOINT: hub.url } });
     try {
@@ -172,6 +173,11 @@ describe("Ollama API on the queen", () => {
       expect((await client.list()).models.map((m) => m.name)).toContain("stories260K:latest");
       const res = await client.generate({ model: "stories260K", prompt: "Once upon a time", raw: true, options: { num_predict: 5 } });
       expect(res.eval_count).toBe(5);
+      // The Hub's shorthand: the quantization picked from the repository's listing, and the name works after.
+      const last = (await Array.fromAsync(await client.pull({ model: "hf.co/acme/tiny-GGUF:Q8_0", stream: true }))).at(-1)!;
+      expect(last.status).toBe("success");
+      const byName = await client.generate({ model: "hf.co/acme/tiny-GGUF:Q8_0", prompt: "Once upon a time", raw: true, options: { num_predict: 3 } });
+      expect(byName.eval_count).toBe(3);
     } finally {
       expect(await puller.stop()).toBe(0);
       await hub.kill();
@@ -186,7 +192,7 @@ describe("Ollama API on the queen", () => {
       ["/api/generate", { model: "stories260K", prompt: "hi", keep_alive: "soon" }, "keep_alive"],
       ["/api/generate", { model: "stories260K", prompt: "hi", template: "{{ .Messages }}" }, "template"],
       ["/api/copy", { source: "stories260K", destination: "bad name!" }, "invalid model name"],
-      ["/api/pull", { model: "hf.co/org/repo:Q4_K_M" }, "name the file"],
+      ["/api/pull", { model: "hf:org" }, "invalid model reference"],
       ["/api/show", {}, "must name a model"],
     ];
     for (const [path, body, message] of cases) {
