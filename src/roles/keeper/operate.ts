@@ -8,6 +8,7 @@ import { RbeeError } from "../../errors";
 import { formatBytes } from "../../format";
 import { byteProgressReporter } from "../../progress";
 import { formatTable } from "../../table";
+import { alias } from "./alias";
 
 const queenArgs = {
   "queen-url": { type: "string", description: `Queen to ask (default $RBEE_QUEEN_URL or http://127.0.0.1:${DEFAULT_QUEEN_PORT})` },
@@ -56,7 +57,7 @@ const download = defineCommand({
   },
 });
 
-export const models = defineCommand({ meta: { name: "models", description: "Models on the nodes" }, subCommands: { download } });
+export const models = defineCommand({ meta: { name: "models", description: "Models on the nodes, and their names" }, subCommands: { download, alias } });
 
 const list = defineCommand({
   meta: { name: "list", description: "Workers on every node" },

@@ -20,7 +20,7 @@ const QueenArgs = z.object({
   "hive-check-interval": z.coerce.number().positive().default(5),
   "watch-stdin": z.boolean().default(false),
   "url-file": z.string().optional(),
-  "keep-alive": z.string().default("5m"),
+  "keep-alive": z.string().optional(),
 });
 
 export default defineCommand({
@@ -36,7 +36,7 @@ export default defineCommand({
     "hive-check-interval": { type: "string", description: "Seconds between hive health checks (default 5)" },
     "watch-stdin": { type: "boolean", description: "Exit when standard input closes (set by `rbee infer`)" },
     "url-file": { type: "string", description: "Write the queen's URL to this file once it listens (for `rbee infer`)" },
-    "keep-alive": { type: "string", description: "How long a model stays loaded after its last request: 5m, 1h, 300 (seconds), -1 always (default 5m)" },
+    "keep-alive": { type: "string", description: "How long a model stays loaded after its last request: 5m, 1h, 300 (seconds), -1 always (default: config.toml's keep_alive, else 5m)" },
   },
   run: async ({ args }) => {
     const a = parseArgs(QueenArgs, args);
@@ -54,7 +54,7 @@ export default defineCommand({
       hiveCheckIntervalMs: a["hive-check-interval"] * 1000,
       watchStdin: a["watch-stdin"],
       urlFile: a["url-file"],
-      keepAliveMs: keepAliveMs(a["keep-alive"]) ?? 5 * 60_000,
+      keepAliveMs: keepAliveMs(a["keep-alive"]),
       remote: createSshHiveLauncher(rbeeHome(a.home), token),
     });
   },

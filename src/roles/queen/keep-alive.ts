@@ -15,7 +15,8 @@ export class KeepAlive {
 
   constructor(
     private readonly registry: Registry,
-    readonly defaultMs: number,
+    /** A model's keep-alive when a request does not say (config.toml's for it, else the queen's default). */
+    private readonly defaultFor: (modelRef: string) => number,
     private readonly stopWorker: (worker: WorkerEntry) => Promise<void>,
   ) {}
 
@@ -30,14 +31,15 @@ export class KeepAlive {
 
   /** A request for the model ended: it stays loaded for `keepAliveMs` (the default when not given) from now. */
   touch(modelRef: string, keepAliveMs?: number): void {
-    const ms = keepAliveMs ?? this.defaultMs;
+    const ms = keepAliveMs ?? this.defaultFor(modelRef);
     this.until.set(modelRef, ms < 0 ? Infinity : Date.now() + ms);
     if (ms === 0) void this.expire();
   }
 
   /** When the model's workers stop if no request comes, or null where it stays (or is not loaded). */
   expiresAt(modelRef: string): Date | null {
-    const until = this.until.get(modelRef) ?? (this.registry.workersFor(modelRef).length ? Date.now() + this.defaultMs : undefined);
+    const fallback = this.defaultFor(modelRef);
+    const until = this.until.get(modelRef) ?? (this.registry.workersFor(modelRef).length ? (fallback < 0 ? Infinity : Date.now() + fallback) : undefined);
     return until === undefined || until === Infinity ? null : new Date(until);
   }
 

@@ -1,21 +1,24 @@
 // Resolves the `model` a client sends (a name, a catalog reference, an id or a short name) to a reference a hive can serve,
 // starting the local hive (or the pinned node's) first when no hive is up to ask.
-import type { Aliases } from "../../catalog/aliases";
+import type { ModelNames } from "./model-names";
+import { isHubShorthand } from "../../catalog/hub-shorthand";
 import { looksLikeModelRef, parseModelRef } from "../../catalog/refs";
 import { RbeeError } from "../../errors";
 import { LOCAL_NODE } from "../../nodes/registry";
 import type { Hives } from "./hives";
 import type { Registry } from "./registry";
 
-export async function resolveModel(registry: Registry, hives: Hives, key: string, node?: string, aliases?: Aliases): Promise<string> {
+export async function resolveModel(registry: Registry, hives: Hives, key: string, node?: string, names?: Pick<ModelNames, "resolve">): Promise<string> {
   if (node && !hives.knows(node)) throw new RbeeError("NOT_FOUND", `unknown node "${node}"`);
   if (node) await hives.ensure(node);
   else if (!registry.upHives().length) await hives.ensure(LOCAL_NODE);
   // A name (alias) first, then what a catalog calls the model; "name:latest" is the name.
-  const target = aliases?.resolve(key) ?? key;
+  const target = names?.resolve(key) ?? key;
   const known = registry.findModel(target) ?? (target.endsWith(":latest") ? registry.findModel(target.slice(0, -":latest".length)) : undefined);
   if (known) return known.ref;
-  if (target !== key) return target;
+  if (isHubShorthand(target) && !looksLikeModelRef(target))
+    throw new RbeeError("MODEL_NOT_FOUND", `model "${target}" has not been pulled: pull it first (ollama pull ${target}, or rbee models download ${target})`);
+  if (target !== key) return looksLikeModelRef(target) ? parseModelRef(target).ref : target;
   if (looksLikeModelRef(key)) return parseModelRef(key).ref;
   throw new RbeeError("MODEL_NOT_FOUND", `no hive has a model called "${key}"; use a reference such as hf:ORG/REPO/FILE.gguf to download it`);
 }

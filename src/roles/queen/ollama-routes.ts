@@ -79,7 +79,7 @@ export function addOllamaRoutes(app: Hono, deps: QueenDeps): void {
   api.post("/show", async (c) => {
     const body = await readJson(c, OllamaModelRequest);
     const name = (body.model ?? body.name)!;
-    const ref = await resolveModel(deps.registry, deps.hives, name, undefined, deps.aliases);
+    const ref = await resolveModel(deps.registry, deps.hives, name, undefined, deps.names);
     const model = deps.registry.findModel(ref);
     if (!model) throw new RbeeError("MODEL_NOT_FOUND", `model "${name}" not found`);
     return c.json(showEntry(model));
@@ -96,7 +96,7 @@ export function addOllamaRoutes(app: Hono, deps: QueenDeps): void {
       const model = await hive.client.download(ref, (p) => void send({ status: `pulling ${ref}`, digest, total: p.bytes_total, completed: p.bytes_done }));
       hive.models = [...hive.models.filter((m) => m.ref !== model.ref), model];
       // The name it was pulled by (hf.co/ORG/REPO:QUANT) names it from now on.
-      if (ref !== model.ref) deps.aliases.set(ref, model.ref);
+      if (ref !== model.ref) deps.names.set(ref, model.ref);
       digest = `sha256:${model.sha256}`;
       await send({ status: "verifying sha256 digest", digest });
       await send({ status: "writing manifest" });
@@ -120,8 +120,8 @@ export function addOllamaRoutes(app: Hono, deps: QueenDeps): void {
   api.delete("/delete", async (c) => {
     const body = await readJson(c, OllamaModelRequest);
     const name = (body.model ?? body.name)!;
-    if (deps.aliases.remove(name)) return c.body(null, 200);
-    const ref = await resolveModel(deps.registry, deps.hives, name, undefined, deps.aliases);
+    if (deps.names.remove(name)) return c.body(null, 200);
+    const ref = await resolveModel(deps.registry, deps.hives, name, undefined, deps.names);
     const hives = deps.registry.upHives().filter((h) => h.models.some((m) => m.ref === ref));
     if (!hives.length) throw new RbeeError("MODEL_NOT_FOUND", `model "${name}" not found`);
     for (const hive of hives) {
@@ -133,8 +133,8 @@ export function addOllamaRoutes(app: Hono, deps: QueenDeps): void {
 
   api.post("/copy", async (c) => {
     const body = await readJson(c, OllamaCopyRequest);
-    const ref = await resolveModel(deps.registry, deps.hives, body.source, undefined, deps.aliases);
-    deps.aliases.set(body.destination, ref);
+    const ref = await resolveModel(deps.registry, deps.hives, body.source, undefined, deps.names);
+    deps.names.set(body.destination, ref);
     return c.body(null, 200);
   });
 
@@ -145,7 +145,7 @@ export function addOllamaRoutes(app: Hono, deps: QueenDeps): void {
 function listedModels(deps: QueenDeps): { name: string; model: ModelJson }[] {
   const byRef = new Map(deps.registry.modelListing().flatMap((m) => (m.model ? [[m.ref, m.model] as const] : [])));
   const named = [...byRef.values()].map((model) => ({ name: withTag(model.name), model }));
-  for (const alias of deps.aliases.list()) {
+  for (const alias of deps.names.list()) {
     const model = byRef.get(alias.ref) ?? deps.registry.findModel(alias.ref);
     if (model) named.push({ name: alias.name, model });
   }
@@ -221,7 +221,7 @@ async function workerVram(deps: QueenDeps, modelRef: string): Promise<number> {
 
 /** An empty prompt loads the model (keep_alive 0: unloads it), as Ollama does. */
 async function loadOrUnload(c: Context, deps: QueenDeps, name: string, keepAlive: number | undefined, kind: "chat" | "generate") {
-  const modelRef = await resolveModel(deps.registry, deps.hives, name, undefined, deps.aliases);
+  const modelRef = await resolveModel(deps.registry, deps.hives, name, undefined, deps.names);
   const unload = keepAlive === 0;
   if (!unload) {
     const lease = await deps.scheduler.acquire(modelRef, { signal: c.req.raw.signal });

@@ -19,7 +19,7 @@ const QueenChat = ChatRequest.extend(Routed);
 const QueenEmbeddings = EmbeddingsRequest.extend(Routed);
 const QueenRerank = RerankRequest.extend(Routed);
 
-export function addQueenOpenAiRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hives" | "relay" | "metrics" | "onActivity" | "aliases">): void {
+export function addQueenOpenAiRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hives" | "relay" | "metrics" | "onActivity" | "names">): void {
   app.get("/v1/models", (c) => c.json(modelList(deps.registry.modelListing())));
   app.post("/v1/completions", async (c) => relayOpenAi(c, deps, "/v1/completions", await readJson(c, QueenCompletion)));
   app.post("/v1/chat/completions", async (c) => relayOpenAi(c, deps, "/v1/chat/completions", await readJson(c, QueenChat)));
@@ -29,7 +29,7 @@ export function addQueenOpenAiRoutes(app: Hono, deps: Pick<QueenDeps, "registry"
 
 async function relayOpenAi(c: Context, deps: Parameters<typeof addQueenOpenAiRoutes>[1], path: string, body: { model: string; node?: string; stream?: boolean }): Promise<Response> {
   const startedAt = performance.now();
-  const modelRef = await resolveModel(deps.registry, deps.hives, body.model, body.node, deps.aliases);
+  const modelRef = await resolveModel(deps.registry, deps.hives, body.model, body.node, deps.names);
   const { node, ...forwarded } = body;
   deps.onActivity(+1);
   let relayed;

@@ -10,8 +10,10 @@ import { Registry } from "./registry";
 import { Relay } from "./relay";
 import { Scheduler } from "./scheduler";
 import { createQueenApp } from "./server";
-import { Aliases } from "../../catalog/aliases";
+import { readQueenConfig } from "./config-file";
 import { KeepAlive } from "./keep-alive";
+import { ModelNames } from "./model-names";
+import { preload } from "./preload";
 import { createSpawner } from "./spawner";
 
 export interface QueenOptions {
@@ -25,8 +27,8 @@ export interface QueenOptions {
   queueLimit: number;
   queueTimeoutMs: number;
   workerSlots: number;
-  /** How long a model stays loaded after its last request, by default (-1: always). */
-  keepAliveMs: number;
+  /** How long a model stays loaded after its last request, by default (-1: always); config.toml's, else 5 minutes. */
+  keepAliveMs?: number;
   hiveCheckIntervalMs: number;
   watchStdin: boolean;
   urlFile?: string;
@@ -34,10 +36,13 @@ export interface QueenOptions {
 }
 
 const log = logger("queen");
+const DEFAULT_KEEP_ALIVE_MS = 5 * 60_000;
 
 export async function runQueen(options: QueenOptions): Promise<void> {
+  const config = readQueenConfig(options.home);
   const nodes = new NodeRegistry(options.home);
   const registry = new Registry(options.apiToken);
+  const names = new ModelNames(options.home, config, registry);
   const metrics = new QueenMetrics();
   let url = "";
   let scheduler: Scheduler;
@@ -52,12 +57,17 @@ export async function runQueen(options: QueenOptions): Promise<void> {
     remote: options.remote,
   });
   scheduler = new Scheduler(registry, {
-    spawn: createSpawner({ registry, ensureHive: (n) => hives.ensure(n), knowsNode: (n) => hives.knows(n), workerSlots: options.workerSlots }),
+    spawn: createSpawner({ registry, ensureHive: (n) => hives.ensure(n), knowsNode: (n) => hives.knows(n), workerSlots: options.workerSlots, settingsFor: (ref) => names.settingsFor(ref) }),
     queueLimit: options.queueLimit,
     queueTimeoutMs: options.queueTimeoutMs,
     metrics,
   });
-  const keepAlive = new KeepAlive(registry, options.keepAliveMs, async (worker) => {
+  const defaultKeepAliveMs = options.keepAliveMs ?? config.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS;
+  const keepAliveFor = (ref: string) => {
+    const settings = names.settingsFor(ref);
+    return settings?.pinned ? -1 : (settings?.keep_alive ?? defaultKeepAliveMs);
+  };
+  const keepAlive = new KeepAlive(registry, keepAliveFor, async (worker) => {
     const hive = registry.hives.get(worker.node);
     if (hive) await hive.client.stopWorker(worker.id);
     registry.removeWorker(worker.id);
@@ -79,15 +89,14 @@ export async function runQueen(options: QueenOptions): Promise<void> {
       await hives.shutdownAll();
       server.stop(true);
       nodes.close();
-      aliases.close();
+      names.close();
       log.info("queen stopped");
       process.exit(0);
     })();
     return stopping;
   };
 
-  const aliases = new Aliases(options.home);
-  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, keepAlive, aliases, apiToken: options.apiToken, onActivity, onShutdown: () => void shutdown() });
+  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, keepAlive, names, apiToken: options.apiToken, onActivity, onShutdown: () => void shutdown() });
   const server = serve(app, { host: options.host, port: options.port });
   url = httpUrl(options.host === "0.0.0.0" ? "127.0.0.1" : options.host, server.port!);
   process.on("SIGTERM", () => void shutdown());
@@ -103,5 +112,6 @@ export async function runQueen(options: QueenOptions): Promise<void> {
       }
     }, Math.min(1000, options.ephemeralIdleMs / 2)).unref();
   log.info(`listening on ${url}`, { home: options.home, ephemeral: options.ephemeral });
+  void preload(names.preloads(), { registry, hives, scheduler, names, keepAlive });
   if (options.urlFile) await Bun.write(options.urlFile, url);
 }

@@ -10,7 +10,7 @@ import { sseResponse } from "../../http/sse";
 import { LOCAL_NODE } from "../../nodes/registry";
 import { HiveAnnouncement, QueenDownloadRequest, WorkerRelay } from "../../wire/hive";
 import type { Hives } from "./hives";
-import type { Aliases } from "../../catalog/aliases";
+import type { ModelNames } from "./model-names";
 import type { KeepAlive } from "./keep-alive";
 import type { QueenMetrics } from "./metrics";
 import { addAnthropicRoutes } from "./anthropic-routes";
@@ -29,7 +29,7 @@ export interface QueenDeps {
   relay: Relay;
   metrics: QueenMetrics;
   keepAlive: KeepAlive;
-  aliases: Aliases;
+  names: ModelNames;
   apiToken?: string;
   onActivity: (delta: number) => void;
   onShutdown: () => void;
@@ -105,7 +105,7 @@ export function createQueenApp(deps: QueenDeps): Hono {
       sink.send("started", { ref: named, node: target });
       try {
         const model = await hive.client.download(named, (p) => sink.send("progress", p));
-        if (named !== model.ref) deps.aliases.set(named, model.ref);
+        if (named !== model.ref) deps.names.set(named, model.ref);
         hive.models = [...hive.models.filter((m) => m.ref !== model.ref), model];
         sink.send("done", { model });
       } catch (err) {

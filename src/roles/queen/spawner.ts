@@ -15,11 +15,13 @@ export interface SpawnerOptions {
   /** Whether a node of this name exists (registered, or announced by its hive). */
   knowsNode: (node: string) => boolean;
   workerSlots: number;
+  /** config.toml's slots and context for a model, where it has any. */
+  settingsFor?: (modelRef: string) => { slots?: number; ctx?: number } | undefined;
 }
 
 const log = logger("queen");
 
-export function createSpawner({ registry, ensureHive, knowsNode, workerSlots }: SpawnerOptions) {
+export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: defaultSlots, settingsFor }: SpawnerOptions) {
   /** Resolves true once a new worker serves, false when every eligible hive already has one for this model. */
   return async function spawn(modelRef: string, node?: string): Promise<boolean> {
     if (node && !knowsNode(node)) throw new RbeeError("NOT_FOUND", `unknown node "${node}"`);
@@ -28,6 +30,8 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots }: 
     const busy = new Set(registry.workersFor(modelRef).map((w) => w.node));
     const free = hives.filter((h) => !busy.has(h.node));
     if (!free.length) return false; // every hive already serves this model: waiters get the next free slot
+    const settings = settingsFor?.(modelRef);
+    const workerSlots = settings?.slots ?? defaultSlots;
     const hasModel = (h: HiveEntry) => h.models.some((m) => m.ref === modelRef && m.status === "ready");
     const model = hives.flatMap((h) => h.models).find((m) => m.ref === modelRef && m.shape);
     const fits = (h: HiveEntry) => !model || fitsOn(h, model, workerSlots);
@@ -40,7 +44,7 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots }: 
     }
     log.info(`spawning a worker for ${modelRef} on ${hive.node}`);
     // Its hive leaves it running however long it is idle: the queen's keep-alive stops it (keep-alive.ts).
-    const worker = await hive.client.spawn({ model: modelRef, slots: workerSlots, idle_timeout_s: 0 });
+    const worker = await hive.client.spawn({ model: modelRef, slots: workerSlots, ...(settings?.ctx && { ctx: settings.ctx }), idle_timeout_s: 0 });
     registry.upsertWorker(hive.node, worker);
     return true;
   };

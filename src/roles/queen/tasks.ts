@@ -33,7 +33,7 @@ interface Task {
 /** Finished tasks kept for GET /v2/tasks/:id. */
 const KEEP_FINISHED = 1000;
 
-export function addTaskRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hives" | "relay" | "metrics" | "onActivity" | "aliases">): void {
+export function addTaskRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hives" | "relay" | "metrics" | "onActivity" | "names">): void {
   const tasks = new Map<string, Task>();
   const remember = (task: Task) => {
     tasks.set(task.id, task);
@@ -43,7 +43,7 @@ export function addTaskRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hiv
 
   app.post("/v2/tasks", async (c) => {
     const body = await readJson(c, TaskRequest);
-    const modelRef = await resolveModel(deps.registry, deps.hives, body.model, body.node, deps.aliases);
+    const modelRef = await resolveModel(deps.registry, deps.hives, body.model, body.node, deps.names);
     const { model: _model, node, ...execute } = body;
     const task: Task = { id: `t-${crypto.randomUUID()}`, model: modelRef, node: node ?? null, state: "queued", position: null, worker: null, tokens_out: 0, stop_reason: null, error: null, created_at: new Date().toISOString(), finished_at: null, controller: new AbortController() };
     remember(task);

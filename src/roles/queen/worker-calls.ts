@@ -13,10 +13,10 @@ export interface WorkerCall {
   keepAliveMs?: number;
 }
 
-type Deps = Pick<QueenDeps, "registry" | "hives" | "relay" | "onActivity" | "aliases">;
+type Deps = Pick<QueenDeps, "registry" | "hives" | "relay" | "onActivity" | "names">;
 
 async function start(deps: Deps, call: WorkerCall) {
-  const modelRef = await resolveModel(deps.registry, deps.hives, call.model, call.node, deps.aliases);
+  const modelRef = await resolveModel(deps.registry, deps.hives, call.model, call.node, deps.names);
   deps.onActivity(+1);
   try {
     const relayed = await deps.relay.start({ modelRef, node: call.node, path: call.path, body: call.body, signal: call.signal, keepAliveMs: call.keepAliveMs });
