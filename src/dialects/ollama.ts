@@ -18,6 +18,7 @@ function samplingOf(options: OllamaChatRequest["options"]) {
     ...(o.frequency_penalty !== undefined && { frequency_penalty: o.frequency_penalty }),
     ...(o.seed !== undefined && o.seed >= 0 && { seed: o.seed }),
     ...(o.stop?.length && { stop: o.stop }),
+    ...(o.num_ctx !== undefined && { context_tokens: o.num_ctx }),
   };
 }
 
@@ -80,11 +81,18 @@ export function generateRequest(body: OllamaGenerateRequest): { path: string; bo
       .replace(/{{-?\s*\.Prompt\s*-?}}/g, body.prompt)
       .replace(/{{-?\s*\.Response\s*-?}}/g, "");
     if (/{{/.test(prompt)) throw new RbeeError("BAD_REQUEST", "template: only {{ .System }}, {{ .Prompt }} and {{ .Response }} are supported");
-    return { path: "/v1/completions", body: { ...common, prompt, max_tokens: common.max_tokens ?? 512 } };
+    return { path: "/v1/completions", body: { ...common, prompt, ...rawLength(common) } };
   }
-  if (body.raw) return { path: "/v1/completions", body: { ...common, prompt: body.prompt, max_tokens: common.max_tokens ?? 512 } };
+  if (body.raw) return { path: "/v1/completions", body: { ...common, prompt: body.prompt, ...rawLength(common) } };
   const messages = [...(body.system ? [{ role: "system", content: body.system }] : []), { role: "user", content: body.prompt }];
   return { path: "/v1/chat/completions", body: { ...common, messages } };
+}
+
+/** Ollama generates until the end of the text or the context; a completion without num_ctx stops at this many. */
+const RAW_MAX_TOKENS = 512;
+
+function rawLength(common: { max_tokens?: number; context_tokens?: number }) {
+  return common.max_tokens || common.context_tokens ? {} : { max_tokens: RAW_MAX_TOKENS };
 }
 
 export interface Timings {

@@ -39,6 +39,8 @@ const common = {
   response_format: ResponseFormat.nullish(),
   /** llama.cpp's extension: generate exactly max_tokens. */
   ignore_eos: z.boolean().default(false),
+  /** rbee's extension (Ollama's num_ctx): this request may use at most this many tokens of context, prompt included. */
+  context_tokens: z.number().int().positive().optional(),
   /** llama-server's extension: reuse the cells of a slot whose last prompt started the same way. */
   cache_prompt: z.boolean().default(true),
 };
@@ -48,8 +50,8 @@ export const CompletionRequest = z.object({
   /** How many most likely alternatives to report beside each token's log probability (OpenAI allows up to 5). */
   logprobs: z.number().int().min(0).max(5).nullish(),
   prompt: z.union([z.string().min(1, "must not be empty"), z.tuple([z.string().min(1, "must not be empty")])]),
-  /** OpenAI's default for completions. */
-  max_tokens: z.number().int().positive().default(16),
+  /** OpenAI's default for completions is 16 (with context_tokens: the rest of that context). */
+  max_tokens: z.number().int().positive().optional(),
 });
 export type CompletionRequest = z.infer<typeof CompletionRequest>;
 

@@ -34,7 +34,9 @@ export function addOpenAiRoutes(app: Hono, service: WorkerService): void {
     const body = await readJson(c, CompletionRequest);
     const prompt = typeof body.prompt === "string" ? body.prompt : body.prompt[0];
     const promptTokens = completionTokens(service.model, prompt);
-    return respond(c, service, { kind: "text_completion", promptTokens, maxTokens: body.max_tokens, stop: stopList(body.stop ?? undefined), body });
+    const context = Math.min(service.requireEngine().ctxPerSlot, body.context_tokens ?? Infinity);
+    const maxTokens = body.max_tokens ?? (body.context_tokens ? Math.max(1, context - promptTokens.length) : OPENAI_COMPLETION_MAX_TOKENS);
+    return respond(c, service, { kind: "text_completion", promptTokens, maxTokens, stop: stopList(body.stop ?? undefined), body });
   });
 
   // rbee's: how many tokens a chat request's prompt takes through the template (Anthropic's count_tokens asks).
@@ -50,7 +52,8 @@ export function addOpenAiRoutes(app: Hono, service: WorkerService): void {
     const engine = service.requireEngine();
     const { tools, mode, parallel } = toolsOf(body);
     const chat = await chatTokens(service.model, chatMessagesOf(body.messages), { tools, mode });
-    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, engine.ctxPerSlot - chat.tokens.length);
+    const context = Math.min(engine.ctxPerSlot, body.context_tokens ?? Infinity);
+    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? Math.max(1, context - chat.tokens.length);
     const stop = [...stopList(body.stop ?? undefined), ...chat.stop];
     const grammar = chat.callSyntax && (await service.grammars.forTools(chat.callSyntax, tools, mode, parallel));
     const toolUse = chat.callSyntax && grammar ? { syntax: chat.callSyntax, grammar, prefilled: chat.prefilled } : undefined;
@@ -59,11 +62,15 @@ export function addOpenAiRoutes(app: Hono, service: WorkerService): void {
 }
 
 const STARTED_AT = Math.floor(Date.now() / 1000);
+/** OpenAI's default max_tokens for completions. */
+const OPENAI_COMPLETION_MAX_TOKENS = 16;
 
 async function respond(c: Context, service: WorkerService, job: Job): Promise<Response> {
   const engine = service.requireEngine();
   engine.check({ promptTokens: job.promptTokens, maxTokens: job.maxTokens });
   const { body } = job;
+  if (body.context_tokens !== undefined && job.promptTokens.length + job.maxTokens > body.context_tokens)
+    throw new RbeeError("CONTEXT_OVERFLOW", `prompt (${job.promptTokens.length} tokens) + max_tokens (${job.maxTokens}) exceeds the context of ${body.context_tokens} tokens this request allows (context_tokens, Ollama's num_ctx)`);
   const constraint = constraintOf(body.response_format);
   const formatGrammar = constraint && (await service.grammars.for(constraint));
   const grammar = job.tools?.grammar ?? formatGrammar;

@@ -22,7 +22,7 @@ describe("rbee infer", () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^, there (was|lived) .+\n$/s);
     await waitFor("nothing left", () => (pidsWithCommandLine(home).length ? undefined : true), 10_000);
-    expect(readdirSync(home).sort()).toEqual(["models.db", "queen.db"]);
+    expect(readdirSync(home).sort()).toEqual(["models.db", "names.db", "queen.db"]);
   });
 
   test("--json prints one result with text, tokens and timings; --system goes through the chat template", async () => {

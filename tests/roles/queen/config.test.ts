@@ -75,6 +75,15 @@ describe("rbee models alias", () => {
     expect((await runRbee(["models", "alias", "--list"], { env })).stdout).toMatch(/bedtime:v2\s+.*stories260K\.gguf/);
     const res = await fetch(`${queen.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "bedtime:v2", messages: [{ role: "user", content: "hi" }], max_tokens: 3 }) });
     expect(res.status).toBe(200);
+    // The same name in every API: Anthropic's, Ollama's, rbee's tasks, and rbee infer.
+    const anthropic = await fetch(`${queen.url}/v1/messages`, { method: "POST", body: JSON.stringify({ model: "bedtime:v2", max_tokens: 3, messages: [{ role: "user", content: "hi" }] }) });
+    expect((await anthropic.json()).usage.output_tokens).toBe(3);
+    const ollama = await fetch(`${queen.url}/api/generate`, { method: "POST", body: JSON.stringify({ model: "bedtime:v2", prompt: "Once", raw: true, stream: false, options: { num_predict: 3 } }) });
+    expect((await ollama.json()).eval_count).toBe(3);
+    const task = await fetch(`${queen.url}/v2/tasks`, { method: "POST", body: JSON.stringify({ model: "bedtime:v2", prompt: "Once", max_tokens: 3 }) });
+    expect(await task.text()).toContain('"tokens_out":3');
+    const infer = await runRbee(["infer", "--model", "bedtime:v2", "--prompt", "Once upon a time", "--max-tokens", "4", "--json"], { env: { ...env, RBEE_QUEEN_URL: queen.url } });
+    expect(JSON.parse(infer.stdout)).toMatchObject({ queen: "existing", tokens: 4 });
     expect((await runRbee(["models", "alias", "bedtime:v2", "--remove"], { env })).stdout.trim()).toBe("removed bedtime:v2");
     const gone = await fetch(`${queen.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "bedtime:v2", messages: [{ role: "user", content: "hi" }], max_tokens: 3 }) });
     expect(gone.status).toBe(404);

@@ -60,6 +60,12 @@ describe("Ollama API on the queen", () => {
     expect(last!.eval_count).toBe(whole.eval_count);
   });
 
+  test("num_ctx bounds a request's context: without num_predict it generates up to it", async () => {
+    const res = await ollama.generate({ model: "stories260K", prompt: "Once upon a time", raw: true, stream: false, options: { num_ctx: 12, temperature: 0 } });
+    expect(res.prompt_eval_count + res.eval_count).toBeLessThanOrEqual(12);
+    expect(res.eval_count).toBeGreaterThan(0);
+  });
+
   test("options: seed repeats, stop ends early, format json parses, a schema fits", async () => {
     const opts = { num_predict: 30, seed: 11, temperature: 1 };
     const generate = (options: typeof opts & { stop?: string[] }) => ollama.generate({ model: "stories260K", prompt: "Once upon a time", raw: true, stream: false, options });
@@ -194,6 +200,7 @@ describe("Ollama API on the queen", () => {
       ["/api/copy", { source: "stories260K", destination: "bad name!" }, "invalid model name"],
       ["/api/pull", { model: "hf:org" }, "invalid model reference"],
       ["/api/show", {}, "must name a model"],
+      ["/api/generate", { model: "stories260K", prompt: "Once upon a time", raw: true, options: { num_ctx: 8, num_predict: 10 } }, "exceeds the context of 8 tokens"],
     ];
     for (const [path, body, message] of cases) {
       const res = await fetch(`${queen.url}${path}`, { method: "POST", body: JSON.stringify(body) });
