@@ -127,6 +127,15 @@ describe("Anthropic Messages API on the queen", () => {
     expect(final.stop_reason).toBe("tool_use");
   });
 
+  test("system as blocks counts as a system prompt; tool_choice none writes text", async () => {
+    const asText = await client.messages.countTokens({ model: "qwen-chat", system: "Answer briefly.", messages: [{ role: "user", content: "Hi" }] });
+    const asBlocks = await client.messages.countTokens({ model: "qwen-chat", system: [{ type: "text", text: "Answer briefly." }], messages: [{ role: "user", content: "Hi" }] });
+    expect(asBlocks.input_tokens).toBe(asText.input_tokens);
+    const none = await client.messages.create({ model: "qwen-chat", max_tokens: 5, tools: [weather], tool_choice: { type: "none" }, messages: [{ role: "user", content: "Weather in Paris?" }] });
+    expect(none.content.every((b) => b.type === "text")).toBe(true);
+    expect(none.stop_reason).toBe("max_tokens");
+  });
+
   test("count_tokens: the input tokens the message will take", async () => {
     const request = { model: "qwen-chat", system: "Be brief.", messages: [{ role: "user" as const, content: "Weather in Paris?" }], tools: [weather] };
     const counted = await client.messages.countTokens(request);

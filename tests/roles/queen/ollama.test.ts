@@ -82,6 +82,21 @@ describe("Ollama API on the queen", () => {
     expect(typeof parsed.happy).toBe("boolean");
   });
 
+  test("format json, system through the template, and a template of Ollama's own", async () => {
+    const json = await ollama.generate({ model: "qwen-chat", prompt: "A story as JSON", format: "json", stream: false, options: { num_predict: 300, seed: 4 } });
+    if (json.done_reason === "stop") expect(() => JSON.parse(json.response)).not.toThrow();
+    else expect(json.response.trimStart().startsWith("{")).toBe(true);
+    const plain = await ollama.generate({ model: "qwen-chat", prompt: "Hi", stream: false, options: { num_predict: 1 } });
+    // Qwen's template puts a default system prompt where none is given; a longer one shows in the count.
+    const system = "You are a pirate who answers every question in rhymes of four lines, with a parrot's remarks in between, and never speaks of the sea.";
+    const withSystem = await ollama.generate({ model: "qwen-chat", prompt: "Hi", system, stream: false, options: { num_predict: 1 } });
+    expect(withSystem.prompt_eval_count).toBeGreaterThan(plain.prompt_eval_count);
+    const templated = await ollama.generate({ model: "stories260K", prompt: "a cat", system: "Once upon a time,", template: "{{ .System }} there was {{ .Prompt }}", stream: false, options: { num_predict: 4 } });
+    // The template's text, sent raw: the same prompt as asking for that text raw.
+    const raw = await ollama.generate({ model: "stories260K", prompt: "Once upon a time, there was a cat", raw: true, stream: false, options: { num_predict: 4 } });
+    expect(templated.prompt_eval_count).toBe(raw.prompt_eval_count);
+  });
+
   test("tools: a forced call comes back as message.tool_calls with arguments as an object; the result goes back", async () => {
     const tools = [{ type: "function", function: { name: "get_weather", description: "Weather", parameters: { type: "object", properties: { city: { type: "string", enum: ["Paris", "Oslo"] } }, required: ["city"] } } }];
     // Ollama lets the model choose (the synthetic model writes text); rbee's tool_choice extension forces a call.
@@ -133,6 +148,11 @@ describe("Ollama API on the queen", () => {
     await ollama.generate({ model: "stories260K", prompt: "Once", raw: true, options: { num_predict: 2 }, keep_alive: 0 });
     await waitFor("the stories worker stopped", async () => ((await queenWorkers(queen.url)).some((w) => w.id && (w as { model_ref?: string }).model_ref?.includes("stories260K")) ? undefined : true));
     expect((await ollama.ps()).models.map((m) => m.name)).not.toContain("stories260K:latest");
+    // A negative keep_alive keeps it loaded.
+    await ollama.generate({ model: "stories260K", prompt: "Once", raw: true, options: { num_predict: 2 }, keep_alive: -1 });
+    expect((await ollama.ps()).models.find((m) => m.name === "stories260K:latest")!.expires_at).toBe("0001-01-01T00:00:00Z");
+    await ollama.generate({ model: "stories260K", prompt: "Once", raw: true, options: { num_predict: 2 }, keep_alive: 0 });
+    await waitFor("unloaded again", async () => ((await ollama.ps()).models.some((m) => m.name === "stories260K:latest") ? undefined : true));
     // An empty prompt loads it again.
     const load = await ollama.generate({ model: "stories260K", prompt: "" });
     expect(load.done_reason).toBe("load");
@@ -148,6 +168,10 @@ describe("Ollama API on the queen", () => {
     expect(openai.status).toBe(200);
     await ollama.delete({ model: "tiny-stories:v1" });
     expect((await ollama.list()).models.map((m) => m.name)).not.toContain("tiny-stories:v1");
+    // Deleting a model itself takes it out of its hive's catalog (a model in use is refused).
+    const busy = await fetch(`${queen.url}/api/delete`, { method: "DELETE", body: JSON.stringify({ model: "stories260K" }) });
+    expect(busy.status).toBe(409);
+    expect((await busy.json()).error).toContain("in use");
   });
 
   test("embed and the legacy embeddings", async () => {
