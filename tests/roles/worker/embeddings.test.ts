@@ -4,17 +4,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
 import type { RbeeProcess } from "../../support/processes";
 import { postJson } from "../../support/sse";
-import { startWorker } from "../../support/worker";
+import { startWorker, workerWithOpenAiClient } from "../../support/worker";
 
-let worker: RbeeProcess;
-let client: OpenAI;
-beforeAll(async () => {
-  worker = await startWorker();
-  client = new OpenAI({ baseURL: `${worker.url}/v1`, apiKey: "unused", maxRetries: 0 });
-});
-afterAll(async () => {
-  expect(await worker.stop()).toBe(0);
-});
+const served = workerWithOpenAiClient();
 
 const MODEL = "stories260K.gguf";
 const norm = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
@@ -22,7 +14,7 @@ const TEXTS = ["Once upon a time", "there was a little girl named Lily", "She lo
 
 describe("embeddings", () => {
   test("one text: one unit vector of the model's size, with usage", async () => {
-    const res = await client.embeddings.create({ model: MODEL, input: "Once upon a time" });
+    const res = await served.client.embeddings.create({ model: MODEL, input: "Once upon a time" });
     expect(res.object).toBe("list");
     expect(res.data).toHaveLength(1);
     expect(res.data[0]!.embedding).toHaveLength(64); // stories260K's embedding width
@@ -31,9 +23,9 @@ describe("embeddings", () => {
   });
 
   test("ten texts in one request: in order, each the same vector as when it is embedded alone", async () => {
-    const together = await client.embeddings.create({ model: MODEL, input: TEXTS });
+    const together = await served.client.embeddings.create({ model: MODEL, input: TEXTS });
     expect(together.data.map((d) => d.index)).toEqual(TEXTS.map((_, i) => i));
-    const alone = await Promise.all(TEXTS.map((t) => client.embeddings.create({ model: MODEL, input: t })));
+    const alone = await Promise.all(TEXTS.map((t) => served.client.embeddings.create({ model: MODEL, input: t })));
     for (const [i, d] of together.data.entries()) {
       const single = alone[i]!.data[0]!.embedding;
       expect(Math.max(...d.embedding.map((x, j) => Math.abs(x - single[j]!)))).toBeLessThan(1e-4);
@@ -44,11 +36,11 @@ describe("embeddings", () => {
   });
 
   test("token arrays are embedded as given; base64 carries the same float32 values", async () => {
-    const tokens = await client.embeddings.create({ model: MODEL, input: [[1, 400, 401], [1, 300]] });
+    const tokens = await served.client.embeddings.create({ model: MODEL, input: [[1, 400, 401], [1, 300]] });
     expect(tokens.data).toHaveLength(2);
     expect(tokens.usage.prompt_tokens).toBe(5);
-    const floats = await client.embeddings.create({ model: MODEL, input: "The sun was hot", encoding_format: "float" });
-    const raw = await (await postJson(`${worker.url}/v1/embeddings`, { input: "The sun was hot", encoding_format: "base64" })).json();
+    const floats = await served.client.embeddings.create({ model: MODEL, input: "The sun was hot", encoding_format: "float" });
+    const raw = await (await postJson(`${served.worker.url}/v1/embeddings`, { input: "The sun was hot", encoding_format: "base64" })).json();
     const decoded = new Float32Array(new Uint8Array(Buffer.from(raw.data[0].embedding, "base64")).buffer);
     expect(Array.from(decoded)).toEqual(floats.data[0]!.embedding.map((x) => Math.fround(x)));
   });
@@ -64,20 +56,20 @@ describe("embeddings", () => {
       [{ input: 42 }, "input"],
     ];
     for (const [body, message] of cases) {
-      const res = await postJson(`${worker.url}/v1/embeddings`, body);
+      const res = await postJson(`${served.worker.url}/v1/embeddings`, body);
       const json = await res.json();
       expect({ status: res.status, message: json.error?.message }).toMatchObject({ status: 400, message: expect.stringContaining(message) });
     }
-    expect((await client.embeddings.create({ model: MODEL, input: "still serving" })).data).toHaveLength(1);
+    expect((await served.client.embeddings.create({ model: MODEL, input: "still serving" })).data).toHaveLength(1);
   });
 });
 
 describe("rerank", () => {
   test("a model that is not a reranker says so; a bad body is a 400", async () => {
-    const res = await postJson(`${worker.url}/v1/rerank`, { query: "cat", documents: ["a cat", "a dog"] });
+    const res = await postJson(`${served.worker.url}/v1/rerank`, { query: "cat", documents: ["a cat", "a dog"] });
     expect(res.status).toBe(400);
     expect((await res.json()).error.message).toContain("this model cannot rank documents (it is not a reranker)");
-    const bad = await postJson(`${worker.url}/v1/rerank`, { query: "cat", documents: [] });
+    const bad = await postJson(`${served.worker.url}/v1/rerank`, { query: "cat", documents: [] });
     expect(bad.status).toBe(400);
     expect((await bad.json()).error.message).toContain("documents");
   });

@@ -4,22 +4,14 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
 import { z } from "zod";
 import type { RbeeProcess } from "../../support/processes";
-import { startWorker } from "../../support/worker";
+import { startWorker, workerWithOpenAiClient } from "../../support/worker";
 
-let worker: RbeeProcess;
-let client: OpenAI;
-beforeAll(async () => {
-  worker = await startWorker(["--slots", "8"]);
-  client = new OpenAI({ baseURL: `${worker.url}/v1`, apiKey: "unused", maxRetries: 0 });
-});
-afterAll(async () => {
-  expect(await worker.stop()).toBe(0);
-});
+const served = workerWithOpenAiClient(["--slots", "8"]);
 
 const MODEL = "stories260K.gguf";
 const PROMPT = "Once upon a time";
 const complete = (extra: Record<string, unknown>) =>
-  client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 30, seed: 11, ...extra } as OpenAI.CompletionCreateParamsNonStreaming);
+  served.client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 30, seed: 11, ...extra } as OpenAI.CompletionCreateParamsNonStreaming);
 
 describe("sampling controls", () => {
   test("the same seed and request give the same text; another seed another", async () => {
@@ -82,8 +74,8 @@ describe("several choices (n)", () => {
   });
 
   test("n=2 streamed: chunks carry each choice's index, and each choice's text matches the non-streamed one", async () => {
-    const plain = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 20, seed: 4, n: 2 });
-    const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 20, seed: 4, n: 2, stream: true });
+    const plain = await served.client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 20, seed: 4, n: 2 });
+    const stream = await served.client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 20, seed: 4, n: 2, stream: true });
     const texts = ["", ""];
     const finished: (string | null)[] = [null, null];
     for await (const chunk of stream)
@@ -103,7 +95,7 @@ describe("structured output", () => {
 
   test("response_format json_object: the content always parses", async () => {
     for (const seed of [1, 2, 3, 4, 5, 6]) {
-      const res = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "A story as JSON" }], max_tokens: 400, seed, logit_bias: CLOSE_SOONER, response_format: { type: "json_object" } });
+      const res = await served.client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "A story as JSON" }], max_tokens: 400, seed, logit_bias: CLOSE_SOONER, response_format: { type: "json_object" } });
       expect(res.choices[0]!.finish_reason).toBe("stop");
       expect(() => JSON.parse(res.choices[0]!.message.content!)).not.toThrow();
     }
@@ -120,19 +112,19 @@ describe("structured output", () => {
     const format = { type: "json_schema" as const, json_schema: { name: "story", schema, strict: true } };
     const seen = new Set<string>();
     for (const seed of [1, 2, 3, 4]) {
-      const res = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 200, seed, temperature: 1, response_format: format });
+      const res = await served.client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Once upon a time" }], max_tokens: 200, seed, temperature: 1, response_format: format });
       expect(res.choices[0]!.finish_reason).toBe("stop");
       seen.add(JSON.stringify(Story.parse(JSON.parse(res.choices[0]!.message.content!))));
     }
     expect(seen.size).toBeGreaterThan(1); // sampled, not one canned answer
-    const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Once" }], max_tokens: 200, seed: 9, response_format: format, stream: true });
+    const stream = await served.client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Once" }], max_tokens: 200, seed: 9, response_format: format, stream: true });
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
     expect(Story.parse(JSON.parse(text))).toBeTruthy();
   });
 
   test("a constrained request and plain ones share the worker at once, each as asked", async () => {
-    const schemaReq = client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 400, seed: 3, logit_bias: CLOSE_SOONER, response_format: { type: "json_object" } } as OpenAI.CompletionCreateParamsNonStreaming);
+    const schemaReq = served.client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 400, seed: 3, logit_bias: CLOSE_SOONER, response_format: { type: "json_object" } } as OpenAI.CompletionCreateParamsNonStreaming);
     const plain = Array.from({ length: 4 }, (_, i) => complete({ seed: 20 + i, max_tokens: 40 }));
     const [json, ...texts] = await Promise.all([schemaReq, ...plain]);
     expect(json!.choices[0]!.finish_reason).toBe("stop");
@@ -144,7 +136,7 @@ describe("structured output", () => {
 
 describe("log probabilities", () => {
   test("chat: one entry per token, from the model's own distribution, with the most likely alternatives", async () => {
-    const res = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 20, temperature: 0, logprobs: true, top_logprobs: 3 });
+    const res = await served.client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 20, temperature: 0, logprobs: true, top_logprobs: 3 });
     const content = res.choices[0]!.logprobs!.content!;
     expect(content).toHaveLength(res.usage!.completion_tokens);
     expect(content.map((t) => t.token).join("")).toBe(res.choices[0]!.message.content!);
@@ -161,7 +153,7 @@ describe("log probabilities", () => {
   });
 
   test("they are the raw distribution's: a token forced by logit_bias keeps its own (low) log probability", async () => {
-    const res = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 4, temperature: 0, logit_bias: { "400": 100 }, logprobs: true, top_logprobs: 1 });
+    const res = await served.client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 4, temperature: 0, logit_bias: { "400": 100 }, logprobs: true, top_logprobs: 1 });
     for (const t of res.choices[0]!.logprobs!.content!) {
       expect(t.token.trim()).toBe("do");
       expect(t.logprob).toBeLessThan(t.top_logprobs[0]!.logprob);
@@ -175,7 +167,7 @@ describe("log probabilities", () => {
     expect(lp.token_logprobs).toHaveLength(12);
     expect(lp.top_logprobs!.every((alternatives) => Object.keys(alternatives).length <= 2)).toBe(true);
     expect(lp.text_offset).toEqual(lp.tokens!.map((_, i) => lp.tokens!.slice(0, i).join("").length));
-    const stream = await client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 12, seed: 11, logprobs: 2, stream: true });
+    const stream = await served.client.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 12, seed: 11, logprobs: 2, stream: true });
     const streamed: string[] = [];
     const values: number[] = [];
     for await (const chunk of stream) {
@@ -207,7 +199,7 @@ describe("refused, with a message that says so", () => {
   ];
   for (const [name, extra, message] of cases)
     test(name, async () => {
-      const res = await fetch(`${worker.url}/v1/chat/completions`, {
+      const res = await fetch(`${served.worker.url}/v1/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 5, ...extra }),
@@ -219,7 +211,7 @@ describe("refused, with a message that says so", () => {
     });
 
   test("unknown fields stay ignored", async () => {
-    const res = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 5, user: "someone", metadata: { a: "b" } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const res = await served.client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: PROMPT }], max_tokens: 5, user: "someone", metadata: { a: "b" } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     expect(res.choices[0]!.message.content!.length).toBeGreaterThan(0);
   });
 });

@@ -1,27 +1,19 @@
-// The worker's OpenAI-compatible routes, driven by the official openai client.
+// The worker's OpenAI-compatible routes, driven by the official openai served.client.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
 import type { RbeeProcess } from "../../support/processes";
-import { startWorker } from "../../support/worker";
+import { startWorker, workerWithOpenAiClient } from "../../support/worker";
 
-let worker: RbeeProcess;
-let client: OpenAI;
-beforeAll(async () => {
-  worker = await startWorker();
-  client = new OpenAI({ baseURL: `${worker.url}/v1`, apiKey: "unused", maxRetries: 0 });
-});
-afterAll(async () => {
-  expect(await worker.stop()).toBe(0);
-});
+const served = workerWithOpenAiClient();
 
 describe("OpenAI-compatible API", () => {
   test("lists the served model", async () => {
-    const models = await client.models.list();
+    const models = await served.client.models.list();
     expect(models.data.map((m) => m.id)).toEqual(["stories260K.gguf"]);
   });
 
   test("completions, not streamed, with usage", async () => {
-    const res = await client.completions.create({ model: "stories260K.gguf", prompt: "Once upon a time", max_tokens: 40, seed: 3 });
+    const res = await served.client.completions.create({ model: "stories260K.gguf", prompt: "Once upon a time", max_tokens: 40, seed: 3 });
     expect(res.object).toBe("text_completion");
     expect(res.choices).toHaveLength(1);
     expect(res.choices[0]!.text).toMatch(/there (was|lived)/);
@@ -30,7 +22,7 @@ describe("OpenAI-compatible API", () => {
   });
 
   test("completions, streamed, with usage at the end", async () => {
-    const stream = await client.completions.create({ model: "stories260K.gguf", prompt: "Once upon a time", max_tokens: 30, stream: true, stream_options: { include_usage: true }, seed: 3 });
+    const stream = await served.client.completions.create({ model: "stories260K.gguf", prompt: "Once upon a time", max_tokens: 30, stream: true, stream_options: { include_usage: true }, seed: 3 });
     let text = "";
     let finish: string | null | undefined;
     let usage;
@@ -48,9 +40,9 @@ describe("OpenAI-compatible API", () => {
     expect(finish).toBe("length");
     // The slot still holds the same prompt from the test before: all of it but the last token is reused.
     expect(usage).toEqual({ prompt_tokens: 5, completion_tokens: 30, total_tokens: 35, prompt_tokens_details: { cached_tokens: 4 } });
-    const whole = await client.completions.create({ model: "stories260K.gguf", prompt: "Once upon a time", max_tokens: 30, seed: 3 });
+    const whole = await served.client.completions.create({ model: "stories260K.gguf", prompt: "Once upon a time", max_tokens: 30, seed: 3 });
     expect(whole.choices[0]!.text).toBe(text);
-    const uncached = await client.completions.create({ model: "stories260K.gguf", prompt: "Once upon a time", max_tokens: 30, seed: 3, cache_prompt: false } as OpenAI.CompletionCreateParamsNonStreaming);
+    const uncached = await served.client.completions.create({ model: "stories260K.gguf", prompt: "Once upon a time", max_tokens: 30, seed: 3, cache_prompt: false } as OpenAI.CompletionCreateParamsNonStreaming);
     expect(uncached.usage!.prompt_tokens_details).toEqual({ cached_tokens: 0 });
     expect(uncached.choices[0]!.text).toBe(text);
   });
@@ -60,7 +52,7 @@ describe("OpenAI-compatible API", () => {
       { role: "system" as const, content: "You tell stories." },
       { role: "user" as const, content: "Tell me about a cat." },
     ];
-    const res = await client.chat.completions.create({ model: "stories260K.gguf", messages, max_tokens: 20, seed: 1 });
+    const res = await served.client.chat.completions.create({ model: "stories260K.gguf", messages, max_tokens: 20, seed: 1 });
     expect(res.object).toBe("chat.completion");
     expect(res.choices[0]!.message.role).toBe("assistant");
     expect(res.choices[0]!.message.content!.length).toBeGreaterThan(0);
@@ -68,7 +60,7 @@ describe("OpenAI-compatible API", () => {
     expect(res.usage!.completion_tokens).toBeLessThanOrEqual(20);
     expect(res.usage!.prompt_tokens).toBeGreaterThan(10);
 
-    const stream = await client.chat.completions.create({ model: "stories260K.gguf", messages, max_tokens: 20, seed: 1, stream: true, stream_options: { include_usage: true } });
+    const stream = await served.client.chat.completions.create({ model: "stories260K.gguf", messages, max_tokens: 20, seed: 1, stream: true, stream_options: { include_usage: true } });
     let content = "";
     let role: string | undefined;
     let usage;
@@ -88,10 +80,10 @@ describe("OpenAI-compatible API", () => {
       { role: "system" as const, content: "You tell stories about animals." },
       { role: "user" as const, content: "Tell me about a dog." },
     ];
-    const turn1 = await client.chat.completions.create({ model: "stories260K.gguf", messages: first, max_tokens: 15, seed: 2 });
+    const turn1 = await served.client.chat.completions.create({ model: "stories260K.gguf", messages: first, max_tokens: 15, seed: 2 });
     const reply = turn1.choices[0]!.message.content!;
     const next = [...first, { role: "assistant" as const, content: reply }, { role: "user" as const, content: "And then?" }];
-    const turn2 = await client.chat.completions.create({ model: "stories260K.gguf", messages: next, max_tokens: 15, seed: 2 });
+    const turn2 = await served.client.chat.completions.create({ model: "stories260K.gguf", messages: next, max_tokens: 15, seed: 2 });
     const { prompt_tokens, prompt_tokens_details } = turn2.usage!;
     expect(prompt_tokens).toBeGreaterThan(turn1.usage!.prompt_tokens);
     // The first turn's prompt is kept whole (the template renders the history the same way each turn); its reply
@@ -100,16 +92,16 @@ describe("OpenAI-compatible API", () => {
   });
 
   test("bad requests come back as OpenAI client errors with rbee's error shape", async () => {
-    const err = await client.completions.create({ model: "m", prompt: "", max_tokens: 5 }).catch((e) => e);
+    const err = await served.client.completions.create({ model: "m", prompt: "", max_tokens: 5 }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err.error).toMatchObject({ code: "BAD_REQUEST" });
-    const tooLong = await client.completions.create({ model: "m", prompt: "Once", max_tokens: 100_000 }).catch((e) => e);
+    const tooLong = await served.client.completions.create({ model: "m", prompt: "Once", max_tokens: 100_000 }).catch((e) => e);
     expect(tooLong.status).toBe(400);
     expect(tooLong.error.code).toBe("CONTEXT_OVERFLOW");
-    const tooManyChoices = await client.completions.create({ model: "m", prompt: "Once", n: 9 }).catch((e) => e);
+    const tooManyChoices = await served.client.completions.create({ model: "m", prompt: "Once", n: 9 }).catch((e) => e);
     expect(tooManyChoices.status).toBe(400);
     expect(tooManyChoices.error.message).toContain("n may be at most 8");
-    const noMessages = await client.chat.completions.create({ model: "m", messages: [] }).catch((e) => e);
+    const noMessages = await served.client.chat.completions.create({ model: "m", messages: [] }).catch((e) => e);
     expect(noMessages.status).toBe(400);
     expect(noMessages.error.message).toContain("messages");
   });
