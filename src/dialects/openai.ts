@@ -182,10 +182,10 @@ export function chunks(kind: ChoiceKind, head: { id: string; created: number; mo
 }
 
 /** GET /v1/models: OpenAI's fields, and rbee's beside them (where the model is, its size and quantization, loaded). */
-export function modelList(models: { ref: string; model: ModelJson | null; nodes: string[]; workers: number }[]) {
+export function modelList(models: { ref: string; model: ModelJson | null; nodes: string[]; workers: number; aliasOf?: string }[]) {
   return {
     object: "list",
-    data: models.map(({ ref, model, nodes, workers }) => ({
+    data: models.map(({ ref, model, nodes, workers, aliasOf }) => ({
       id: ref,
       object: "model",
       created: model ? Math.floor(Date.parse(model.downloaded_at) / 1000) : 0,
@@ -198,6 +198,8 @@ export function modelList(models: { ref: string; model: ModelJson | null; nodes:
       context_length: model?.context_length ?? null,
       loaded: workers > 0,
       workers,
+      /** For a name: the reference it points at. */
+      alias_of: aliasOf ?? null,
     })),
   };
 }

@@ -20,7 +20,15 @@ const QueenEmbeddings = EmbeddingsRequest.extend(Routed);
 const QueenRerank = RerankRequest.extend(Routed);
 
 export function addQueenOpenAiRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hives" | "relay" | "metrics" | "onActivity" | "names">): void {
-  app.get("/v1/models", (c) => c.json(modelList(deps.registry.modelListing())));
+  // Every model by its reference, then every name (config.toml's, names.db's) as a model of its own, as clients list.
+  app.get("/v1/models", (c) => {
+    const listing = deps.registry.modelListing();
+    const named = deps.names.list().flatMap(({ name, ref }) => {
+      const target = listing.find((m) => m.ref === ref);
+      return target ? [{ ...target, ref: name, aliasOf: ref }] : [];
+    });
+    return c.json(modelList([...listing, ...named]));
+  });
   app.post("/v1/completions", async (c) => relayOpenAi(c, deps, "/v1/completions", await readJson(c, QueenCompletion)));
   app.post("/v1/chat/completions", async (c) => relayOpenAi(c, deps, "/v1/chat/completions", await readJson(c, QueenChat)));
   app.post("/v1/embeddings", async (c) => relayOpenAi(c, deps, "/v1/embeddings", await readJson(c, QueenEmbeddings)));

@@ -2,7 +2,7 @@
 // file is one line naming its line; `rbee models alias` names a model for every API.
 import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { removeTempHomes, tempHome } from "../../support/home";
 import { STORIES_MODEL } from "../../support/paths";
 import { killStartedProcesses, runRbee, waitFor } from "../../support/processes";
@@ -75,6 +75,8 @@ describe("rbee models alias", () => {
     expect((await runRbee(["models", "alias", "--list"], { env })).stdout).toMatch(/bedtime:v2\s+.*stories260K\.gguf/);
     const res = await fetch(`${queen.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "bedtime:v2", messages: [{ role: "user", content: "hi" }], max_tokens: 3 }) });
     expect(res.status).toBe(200);
+    const listed = (await (await fetch(`${queen.url}/v1/models`)).json()).data as { id: string; alias_of: string | null }[];
+    expect(listed.find((m) => m.id === "bedtime:v2")).toMatchObject({ alias_of: `file:${resolve(STORIES_MODEL)}` });
     // The same name in every API: Anthropic's, Ollama's, rbee's tasks, and rbee infer.
     const anthropic = await fetch(`${queen.url}/v1/messages`, { method: "POST", body: JSON.stringify({ model: "bedtime:v2", max_tokens: 3, messages: [{ role: "user", content: "hi" }] }) });
     expect((await anthropic.json()).usage.output_tokens).toBe(3);
