@@ -84,3 +84,5 @@ for (let pair = 0; pair < Number(opts.pairs); pair++) {
 console.log(`mean: beside the constrained stream the plain streams keep ${(100 * mean(vsPlain)).toFixed(1)}% of their rate beside a plain one, ${(100 * mean(vsAlone)).toFixed(1)}% of their rate alone`);
 proc.kill("SIGTERM");
 await proc.exited;
+// RBEE_PROFILE_STEPS=1: the per-step split the worker logged each time it went idle.
+for (const line of log.split("\n")) if (line.includes("step profile")) console.error(line);

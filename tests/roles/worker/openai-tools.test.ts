@@ -160,6 +160,22 @@ describe("tool calls (openai client)", () => {
     }
   });
 
+  test("a grammar's mask spread over threads gives the same calls as on one", async () => {
+    const spread = await startRbee(["worker", "--model", await qwenChatModel(), "--port", "0", "--slots", "2", "--ctx", "2048"], { env: { RBEE_SAMPLING_THREADS: "4" } });
+    try {
+      await waitFor("worker ready", async () => (await (await fetch(`${spread.url}/v1/ready`)).json()).ready === true);
+      const spreadClient = new OpenAI({ baseURL: `${spread.url}/v1`, apiKey: "unused", maxRetries: 0 });
+      for (const seed of [1, 2]) {
+        const request = { model: "m", messages: [{ role: "user" as const, content: "Weather?" }], max_tokens: 300, seed, tools: TOOLS, tool_choice: "required" as const, parallel_tool_calls: false };
+        const [one, four] = await Promise.all([client.chat.completions.create(request), spreadClient.chat.completions.create(request)]);
+        const calls = (r: OpenAI.ChatCompletion) => (r.choices[0]!.message.tool_calls as OpenAI.ChatCompletionMessageFunctionToolCall[]).map((c) => c.function);
+        expect(calls(four)).toEqual(calls(one));
+      }
+    } finally {
+      expect(await spread.stop()).toBe(0);
+    }
+  });
+
   test("a model without a chat template calls tools in node-llama-cpp's general syntax", async () => {
     const stories = await startWorker();
     try {
