@@ -9,6 +9,7 @@ export function commonServerArgs(defaultPort: string) {
     port: { type: "string", description: `Port to listen on; 0 picks a free one (default ${defaultPort})` },
     host: { type: "string", description: "Address to listen on (default 127.0.0.1)" },
     "api-token": { type: "string", description: "Require this bearer token (or RBEE_API_TOKEN)" },
+    "insecure-no-auth": { type: "boolean", description: "Listen on a non-loopback address without a token (anyone who reaches it may use it)" },
   } satisfies ArgsDef;
 }
 

@@ -16,3 +16,9 @@ export function apiToken(flag?: string): string | undefined {
 export function hivePort(flag?: number): number {
   return flag ?? (process.env.RBEE_HIVE_PORT ? Number(process.env.RBEE_HIVE_PORT) : DEFAULT_HIVE_PORT);
 }
+
+/** Request bodies larger than this are refused with 413: RBEE_MAX_BODY_MB, default 4 MiB. */
+export function maxBodyBytes(): number {
+  const mb = Number(process.env.RBEE_MAX_BODY_MB);
+  return Math.round((Number.isFinite(mb) && mb > 0 ? mb : 4) * 1024 * 1024);
+}

@@ -1,6 +1,8 @@
 // The Hono app every role starts from: JSON error shape, optional bearer auth, health route.
 import { Hono } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
+import { bodyLimit } from "hono/body-limit";
+import { maxBodyBytes } from "../config";
 import { HTTPException } from "hono/http-exception";
 import { asRbeeError, RbeeError } from "../errors";
 import { logger } from "../log";
@@ -17,6 +19,16 @@ export function createApp({ role, apiToken, publicPaths = ["/v1/health"] }: AppO
   const app = new Hono();
 
   app.get("/v1/health", (c) => c.json({ ok: true, role }));
+
+  // Refused before it is read whole (a 10 MB prompt was tokenized for 4 s before the context check refused it).
+  const limit = maxBodyBytes();
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: limit,
+      onError: (c) => c.json(new RbeeError("PAYLOAD_TOO_LARGE", `the request body is over ${limit} bytes (RBEE_MAX_BODY_MB)`).toJSON(), 413),
+    }),
+  );
 
   if (apiToken) {
     const auth = bearerAuth({ token: apiToken, noAuthenticationHeader: { message: "missing bearer token" } });

@@ -148,6 +148,14 @@ export function sequenceEmbeddingOf(model: LlamaModel): ((context: AddonContext,
   return rbeeCall(bindingsOf(model), "rbeeSequenceEmbedding");
 }
 
+/** The most characters one token of the vocabulary stands for (its longest piece). */
+export function longestTokenPiece(model: LlamaModel, vocabSize: number): number {
+  const native = (model as unknown as { _model: { getTokenString(token: number): string } })._model;
+  let longest = 1;
+  for (let token = 0; token < vocabSize; token++) longest = Math.max(longest, native.getTokenString(token).length);
+  return longest;
+}
+
 /** How many of the last generated tokens the repeat, frequency and presence penalties look at (llama.cpp's default). */
 export const PENALTY_LAST_TOKENS = 64;
 

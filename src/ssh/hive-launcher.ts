@@ -23,16 +23,19 @@ interface Session {
 }
 
 /** `apiToken`: the queen's, handed to each hive on its stdin (a command line would show it to every user there). */
-export function createSshHiveLauncher(home: string, apiToken?: string): RemoteHiveLauncher {
+/** `insecureNoAuth`: the queen runs without a token on purpose, and so may its remote hives (else they need its token). */
+export function createSshHiveLauncher(home: string, apiToken?: string, insecureNoAuth = false): RemoteHiveLauncher {
   const sessions = new Map<string, Session>();
   return {
     async start(node: NodeRow, queenUrl: string): Promise<void> {
+      if (!apiToken && !insecureNoAuth)
+        throw new RbeeError("BAD_REQUEST", `node ${node.name}: a remote hive listens on the network, so the queen needs a token to give it (--api-token or RBEE_API_TOKEN), or --insecure-no-auth`);
       sessions.get(node.name)?.conn.close();
       const conn = await connectToNode(node, home);
       const url = new URL(queenUrl);
       if (conn.localAddress) url.hostname = conn.localAddress;
       const env = FORWARDED_ENV.filter((k) => process.env[k]).map((k) => `${k}=${shellQuote(process.env[k]!)}`);
-      const args = ["hive", "--port", String(node.hivePort ?? DEFAULT_REMOTE_HIVE_PORT), "--host", "0.0.0.0", "--advertise-host", node.sshHost!, "--queen-url", url.toString().replace(/\/$/, ""), "--node-name", node.name, "--watch-stdin", ...(apiToken ? ["--api-token-stdin"] : [])];
+      const args = ["hive", "--port", String(node.hivePort ?? DEFAULT_REMOTE_HIVE_PORT), "--host", "0.0.0.0", "--advertise-host", node.sshHost!, "--queen-url", url.toString().replace(/\/$/, ""), "--node-name", node.name, "--watch-stdin", ...(apiToken ? ["--api-token-stdin"] : ["--insecure-no-auth"])];
       const command = `echo $$; exec env RBEE_LOG_FORMAT=json ${env.join(" ")} ${shellQuote(remoteRbeePath(node))} ${args.map(shellQuote).join(" ")}`;
       const channel = await conn.spawn(command);
       if (apiToken) channel.write(`${apiToken}\n`);

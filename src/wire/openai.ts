@@ -1,5 +1,9 @@
 // OpenAI-compatible request bodies (unknown fields are ignored, as OpenAI clients send many) and response builders.
 import { z } from "zod";
+import { MAX_STOP_CHARS } from "./worker";
+
+/** Messages one chat request may carry. */
+export const MAX_MESSAGES = 4096;
 
 /** The most choices one request may ask for (`n`): each is a sequence of its own, in a slot of its own. */
 export const MAX_CHOICES = 8;
@@ -32,7 +36,7 @@ const common = {
   /** Token id (as a string, OpenAI's form) → bias from -100 (ban) to 100. */
   logit_bias: z.record(z.string().regex(/^\d+$/, "keys must be token ids"), z.number().min(-100).max(100)).nullish(),
   seed: z.number().int().nonnegative().optional(),
-  stop: z.union([z.string(), z.array(z.string()).max(8)]).nullish(),
+  stop: z.union([z.string().max(MAX_STOP_CHARS, `a stop string may have at most ${MAX_STOP_CHARS} characters`), z.array(z.string().max(MAX_STOP_CHARS, `a stop string may have at most ${MAX_STOP_CHARS} characters`)).max(8, "at most 8 stop strings")]).nullish(),
   stream: z.boolean().default(false),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
   n: z.number().int().min(1).max(MAX_CHOICES, `n may be at most ${MAX_CHOICES}`).default(1),
@@ -98,7 +102,7 @@ export const ChatRequest = z.object({
   parallel_tool_calls: z.boolean().nullish(),
   functions: notYet("functions (the deprecated form of tools: use tools)"),
   function_call: notYet("function_call (the deprecated form of tool_choice: use tool_choice)"),
-  messages: z.array(ChatMessage).min(1, "must hold at least one message"),
+  messages: z.array(ChatMessage).min(1, "must hold at least one message").max(MAX_MESSAGES, `at most ${MAX_MESSAGES} messages`),
   max_tokens: z.number().int().positive().optional(),
   max_completion_tokens: z.number().int().positive().optional(),
 });

@@ -1,7 +1,10 @@
 // The worker's wire format: request bodies and SSE event payloads, as zod schemas the server and clients share.
 import { z } from "zod";
 
-const stop = z.union([z.string(), z.array(z.string()).max(8)]).optional();
+/** Stop strings: at most 8, each at most MAX_STOP_CHARS characters. */
+export const MAX_STOP_CHARS = 256;
+const stopString = z.string().max(MAX_STOP_CHARS, `a stop string may have at most ${MAX_STOP_CHARS} characters`);
+const stop = z.union([stopString, z.array(stopString).max(8, "at most 8 stop strings")]).optional();
 
 export const ExecuteRequest = z.strictObject({
   prompt: z.string().min(1, "must not be empty"),

@@ -10,6 +10,8 @@ import { ensureBinary } from "../support/binary";
 import { removeTempHomes, tempHome } from "../support/home";
 import { killLocalHubs, type LocalHub, startLocalHub, STORIES_HF_REF } from "../support/hub";
 import { cannotCreateNamespaces, createTestNetwork, type TestHost, type TestNetwork } from "../support/netns";
+
+const QUEEN_TOKEN = "e2e-queen-token";
 import { killStartedProcesses, pidsWithCommandLine, runRbee, startRbee, waitFor } from "../support/processes";
 
 const missing = cannotCreateNamespaces();
@@ -95,8 +97,9 @@ suite("nodes over SSH", () => {
     const [a, b] = net.hosts as [TestHost, TestHost];
     await installOn(a);
     await installOn(b);
-    const queen = await startRbee(["queen", "--host", "0.0.0.0", "--port", "0", "--home", keeperHome], { exe: [rbee], env });
-    const viaQueen = { RBEE_QUEEN_URL: queen.url };
+    // A queen on every interface needs a token (its remote hives get it over SSH); the keeper sends it too.
+    const queen = await startRbee(["queen", "--host", "0.0.0.0", "--port", "0", "--home", keeperHome], { exe: [rbee], env: { ...env, RBEE_API_TOKEN: QUEEN_TOKEN } });
+    const viaQueen = { RBEE_QUEEN_URL: queen.url, RBEE_API_TOKEN: QUEEN_TOKEN };
     const results = await Promise.all(["hosta", "hostb"].map((node) => keeper([...inferArgs(node, STORIES_HF_REF, ["--max-tokens", "20"]), "--json"], viaQueen)));
     for (const [i, r] of results.entries()) {
       expect(r.code).toBe(0);
@@ -250,8 +253,8 @@ suite("nodes over SSH", () => {
   test("when the queen's SSH session drops, the node's hive and workers stop within 10 s", async () => {
     const [a] = net.hosts as [TestHost];
     await installOn(a);
-    const queen = await startRbee(["queen", "--host", "0.0.0.0", "--port", "0", "--home", keeperHome], { exe: [rbee], env });
-    const run = await keeper(inferArgs("hosta", STORIES_HF_REF, ["--max-tokens", "5"]), { RBEE_QUEEN_URL: queen.url });
+    const queen = await startRbee(["queen", "--host", "0.0.0.0", "--port", "0", "--home", keeperHome], { exe: [rbee], env: { ...env, RBEE_API_TOKEN: QUEEN_TOKEN } });
+    const run = await keeper(inferArgs("hosta", STORIES_HF_REF, ["--max-tokens", "5"]), { RBEE_QUEEN_URL: queen.url, RBEE_API_TOKEN: QUEEN_TOKEN });
     expect(run.code).toBe(0);
     expect(rbeeOn(a).length).toBe(2); // the hive and its worker
     queen.proc.kill("SIGKILL");

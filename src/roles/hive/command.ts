@@ -2,6 +2,7 @@
 import { defineCommand } from "citty";
 import { z } from "zod";
 import { commonServerArgs, parseArgs } from "../../cli-args";
+import { checkExposure } from "../../http/exposure";
 import { apiToken, DEFAULT_HIVE_PORT, hivePort, rbeeHome } from "../../config";
 import { RbeeError } from "../../errors";
 import { watchStdin } from "../../stdin-watch";
@@ -11,6 +12,7 @@ import { modelsCommand, workerCommand } from "./cli";
 const HiveArgs = z.object({
   port: z.coerce.number().int().min(0).max(65535).optional(),
   host: z.string().default("127.0.0.1"),
+  "insecure-no-auth": z.boolean().default(false),
   home: z.string().optional(),
   "api-token": z.string().optional(),
   "queen-url": z.string().url().optional(),
@@ -48,6 +50,7 @@ export default defineCommand({
     const stdin = a["watch-stdin"] || a["api-token-stdin"] ? watchStdin() : undefined;
     const token = a["api-token-stdin"] ? await stdin!.firstLine : apiToken(a["api-token"]);
     if (a["api-token-stdin"] && !token) throw new RbeeError("BAD_REQUEST", "--api-token-stdin: no token line on standard input");
+    checkExposure("hive", { host: a.host, token, insecureNoAuth: a["insecure-no-auth"] });
     await runHive({
       home: rbeeHome(a.home),
       host: a.host,
@@ -60,6 +63,7 @@ export default defineCommand({
       nodeName: a["node-name"],
       advertiseHost: a["advertise-host"],
       stdin: a["watch-stdin"] ? stdin : undefined,
+      insecureNoAuth: a["insecure-no-auth"],
     });
   },
 });

@@ -23,6 +23,8 @@ export interface HiveOptions {
   advertiseHost?: string;
   /** Exit when standard input closes: set when a queen starts this hive as its child. */
   stdin?: StdinWatch;
+  /** Listening on the network without a token, as the operator asked: its workers do the same. */
+  insecureNoAuth?: boolean;
 }
 
 const log = logger("hive");
@@ -36,6 +38,7 @@ export async function runHive(options: HiveOptions): Promise<void> {
     command: selfCommand(),
     hiveUrl: () => url,
     workerHost: options.host,
+    insecureNoAuth: options.insecureNoAuth,
     advertiseHost: options.advertiseHost,
     apiToken: options.apiToken,
     healthIntervalMs: options.healthIntervalMs,

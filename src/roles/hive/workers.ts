@@ -27,6 +27,8 @@ export interface PoolOptions {
   hiveUrl: () => string;
   workerHost: string;
   advertiseHost?: string;
+  /** Workers listen without a token on a non-loopback host too (the hive's --insecure-no-auth). */
+  insecureNoAuth?: boolean;
   apiToken?: string;
   healthIntervalMs: number;
   idleTimeoutMs: number;
@@ -78,7 +80,7 @@ export class WorkerPool {
   async spawn(request: SpawnRequest): Promise<WorkerInfo> {
     const id = `w-${process.pid}-${this.nextId++}`;
     const { options } = this;
-    const args = ["worker", "--model", request.model.path, "--model-ref", request.model.ref, "--port", "0", "--host", options.workerHost,
+    const args = ["worker", "--model", request.model.path, "--model-ref", request.model.ref, "--port", "0", "--host", options.workerHost, ...(options.insecureNoAuth ? ["--insecure-no-auth"] : []),
       "--hive-url", options.hiveUrl(), "--worker-id", id, "--slots", String(request.slots), "--gpu", request.gpu, "--watch-stdin",
       ...(options.advertiseHost ? ["--advertise-host", options.advertiseHost] : []),
       ...(request.ctx ? ["--ctx", String(request.ctx)] : []), ...(request.threads ? ["--threads", String(request.threads)] : [])];

@@ -2,6 +2,7 @@
 import { defineCommand } from "citty";
 import { z } from "zod";
 import { commonServerArgs, parseArgs } from "../../cli-args";
+import { checkExposure } from "../../http/exposure";
 import { apiToken, DEFAULT_QUEEN_PORT, rbeeHome } from "../../config";
 import { createSshHiveLauncher } from "../../ssh/hive-launcher";
 import { keepAliveMs } from "../../duration";
@@ -10,6 +11,7 @@ import { runQueen } from "./run";
 const QueenArgs = z.object({
   port: z.coerce.number().int().min(0).max(65535).default(DEFAULT_QUEEN_PORT),
   host: z.string().default("127.0.0.1"),
+  "insecure-no-auth": z.boolean().default(false),
   home: z.string().optional(),
   "api-token": z.string().optional(),
   ephemeral: z.boolean().default(false),
@@ -41,6 +43,7 @@ export default defineCommand({
   run: async ({ args }) => {
     const a = parseArgs(QueenArgs, args);
     const token = apiToken(a["api-token"]);
+    checkExposure("queen", { host: a.host, token, insecureNoAuth: a["insecure-no-auth"] });
     await runQueen({
       home: rbeeHome(a.home),
       host: a.host,
@@ -55,7 +58,7 @@ export default defineCommand({
       watchStdin: a["watch-stdin"],
       urlFile: a["url-file"],
       keepAliveMs: keepAliveMs(a["keep-alive"]),
-      remote: createSshHiveLauncher(rbeeHome(a.home), token),
+      remote: createSshHiveLauncher(rbeeHome(a.home), token, a["insecure-no-auth"]),
     });
   },
 });

@@ -2,6 +2,7 @@
 import { defineCommand } from "citty";
 import { z } from "zod";
 import { commonServerArgs, parseArgs } from "../../cli-args";
+import { checkExposure } from "../../http/exposure";
 import { runWorker } from "./run";
 
 const WorkerArgs = z.object({
@@ -9,6 +10,7 @@ const WorkerArgs = z.object({
   "model-ref": z.string().optional(),
   port: z.coerce.number().int().min(0).max(65535).default(8001),
   host: z.string().default("127.0.0.1"),
+  "insecure-no-auth": z.boolean().default(false),
   slots: z.coerce.number().int().min(1).max(256).default(4),
   ctx: z.coerce.number().int().min(16).optional(),
   gpu: z.enum(["auto", "cuda", "vulkan", "cpu"]).default("auto"),
@@ -40,6 +42,7 @@ export default defineCommand({
   run: async ({ args }) => {
     const a = parseArgs(WorkerArgs, args);
     if (a["hive-url"] && !a["worker-id"]) throw new Error("--hive-url needs --worker-id");
+    checkExposure("worker", { host: a.host, token: a["api-token"] ?? process.env.RBEE_API_TOKEN, insecureNoAuth: a["insecure-no-auth"] });
     await runWorker({
       modelPath: a.model,
       modelRef: a["model-ref"] ?? a.model.split("/").pop()!,

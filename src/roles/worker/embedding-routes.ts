@@ -3,6 +3,7 @@ import type { Hono } from "hono";
 import type { Token } from "node-llama-cpp";
 import { checkDimensions, embeddingInputs, embeddingsResponse } from "../../dialects/openai";
 import { readJson } from "../../http/validate";
+import { EMBED_MAX_TOKENS } from "../../inference/embeddings";
 import { completionTokens } from "../../inference/prompt";
 import { EmbeddingsRequest, RerankRequest } from "../../wire/openai";
 import type { WorkerService } from "./service";
@@ -12,6 +13,8 @@ export function addEmbeddingRoutes(app: Hono, service: WorkerService): void {
     const body = await readJson(c, EmbeddingsRequest);
     service.requireEngine();
     checkDimensions(body, service.shape.embedding);
+    for (const [i, text] of (typeof body.input === "string" ? [body.input] : body.input).entries())
+      if (typeof text === "string") service.checkTextFits(text.length, `input ${i}`, EMBED_MAX_TOKENS);
     const inputs = embeddingInputs(body, (text) => completionTokens(service.model, text), service.shape.vocab);
     const vectors = await (await service.embedder()).embed(inputs as Token[][]);
     const tokens = inputs.reduce((sum, t) => sum + t.length, 0);

@@ -10,6 +10,7 @@ export function addExecuteRoutes(app: Hono, service: WorkerService): void {
   const execute = async (c: Context) => {
     const body = await readJson(c, ExecuteRequest);
     const engine = service.requireEngine();
+    service.checkTextFits(body.prompt.length, "the prompt");
     const promptTokens = completionTokens(service.model, body.prompt);
     engine.check({ promptTokens, maxTokens: body.max_tokens });
     const requestId = crypto.randomUUID();

@@ -33,6 +33,7 @@ export function addOpenAiRoutes(app: Hono, service: WorkerService): void {
   app.post("/v1/completions", async (c) => {
     const body = await readJson(c, CompletionRequest);
     const prompt = typeof body.prompt === "string" ? body.prompt : body.prompt[0];
+    service.checkTextFits(prompt.length, "the prompt");
     const promptTokens = completionTokens(service.model, prompt);
     const context = Math.min(service.requireEngine().ctxPerSlot, body.context_tokens ?? Infinity);
     const maxTokens = body.max_tokens ?? (body.context_tokens ? Math.max(1, context - promptTokens.length) : OPENAI_COMPLETION_MAX_TOKENS);
@@ -50,6 +51,7 @@ export function addOpenAiRoutes(app: Hono, service: WorkerService): void {
   app.post("/v1/chat/completions", async (c) => {
     const body = await readJson(c, ChatRequest);
     const engine = service.requireEngine();
+    service.checkTextFits(chatChars(body), "the messages");
     const { tools, mode, parallel } = toolsOf(body);
     const chat = await chatTokens(service.model, chatMessagesOf(body.messages), { tools, mode });
     const context = Math.min(engine.ctxPerSlot, body.context_tokens ?? Infinity);
@@ -137,6 +139,14 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
     if (body.stream_options?.include_usage) send(chunk.usage(results));
     send("[DONE]");
   });
+}
+
+/** The characters a chat request brings to its prompt (messages and tools), before the template adds its own. */
+function chatChars(body: ChatRequest): number {
+  const text = (m: ChatRequest["messages"][number]) =>
+    typeof m.content === "string" ? m.content.length : (m.content ?? []).reduce((sum, part) => sum + part.text.length, 0);
+  const calls = (m: ChatRequest["messages"][number]) => (m.role === "assistant" ? JSON.stringify(m.tool_calls ?? []).length : 0);
+  return body.messages.reduce((sum, m) => sum + text(m) + calls(m), 0) + (body.tools ? JSON.stringify(body.tools).length : 0);
 }
 
 /** A choice's text as OpenAI's message: plain content, or the calls the model wrote in its tool syntax. */

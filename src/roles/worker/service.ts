@@ -7,6 +7,7 @@ import type { GpuChoice } from "../../inference/backend";
 import { BatchEngine } from "../../inference/engine";
 import { type LoadedModel, loadModel } from "../../inference/load";
 import { Embedder } from "../../inference/embeddings";
+import { longestTokenPiece } from "../../inference/addon";
 import { Grammars } from "../../inference/grammars";
 import { decodeRunsAheadOn } from "../../inference/step";
 import type { ReadyResponse } from "../../wire/worker";
@@ -60,6 +61,21 @@ export class WorkerService {
 
   get shape() {
     return this.requireLoaded().shape;
+  }
+
+  /**
+   * Refuses text that cannot fit a slot, before tokenizing it: no token is longer than the vocabulary's longest piece, so
+   * text of more than ctx_per_slot × that many characters has more tokens than a slot holds.
+   */
+  checkTextFits(chars: number, what: string, tokens = this.requireLoaded().ctxPerSlot): void {
+    const most = tokens * this.longestPiece();
+    if (chars > most) throw new RbeeError("CONTEXT_OVERFLOW", `${what} has ${chars} characters: more than ${tokens} tokens can hold (at most ${most})`);
+  }
+
+  private longestPieceOnce: number | undefined;
+  private longestPiece(): number {
+    this.longestPieceOnce ??= longestTokenPiece(this.requireLoaded().model, this.shape.vocab);
+    return this.longestPieceOnce;
   }
 
   /** The embeddings context, made on the first request (its memory is taken only by workers that embed). */
