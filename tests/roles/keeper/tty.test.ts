@@ -5,7 +5,9 @@ import { CLI, STORIES_MODEL } from "../../support/paths";
 
 afterAll(removeTempHomes);
 
+// Never skipped: without util-linux's `script` (Debian's bsdutils, which .ci/run installs) these fail with the reason.
 const hasScript = Bun.spawnSync(["which", "script"]).exitCode === 0;
+if (!hasScript) test("`script` is installed (apt-get install bsdutils)", () => expect(hasScript as boolean).toBe(true));
 
 test.skipIf(!hasScript)("on a TTY the stages show on stderr and are cleared before tokens", async () => {
   const home = tempHome();
