@@ -16,6 +16,7 @@ const main = defineCommand({
     status: () => import("./roles/keeper/operate").then((m) => m.status),
     models: () => import("./roles/keeper/operate").then((m) => m.models),
     workers: () => import("./roles/keeper/operate").then((m) => m.workers),
+    keys: () => import("./roles/keeper/keys").then((m) => m.keys),
   },
 });
 

@@ -1,5 +1,5 @@
 // The Hono app every role starts from: JSON error shape, optional bearer auth, health route.
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { bodyLimit } from "hono/body-limit";
 import { maxBodyBytes } from "../config";
@@ -12,9 +12,11 @@ export interface AppOptions {
   apiToken?: string;
   /** Routes reachable without the token (health probes). */
   publicPaths?: string[];
+  /** Who may use it, where a role decides more than one token does (the queen's client keys); replaces apiToken. */
+  authenticate?: MiddlewareHandler;
 }
 
-export function createApp({ role, apiToken, publicPaths = ["/v1/health"] }: AppOptions): Hono {
+export function createApp({ role, apiToken, publicPaths = ["/v1/health"], authenticate }: AppOptions): Hono {
   const log = logger(role);
   const app = new Hono();
 
@@ -30,7 +32,8 @@ export function createApp({ role, apiToken, publicPaths = ["/v1/health"] }: AppO
     }),
   );
 
-  if (apiToken) {
+  if (authenticate) app.use("*", authenticate);
+  else if (apiToken) {
     const auth = bearerAuth({ token: apiToken, noAuthenticationHeader: { message: "missing bearer token" } });
     app.use("*", (c, next) => {
       if (publicPaths.includes(c.req.path)) return next();

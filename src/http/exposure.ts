@@ -5,7 +5,7 @@ import { RbeeError } from "../errors";
 
 /** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
 export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "");
+  const h = host.replace(/^\[|\]$/g, "").replace(/^::ffff:/i, "");
   if (h === "localhost" || h === "::1") return true;
   return isIP(h) === 4 && h.startsWith("127.");
 }
@@ -14,6 +14,6 @@ export function checkExposure(role: string, { host, token, insecureNoAuth }: { h
   if (token || insecureNoAuth || isLoopback(host)) return;
   throw new RbeeError(
     "BAD_REQUEST",
-    `refusing to start the ${role} on ${host} without a token: anyone who reaches it could use it; set --api-token (or RBEE_API_TOKEN), listen on 127.0.0.1, or pass --insecure-no-auth`,
+    `refusing to start the ${role} on ${host} without a token: anyone who reaches it could use it; set --api-token (or RBEE_API_TOKEN)${role === "queen" ? " or make a key (rbee keys create)" : ""}, listen on 127.0.0.1, or pass --insecure-no-auth`,
   );
 }

@@ -27,7 +27,7 @@ describe("binding", () => {
       const lines = refused.stderr.trim().split("\n");
       expect(lines).toHaveLength(1);
       expect(lines[0]).toBe(
-        `rbee: refusing to start the ${role} on 0.0.0.0 without a token: anyone who reaches it could use it; set --api-token (or RBEE_API_TOKEN), listen on 127.0.0.1, or pass --insecure-no-auth`,
+        `rbee: refusing to start the ${role} on 0.0.0.0 without a token: anyone who reaches it could use it; set --api-token (or RBEE_API_TOKEN)${role === "queen" ? " or make a key (rbee keys create)" : ""}, listen on 127.0.0.1, or pass --insecure-no-auth`,
       );
       for (const extra of [["--host", "0.0.0.0", "--api-token", "t"], ["--host", "0.0.0.0", "--insecure-no-auth"], ["--host", "127.0.0.2"]]) {
         const started = await startRbee([...args, ...extra], { env });

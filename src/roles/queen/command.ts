@@ -6,6 +6,7 @@ import { checkExposure } from "../../http/exposure";
 import { apiToken, DEFAULT_QUEEN_PORT, rbeeHome } from "../../config";
 import { createSshHiveLauncher } from "../../ssh/hive-launcher";
 import { keepAliveMs } from "../../duration";
+import { ApiKeys } from "../../auth/api-keys";
 import { runQueen } from "./run";
 
 const QueenArgs = z.object({
@@ -42,13 +43,21 @@ export default defineCommand({
   },
   run: async ({ args }) => {
     const a = parseArgs(QueenArgs, args);
-    const token = apiToken(a["api-token"]);
-    checkExposure("queen", { host: a.host, token, insecureNoAuth: a["insecure-no-auth"] });
+    const given = apiToken(a["api-token"]);
+    // Client keys (rbee keys) guard it as a token does.
+    const keys = new ApiKeys(rbeeHome(a.home));
+    const hasKeys = keys.anyActive();
+    keys.close();
+    checkExposure("queen", { host: a.host, token: given ?? (hasKeys ? "keys" : undefined), insecureNoAuth: a["insecure-no-auth"] });
+    // The cluster secret between the queen, its hives and their workers: the token given, else (with client keys) one
+    // made for this run, since keys are for clients only.
+    const token = given ?? (hasKeys ? `rbee-cluster-${Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("base64url")}` : undefined);
     await runQueen({
       home: rbeeHome(a.home),
       host: a.host,
       port: a.port,
       apiToken: token,
+      clientsNeedCredential: given !== undefined,
       ephemeral: a.ephemeral,
       ephemeralIdleMs: a["ephemeral-idle"] * 1000,
       queueLimit: a.queue,

@@ -10,6 +10,7 @@ import { Registry } from "./registry";
 import { Relay } from "./relay";
 import { Scheduler } from "./scheduler";
 import { createQueenApp } from "./server";
+import { ApiKeys } from "../../auth/api-keys";
 import { readQueenConfig } from "./config-file";
 import { KeepAlive } from "./keep-alive";
 import { ModelNames } from "./model-names";
@@ -20,7 +21,10 @@ export interface QueenOptions {
   home: string;
   host: string;
   port: number;
+  /** The cluster secret hives and workers use (and operators may). */
   apiToken?: string;
+  /** Clients need the token or a key even before any key exists (the operator gave a token). */
+  clientsNeedCredential?: boolean;
   ephemeral: boolean;
   /** With --ephemeral: how long without tasks before the queen leaves. */
   ephemeralIdleMs: number;
@@ -90,13 +94,15 @@ export async function runQueen(options: QueenOptions): Promise<void> {
       server.stop(true);
       nodes.close();
       names.close();
+      keys.close();
       log.info("queen stopped");
       process.exit(0);
     })();
     return stopping;
   };
 
-  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, keepAlive, names, apiToken: options.apiToken, onActivity, onShutdown: () => void shutdown() });
+  const keys = new ApiKeys(options.home);
+  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, keepAlive, names, keys, apiToken: options.apiToken, clientsNeedCredential: options.clientsNeedCredential ?? options.apiToken !== undefined, onActivity, onShutdown: () => void shutdown() });
   const server = serve(app, { host: options.host, port: options.port });
   url = httpUrl(options.host === "0.0.0.0" ? "127.0.0.1" : options.host, server.port!);
   process.on("SIGTERM", () => void shutdown());

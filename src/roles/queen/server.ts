@@ -13,7 +13,9 @@ import type { Hives } from "./hives";
 import type { ModelNames } from "./model-names";
 import type { KeepAlive } from "./keep-alive";
 import type { QueenMetrics } from "./metrics";
+import type { ApiKeys } from "../../auth/api-keys";
 import { addAnthropicRoutes } from "./anthropic-routes";
+import { clientAuth } from "./client-auth";
 import { addOllamaRoutes } from "./ollama-routes";
 import { addQueenOpenAiRoutes } from "./openai-routes";
 import type { Registry } from "./registry";
@@ -30,14 +32,16 @@ export interface QueenDeps {
   metrics: QueenMetrics;
   keepAlive: KeepAlive;
   names: ModelNames;
+  keys: ApiKeys;
   apiToken?: string;
+  clientsNeedCredential?: boolean;
   onActivity: (delta: number) => void;
   onShutdown: () => void;
 }
 
 export function createQueenApp(deps: QueenDeps): Hono {
   const { registry, nodes, hives, scheduler, metrics } = deps;
-  const app = createApp({ role: "queen", apiToken: deps.apiToken, publicPaths: ["/v1/health", "/metrics"] });
+  const app = createApp({ role: "queen", authenticate: clientAuth({ clusterToken: deps.apiToken, required: deps.clientsNeedCredential ?? deps.apiToken !== undefined, keys: deps.keys }) });
 
   app.use("*", async (c, next) => {
     await next();
