@@ -6,6 +6,7 @@ import { type ApiKeys, scopesOf } from "../../auth/api-keys";
 import { getConnInfo } from "hono/bun";
 import { RbeeError } from "../../errors";
 import { isLoopback } from "../../http/exposure";
+import { withCredential } from "./request-credential";
 
 const OPEN = new Set(["/v1/health", "/metrics", "/"]);
 /** What hives tell their queen: a queen with no cluster secret trusts its own machine for these. */
@@ -36,6 +37,7 @@ export function clientAuth({ clusterToken, required, keys }: { clusterToken?: st
     const credential = credentialOf(c);
     if (clusterToken && credential === clusterToken) return next();
     if (!clusterToken && FROM_HIVES.has(c.req.path) && isLoopback(getConnInfo(c).remote.address ?? "")) return next();
+    // Open (loopback only, or --insecure-no-auth by choice): what its own machine's users may do.
     if (!required && !keys.anyActive()) return next();
     if (!credential) throw new RbeeError("UNAUTHORIZED", "missing API key: send Authorization: Bearer KEY (or x-api-key)");
     const key = keys.find(credential);
@@ -59,7 +61,7 @@ export function clientAuth({ clusterToken, required, keys }: { clusterToken?: st
       inflight.set(key.id, (inflight.get(key.id) ?? 1) - 1);
     };
     try {
-      await next();
+      await withCredential({ pathsAllowed: scopesOf(key).includes("operator") }, () => next());
     } catch (err) {
       finish();
       throw err;

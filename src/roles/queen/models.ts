@@ -1,6 +1,7 @@
 // Resolves the `model` a client sends (a name, a catalog reference, an id or a short name) to a reference a hive can serve,
 // starting the local hive (or the pinned node's) first when no hive is up to ask.
 import type { ModelNames } from "./model-names";
+import { pathsAllowed } from "./request-credential";
 import { isHubShorthand } from "../../catalog/hub-shorthand";
 import { looksLikeModelRef, parseModelRef } from "../../catalog/refs";
 import { RbeeError } from "../../errors";
@@ -19,6 +20,11 @@ export async function resolveModel(registry: Registry, hives: Hives, key: string
   if (isHubShorthand(target) && !looksLikeModelRef(target))
     throw new RbeeError("MODEL_NOT_FOUND", `model "${target}" has not been pulled: pull it first (ollama pull ${target}, or rbee models download ${target})`);
   if (target !== key) return looksLikeModelRef(target) ? parseModelRef(target).ref : target;
-  if (looksLikeModelRef(key)) return parseModelRef(key).ref;
+  if (looksLikeModelRef(key)) {
+    const ref = parseModelRef(key);
+    if (ref.provider === "file" && !pathsAllowed())
+      throw new RbeeError("FORBIDDEN", `"${key}" names a file on the queen's machine: that needs a key with the operator scope (a name or hf: reference works with any key)`);
+    return ref.ref;
+  }
   throw new RbeeError("MODEL_NOT_FOUND", `no hive has a model called "${key}"; use a reference such as hf:ORG/REPO/FILE.gguf to download it`);
 }

@@ -50,8 +50,14 @@ describe("API keys", () => {
     const viaHeader = await fetch(`${queen.url}/v1/messages`, { method: "POST", headers: { "x-api-key": reader.key }, body: JSON.stringify({ model: "stories260K", max_tokens: 2, messages: [{ role: "user", content: "hi" }] }) });
     expect(viaHeader.status).toBe(200);
 
-    // Requests per minute: the reader has made 2 of its 3; the 4th is refused with Retry-After.
-    expect((await chat(reader.key)).status).toBe(200);
+    // A file on the queen's machine, named by path: operators only (names and hf: references are for everyone).
+    const byPath = await chat(admin.key, { model: "/etc/passwd.gguf" });
+    expect(byPath.status).not.toBe(403);
+    const readerPath = await fetch(`${queen.url}/v1/completions`, { method: "POST", headers: { authorization: `Bearer ${reader.key}` }, body: JSON.stringify({ model: "../../etc/passwd.gguf", prompt: "x" }) });
+    expect(readerPath.status).toBe(403);
+    expect((await readerPath.json()).error.message).toContain("names a file on the queen's machine");
+
+    // Requests per minute: the reader has made 3 of its 3 (the refused path counted); the next is refused with Retry-After.
     const limited = await chat(reader.key);
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
