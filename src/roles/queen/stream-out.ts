@@ -16,6 +16,11 @@ export function passThrough(relayed: Relayed, metrics: QueenMetrics, modelRef: s
     onEnd();
   };
   let last = performance.now();
+  // The end of what came so far: a stream that stops without its dialect's ending (the worker's process died between
+  // two writes) gets an error record, so that no client mistakes a cut answer for a whole one.
+  let tail = "";
+  const remember = (chunk: Uint8Array) => (tail = (tail + Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1")).slice(-256));
+  const finished = () => /\[DONE\]|event: (end|error)|"error":/.test(tail);
   metrics.ttft.observe((last - startedAt) / 1000);
   const count = (chunk: Uint8Array) => {
     const text = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1");
@@ -31,6 +36,7 @@ export function passThrough(relayed: Relayed, metrics: QueenMetrics, modelRef: s
     start(controller) {
       if (relayed.first) {
         count(relayed.first);
+        remember(relayed.first);
         controller.enqueue(relayed.first);
       }
     },
@@ -39,9 +45,11 @@ export function passThrough(relayed: Relayed, metrics: QueenMetrics, modelRef: s
         const { value, done } = await reader.read();
         if (done) {
           end();
+          if (!finished()) controller.enqueue(encoder.encode(errorRecord("the worker's stream ended before the answer was complete")));
           return controller.close();
         }
         count(value);
+        remember(value);
         controller.enqueue(value);
       } catch (err) {
         end();

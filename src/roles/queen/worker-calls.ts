@@ -1,6 +1,6 @@
 // A dialect's request, translated into OpenAI's, carried to a worker of the model: its answer as parsed OpenAI stream
 // chunks, or as one JSON body. The lease, the activity count and the keep-alive end with it, however it ends.
-import { asRbeeError } from "../../errors";
+import { RbeeError } from "../../errors";
 import { resolveModel } from "./models";
 import type { QueenDeps } from "./server";
 
@@ -54,7 +54,8 @@ export async function* openAiChunks(deps: Deps, call: WorkerCall): AsyncGenerato
       buffer += decoder.decode(value, { stream: true });
     }
   } catch (err) {
-    throw asRbeeError(err);
+    // The worker's connection broke mid-answer (it was killed, or its node went away).
+    throw err instanceof RbeeError ? err : new RbeeError("WORKER_FAILED", `the worker was lost mid-stream: ${err instanceof Error ? err.message : err}`);
   } finally {
     end();
     void relayed.reader.cancel().catch(() => {});

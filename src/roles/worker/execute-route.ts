@@ -30,7 +30,10 @@ export function addExecuteRoutes(app: Hono, service: WorkerService): void {
         onText: (t, i) => sink.send("token", { t, i }),
       });
       if (result.stopReason === "error") sink.send("error", { code: "INTERNAL", message: result.error ?? "generation failed" });
-      else if (result.stopReason !== "cancelled")
+      // Cancelled while the client still listens: the worker is going away, and says so.
+      else if (result.stopReason === "cancelled") {
+        if (!sink.signal.aborted) sink.send("error", { code: "SHUTTING_DOWN", message: "the worker stopped before the answer was complete" });
+      } else
         sink.send("end", { tokens_out: result.tokensOut, stop_reason: result.stopReason, ttft_ms: result.ttftMs, tokens_per_s: result.tokensPerS });
     });
   };

@@ -130,7 +130,11 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
         });
       }),
     );
-    if (results.some((r) => r.stopReason === "cancelled")) return;
+    if (results.some((r) => r.stopReason === "cancelled")) {
+      // Cancelled while the client still listens: the worker is going away, and says so.
+      if (!sink.signal.aborted) send({ error: { code: "SHUTTING_DOWN", message: "the worker stopped before the answer was complete" } });
+      return;
+    }
     const failed = results.find((r) => r.stopReason === "error");
     if (failed) {
       send({ error: { code: "INTERNAL", message: failed.error ?? "generation failed" } });
