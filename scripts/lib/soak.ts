@@ -49,8 +49,11 @@ function streamEnding(text: string): Outcome {
   return { kind: "unclear", detail: `stream ended without an ending or an error: …${text.slice(-200)}` };
 }
 
+/** SOAK_KINDS=0,2 soaks with those kinds of request only (to find which one misbehaves). */
+const KINDS = process.env.SOAK_KINDS ? process.env.SOAK_KINDS.split(",").map(Number) : REQUESTS.map((_, i) => i);
+
 async function oneRequest(options: SoakOptions, n: number): Promise<Outcome> {
-  const { path, body, stream } = REQUESTS[n % REQUESTS.length]!(options.model);
+  const { path, body, stream } = REQUESTS[KINDS[n % KINDS.length]!]!(options.model);
   const abort = new AbortController();
   // One request in five is abandoned by its client part way.
   const disconnect = Math.random() < 0.2 ? setTimeout(() => abort.abort(), Math.random() * 200) : undefined;

@@ -27,7 +27,6 @@ interface Task {
   error: { code: string; message: string } | null;
   created_at: string;
   finished_at: string | null;
-  controller: AbortController;
 }
 
 /** Finished tasks kept for GET /v2/tasks/:id. */
@@ -35,21 +34,25 @@ const KEEP_FINISHED = 1000;
 
 export function addTaskRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hives" | "relay" | "metrics" | "onActivity" | "names">): void {
   const tasks = new Map<string, Task>();
+  /** The running tasks' cancel switches: dropped when a task ends, so a finished task keeps nothing of its stream. */
+  const cancellers = new Map<string, AbortController>();
   const remember = (task: Task) => {
     tasks.set(task.id, task);
     if (tasks.size > KEEP_FINISHED) for (const [id, t] of tasks) if (t.finished_at) { tasks.delete(id); break; }
   };
-  const view = ({ controller: _, ...task }: Task) => task;
+  const view = (task: Task) => task;
 
   app.post("/v2/tasks", async (c) => {
     const body = await readJson(c, TaskRequest);
     const modelRef = await resolveModel(deps.registry, deps.hives, body.model, body.node, deps.names);
     const { model: _model, node, ...execute } = body;
-    const task: Task = { id: `t-${crypto.randomUUID()}`, model: modelRef, node: node ?? null, state: "queued", position: null, worker: null, tokens_out: 0, stop_reason: null, error: null, created_at: new Date().toISOString(), finished_at: null, controller: new AbortController() };
+    const task: Task = { id: `t-${crypto.randomUUID()}`, model: modelRef, node: node ?? null, state: "queued", position: null, worker: null, tokens_out: 0, stop_reason: null, error: null, created_at: new Date().toISOString(), finished_at: null };
+    const controller = new AbortController();
+    cancellers.set(task.id, controller);
     remember(task);
     const startedAt = performance.now();
     return sseResponse(c, async (sink) => {
-      const signal = AbortSignal.any([sink.signal, task.controller.signal]);
+      const signal = AbortSignal.any([sink.signal, controller.signal]);
       const finish = (state: TaskState, error?: { code: string; message: string }) => {
         task.state = state;
         task.error = error ?? null;
@@ -68,18 +71,19 @@ export function addTaskRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hiv
         task.state = "running";
         task.position = null;
         task.worker = relayed.lease.worker.id;
-        // An aborted fetch does not always end a read already waiting on its body: stop waiting on abort.
-        const aborted = new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(new Error("cancelled")), { once: true }));
-        aborted.catch(() => {});
+        // An aborted fetch does not always end a read already waiting on its body: cancelling the reader does. (A race
+        // against a promise that only settles on abort kept a reaction for every read of every task it outlived.)
+        const stopReading = () => void relayed.reader.cancel().catch(() => {});
+        signal.addEventListener("abort", stopReading, { once: true });
         const first = relayed.first;
         const stream = new ReadableStream<Uint8Array>({
-          start: (controller) => void (first && controller.enqueue(first)),
-          pull: async (controller) => {
-            const { value, done } = await Promise.race([relayed.reader.read(), aborted]);
-            if (done) controller.close();
-            else controller.enqueue(value);
+          start: (out) => void (first && out.enqueue(first)),
+          pull: async (out) => {
+            const { value, done } = await relayed.reader.read();
+            if (done) out.close();
+            else out.enqueue(value);
           },
-          cancel: () => void relayed.reader.cancel().catch(() => {}),
+          cancel: stopReading,
         });
         let last = performance.now();
         try {
@@ -111,6 +115,7 @@ export function addTaskRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hiv
           sink.send("error", e.toJSON().error);
           finish("error", e.toJSON().error);
         } finally {
+          signal.removeEventListener("abort", stopReading);
           relayed.lease.release();
         }
       } catch (err) {
@@ -119,6 +124,7 @@ export function addTaskRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hiv
         sink.send("error", e.toJSON().error);
         finish("error", e.toJSON().error);
       } finally {
+        cancellers.delete(task.id);
         deps.onActivity(-1);
       }
     });
@@ -133,7 +139,7 @@ export function addTaskRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hiv
   app.delete("/v2/tasks/:id", (c) => {
     const task = tasks.get(c.req.param("id"));
     if (!task) throw new RbeeError("NOT_FOUND", `no task ${c.req.param("id")}`);
-    if (!task.finished_at) task.controller.abort();
+    if (!task.finished_at) cancellers.get(task.id)?.abort();
     return c.json(view(task));
   });
 }
