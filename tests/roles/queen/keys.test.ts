@@ -50,6 +50,11 @@ describe("API keys", () => {
     const viaHeader = await fetch(`${queen.url}/v1/messages`, { method: "POST", headers: { "x-api-key": reader.key }, body: JSON.stringify({ model: "stories260K", max_tokens: 2, messages: [{ role: "user", content: "hi" }] }) });
     expect(viaHeader.status).toBe(200);
 
+    // Ollama's clients too: the same key, the same refusal without one.
+    const ollamaBody = JSON.stringify({ model: "stories260K", prompt: "Once", raw: true, stream: false, options: { num_predict: 2 } });
+    expect((await fetch(`${queen.url}/api/generate`, { method: "POST", body: ollamaBody })).status).toBe(401);
+    expect((await fetch(`${queen.url}/api/generate`, { method: "POST", headers: { authorization: `Bearer ${admin.key}` }, body: ollamaBody })).status).toBe(200);
+
     // A file on the queen's machine, named by path: operators only (names and hf: references are for everyone).
     const byPath = await chat(admin.key, { model: "/etc/passwd.gguf" });
     expect(byPath.status).not.toBe(403);
