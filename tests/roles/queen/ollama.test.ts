@@ -149,6 +149,11 @@ describe("Ollama API on the queen", () => {
     await ollama.generate({ model: "stories260K", prompt: "Once", raw: true, options: { num_predict: 2 }, keep_alive: 0 });
     await waitFor("the stories worker stopped", async () => ((await queenWorkers(queen.url)).some((w) => w.id && (w as { model_ref?: string }).model_ref?.includes("stories260K")) ? undefined : true));
     expect((await ollama.ps()).models.map((m) => m.name)).not.toContain("stories260K:latest");
+    // A short keep_alive: the queen stops the worker when it runs out.
+    await ollama.generate({ model: "stories260K", prompt: "Once", raw: true, options: { num_predict: 2 }, keep_alive: "1s" });
+    expect((await ollama.ps()).models.map((m) => m.name)).toContain("stories260K:latest");
+    await waitFor("the worker stopped at its expiry", async () => ((await ollama.ps()).models.some((m) => m.name === "stories260K:latest") ? undefined : true), 10_000);
+    await ollama.generate({ model: "stories260K", prompt: "", keep_alive: "10m" });
     // A negative keep_alive keeps it loaded.
     await ollama.generate({ model: "stories260K", prompt: "Once", raw: true, options: { num_predict: 2 }, keep_alive: -1 });
     expect(String((await ollama.ps()).models.find((m) => m.name === "stories260K:latest")!.expires_at)).toBe("0001-01-01T00:00:00Z");
