@@ -1,4 +1,5 @@
 // Talks to a queen: what the keeper's commands need.
+import type { DeviceReport } from "../wire/hive";
 import type { ByteProgress } from "../progress";
 import type { ModelJson } from "../wire/hive";
 import { RbeeHttpClient } from "./http-json";
@@ -9,7 +10,7 @@ export interface QueenNode {
   ssh: string | null;
   hive_url: string | null;
   hive_state: string;
-  devices: { backend: string; gpus: { name: string; vram_free_bytes: number; vram_total_bytes: number }[] } | null;
+  devices: DeviceReport | null;
 }
 
 export interface QueenWorker {

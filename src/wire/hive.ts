@@ -57,11 +57,22 @@ export function modelJson(m: CatalogEntry): ModelJson {
   };
 }
 
+export interface GpuDevice {
+  index: number;
+  name: string;
+  vram_total_bytes: number;
+  vram_free_bytes: number;
+  /** An id that survives a reboot (the GPU's UUID), where the driver gives one. */
+  uuid: string | null;
+  pci_bus: string | null;
+}
+
 /** What GET /v1/devices reports. */
 export interface DeviceReport {
   backend: string;
   backends: string[];
-  gpus: { index: number; name: string; vram_total_bytes: number; vram_free_bytes: number }[];
+  /** One entry per device (on NVIDIA from nvidia-smi; elsewhere the backend's devices as one, memory summed). */
+  gpus: GpuDevice[];
   ram_total_bytes: number;
   ram_free_bytes: number;
   cpu_cores: number;

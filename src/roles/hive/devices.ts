@@ -19,19 +19,47 @@ export function sharedLlama(): Promise<{ llama: Llama; backend: Backend }> {
   return llamaOnce;
 }
 
+const MIB = 1024 * 1024;
+
+/** Each NVIDIA GPU as nvidia-smi sees it, or undefined where it is not there (or fails). */
+function nvidiaGpus(): DeviceReport["gpus"] | undefined {
+  const run = Bun.spawnSync(["nvidia-smi", "--query-gpu=index,uuid,name,memory.total,memory.free,pci.bus_id", "--format=csv,noheader,nounits"], { stdout: "pipe", stderr: "ignore" });
+  if (!run.success) return undefined;
+  return parseNvidiaSmi(run.stdout.toString());
+}
+
+export function parseNvidiaSmi(csv: string): DeviceReport["gpus"] {
+  return csv
+    .split("\n")
+    .map((line) => line.split(",").map((f) => f.trim()))
+    .filter((f) => f.length >= 6 && /^\d+$/.test(f[0]!))
+    .map(([index, uuid, name, total, free, bus]) => ({ index: Number(index), name: name!, vram_total_bytes: Number(total) * MIB, vram_free_bytes: Number(free) * MIB, uuid: uuid ?? null, pci_bus: bus ?? null }));
+}
+
+/**
+ * RBEE_FAKE_DEVICES (JSON: a DeviceReport's gpus, and optionally its backend) stands in for this machine's devices, so
+ * that placement can be tested for machines the test does not have.
+ */
+function fakeDevices(): Partial<DeviceReport> & { gpus: DeviceReport["gpus"] } | undefined {
+  const text = process.env.RBEE_FAKE_DEVICES;
+  if (!text) return undefined;
+  const fake = JSON.parse(text) as Partial<DeviceReport> & { gpus: DeviceReport["gpus"] };
+  return { ...fake, gpus: fake.gpus.map((g, i) => ({ ...g, uuid: g.uuid ?? null, pci_bus: g.pci_bus ?? null, index: g.index ?? i })) };
+}
+
 export const probeDevices: DeviceProbe = async () => {
-  const { llama, backend } = await sharedLlama();
-  const gpus: DeviceReport["gpus"] = [];
-  if (backend !== "cpu") {
-    const [vram, names] = await Promise.all([llama.getVramState(), llama.getGpuDeviceNames()]);
-    gpus.push({ index: 0, name: names.join(", ") || backend, vram_total_bytes: vram.total, vram_free_bytes: vram.free });
+  const machine = { ram_total_bytes: totalmem(), ram_free_bytes: freemem(), cpu_cores: usableCores() };
+  const fake = fakeDevices();
+  if (fake) {
+    const backend = fake.backend ?? (fake.gpus.length ? "cuda" : "cpu");
+    return { backend, backends: backend === "cpu" ? ["cpu"] : [backend, "cpu"], ...machine, ...fake, gpus: fake.gpus };
   }
-  return {
-    backend,
-    backends: backend === "cpu" ? ["cpu"] : [backend, "cpu"],
-    gpus,
-    ram_total_bytes: totalmem(),
-    ram_free_bytes: freemem(),
-    cpu_cores: usableCores(),
-  };
+  const { llama, backend } = await sharedLlama();
+  let gpus: DeviceReport["gpus"] = [];
+  if (backend === "cuda") gpus = nvidiaGpus() ?? [];
+  if (backend !== "cpu" && !gpus.length) {
+    const [vram, names] = await Promise.all([llama.getVramState(), llama.getGpuDeviceNames()]);
+    gpus = [{ index: 0, name: names.join(", ") || backend, vram_total_bytes: vram.total, vram_free_bytes: vram.free, uuid: null, pci_bus: null }];
+  }
+  return { backend, backends: backend === "cpu" ? ["cpu"] : [backend, "cpu"], gpus, ...machine };
 };

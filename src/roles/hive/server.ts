@@ -62,7 +62,7 @@ export function createHiveApp({ catalog, downloads, workers, probeDevices, apiTo
     const model = catalog.require(request.model);
     const devices = await probeDevices();
     const onGpu = request.gpu !== "cpu" && devices.gpus.length > 0;
-    const freeBytes = onGpu ? devices.gpus[0]!.vram_free_bytes : devices.ram_free_bytes;
+    const freeBytes = onGpu ? Math.max(...devices.gpus.map((g) => g.vram_free_bytes)) : devices.ram_free_bytes;
     checkFit(await estimateNeeds(model.path, { onGpu, slots: request.slots, ctxPerSlot: request.ctx, freeBytes }), devices);
     catalog.touch(model.id);
     return c.json({ worker: await workers.spawn({ ...request, model }) }, 201);

@@ -50,10 +50,10 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
   };
 }
 
-/** The memory a worker's weights, KV cache and buffers go to on this hive: its first GPU's, else its RAM. */
+/** The memory a worker's weights, KV cache and buffers go to on this hive: its roomiest GPU's, else its RAM. */
 function freeMemory(h: HiveEntry): number {
-  const gpu = h.devices?.gpus?.[0];
-  return gpu ? gpu.vram_free_bytes : (h.devices?.ram_free_bytes ?? 0);
+  const gpus = h.devices?.gpus ?? [];
+  return gpus.length ? Math.max(...gpus.map((g) => g.vram_free_bytes)) : (h.devices?.ram_free_bytes ?? 0);
 }
 
 /** Whether a worker of the model's default context per slot fits the hive's free memory, as the hive will check. */

@@ -8,7 +8,7 @@ import { STORIES_MODEL } from "../../support/paths";
 const machine = (vramFree: number | null, ramFree: number): DeviceReport => ({
   backend: vramFree === null ? "cpu" : "cuda",
   backends: vramFree === null ? ["cpu"] : ["cuda", "cpu"],
-  gpus: vramFree === null ? [] : [{ index: 0, name: "Test GPU", vram_total_bytes: 8 * 2 ** 30, vram_free_bytes: vramFree }],
+  gpus: vramFree === null ? [] : [{ index: 0, name: "Test GPU", vram_total_bytes: 8 * 2 ** 30, vram_free_bytes: vramFree, uuid: null, pci_bus: null }],
   ram_total_bytes: 16 * 2 ** 30,
   ram_free_bytes: ramFree,
   cpu_cores: 2,
