@@ -11,6 +11,8 @@ export const SpawnRequest = z.strictObject({
   slots: z.number().int().min(1).max(256).default(4),
   ctx: z.number().int().min(16).optional(),
   threads: z.number().int().min(1).max(1024).optional(),
+  /** The GPUs (indexes on the node) the worker may use; one to pin it, several to split the model over them. */
+  devices: z.array(z.number().int().nonnegative()).min(1).max(64).optional(),
   /** Seconds idle before the hive stops the worker; 0: never (the queen's keep-alive decides). The hive's default when absent. */
   idle_timeout_s: z.number().nonnegative().optional(),
 });
@@ -89,6 +91,8 @@ export interface WorkerInfo {
   url: string | null;
   backend: string | null;
   device: string | null;
+  /** The GPUs it was pinned to; null: every GPU of its node. */
+  devices: number[] | null;
   slots_total: number;
   started_at: string;
   ready_at: string | null;

@@ -38,6 +38,8 @@ export const ReadyResponse = z.object({
   model: z.string(),
   backend: z.string().nullable(),
   device: z.string().nullable(),
+  /** The GPUs it was pinned to (--devices); null: every GPU it sees. */
+  devices: z.array(z.number()).nullable(),
   vram_bytes: z.number(),
   slots_total: z.number(),
   slots_idle: z.number(),

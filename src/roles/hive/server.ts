@@ -9,6 +9,7 @@ import { DownloadRequest, modelJson, SpawnRequest } from "../../wire/hive";
 import { WorkerReadyCallback } from "../../wire/worker";
 import type { DeviceProbe } from "./devices";
 import type { Downloads } from "./downloads";
+import type { DeviceReport } from "../../wire/hive";
 import { checkFit, estimateNeeds } from "./fit";
 import type { WorkerPool } from "./workers";
 
@@ -60,7 +61,7 @@ export function createHiveApp({ catalog, downloads, workers, probeDevices, apiTo
   app.post("/v1/workers/spawn", async (c) => {
     const request = await readJson(c, SpawnRequest);
     const model = catalog.require(request.model);
-    const devices = await probeDevices();
+    const devices = pinnedTo(await probeDevices(), request.devices);
     const onGpu = request.gpu !== "cpu" && devices.gpus.length > 0;
     const freeBytes = onGpu ? Math.max(...devices.gpus.map((g) => g.vram_free_bytes)) : devices.ram_free_bytes;
     checkFit(await estimateNeeds(model.path, { onGpu, slots: request.slots, ctxPerSlot: request.ctx, freeBytes }), devices);
@@ -83,4 +84,20 @@ export function createHiveApp({ catalog, downloads, workers, probeDevices, apiTo
   });
 
   return app;
+}
+
+/**
+ * The machine as a worker pinned to `indexes` sees it: those GPUs only, and several of them as one (llama.cpp splits the
+ * layers by their free memory). A GPU the machine does not have is the client's error.
+ */
+function pinnedTo(devices: DeviceReport, indexes: number[] | undefined): DeviceReport {
+  if (!indexes) return devices;
+  const known = devices.gpus.map((g) => g.index);
+  const missing = indexes.filter((i) => !known.includes(i));
+  if (missing.length) throw new RbeeError("BAD_REQUEST", `no GPU ${missing.join(", ")} on this node (it has ${known.length ? known.join(", ") : "none"})`);
+  const chosen = devices.gpus.filter((g) => indexes.includes(g.index));
+  if (chosen.length === 1) return { ...devices, gpus: chosen };
+  const sum = (f: (g: (typeof chosen)[number]) => number) => chosen.reduce((total, g) => total + f(g), 0);
+  const split = { index: chosen[0]!.index, name: chosen.map((g) => `${g.index}: ${g.name}`).join(" + "), vram_total_bytes: sum((g) => g.vram_total_bytes), vram_free_bytes: sum((g) => g.vram_free_bytes), uuid: null, pci_bus: null };
+  return { ...devices, gpus: [split] };
 }

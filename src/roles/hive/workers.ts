@@ -17,6 +17,8 @@ export interface SpawnRequest {
   slots: number;
   ctx?: number;
   threads?: number;
+  /** The GPUs it may use (--devices). */
+  devices?: number[];
   /** Seconds idle before this worker is stopped; 0: never (its queen decides). The pool's default when absent. */
   idle_timeout_s?: number;
 }
@@ -83,7 +85,8 @@ export class WorkerPool {
     const args = ["worker", "--model", request.model.path, "--model-ref", request.model.ref, "--port", "0", "--host", options.workerHost, ...(options.insecureNoAuth ? ["--insecure-no-auth"] : []),
       "--hive-url", options.hiveUrl(), "--worker-id", id, "--slots", String(request.slots), "--gpu", request.gpu, "--watch-stdin",
       ...(options.advertiseHost ? ["--advertise-host", options.advertiseHost] : []),
-      ...(request.ctx ? ["--ctx", String(request.ctx)] : []), ...(request.threads ? ["--threads", String(request.threads)] : [])];
+      ...(request.ctx ? ["--ctx", String(request.ctx)] : []), ...(request.threads ? ["--threads", String(request.threads)] : []),
+      ...(request.devices ? ["--devices", request.devices.join(",")] : [])];
     const proc = Bun.spawn([...options.command, ...args], {
       stdin: "pipe", // never written: when the hive dies, the worker reads EOF and exits
       stdout: "ignore",
@@ -91,7 +94,7 @@ export class WorkerPool {
       env: { ...process.env, ...(options.apiToken && { RBEE_API_TOKEN: options.apiToken }) },
     });
     const entry: Entry = {
-      info: { id, model_id: request.model.id, model_ref: request.model.ref, state: "starting", pid: proc.pid, url: null, backend: null, device: null, slots_total: request.slots, started_at: new Date().toISOString(), ready_at: null },
+      info: { id, model_id: request.model.id, model_ref: request.model.ref, state: "starting", pid: proc.pid, url: null, backend: null, device: null, devices: request.devices ?? null, slots_total: request.slots, started_at: new Date().toISOString(), ready_at: null },
       proc,
       ready: Promise.withResolvers<WorkerInfo>(),
       stderrTail: [],

@@ -24,6 +24,8 @@ export interface WorkerEntry {
   inflight: number;
   backend: string | null;
   device: string | null;
+  /** The GPUs of its node it is pinned to; null: all. */
+  devices: number[] | null;
 }
 
 export interface ModelListing {
@@ -66,7 +68,7 @@ export class Registry {
 
   upsertWorker(node: string, w: WorkerInfo): WorkerEntry | undefined {
     if (w.state !== "ready" || !w.url) return undefined;
-    const fields = { id: w.id, node, url: w.url, modelRef: w.model_ref, slotsTotal: w.slots_total, backend: w.backend, device: w.device };
+    const fields = { id: w.id, node, url: w.url, modelRef: w.model_ref, slotsTotal: w.slots_total, backend: w.backend, device: w.device, devices: w.devices ?? null };
     const known = this.workers.get(w.id);
     // Leases hold the entry itself: update it in place so their releases count.
     if (known) return Object.assign(known, fields);

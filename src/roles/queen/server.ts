@@ -73,6 +73,7 @@ export function createQueenApp(deps: QueenDeps): Hono {
         inflight: w.inflight,
         backend: w.backend,
         device: w.device,
+        devices: w.devices,
         expires_at: deps.keepAlive.expiresAt(w.modelRef)?.toISOString() ?? null,
       })),
     }),

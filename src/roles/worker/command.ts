@@ -3,6 +3,7 @@ import { defineCommand } from "citty";
 import { z } from "zod";
 import { commonServerArgs, parseArgs } from "../../cli-args";
 import { checkExposure } from "../../http/exposure";
+import { parseDevices, useOnlyDevices } from "../../inference/visible-devices";
 import { runWorker } from "./run";
 
 const WorkerArgs = z.object({
@@ -21,6 +22,7 @@ const WorkerArgs = z.object({
   "api-token": z.string().optional(),
   "watch-stdin": z.boolean().default(false),
   "advertise-host": z.string().optional(),
+  devices: z.string().optional(),
 });
 
 export default defineCommand({
@@ -38,10 +40,13 @@ export default defineCommand({
     "worker-id": { type: "string", description: "Id to report to the hive" },
     "advertise-host": { type: "string", description: "Address the hive and clients reach this worker at (when listening on 0.0.0.0)" },
     "watch-stdin": { type: "boolean", description: "Exit when standard input closes (set by the hive, so no worker outlives it)" },
+    devices: { type: "string", description: "Use only these GPUs, by index: 0, or 0,1 to split the model over both (default: every GPU)" },
   },
   run: async ({ args }) => {
     const a = parseArgs(WorkerArgs, args);
     if (a["hive-url"] && !a["worker-id"]) throw new Error("--hive-url needs --worker-id");
+    const devices = a.devices === undefined ? undefined : parseDevices(a.devices);
+    if (devices) useOnlyDevices(devices);
     checkExposure("worker", { host: a.host, token: a["api-token"] ?? process.env.RBEE_API_TOKEN, insecureNoAuth: a["insecure-no-auth"] });
     await runWorker({
       modelPath: a.model,
@@ -57,6 +62,7 @@ export default defineCommand({
       hive: a["hive-url"] ? { url: a["hive-url"], workerId: a["worker-id"]! } : undefined,
       watchStdin: a["watch-stdin"],
       advertiseHost: a["advertise-host"],
+      devices,
     });
   },
 });

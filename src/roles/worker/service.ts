@@ -21,6 +21,8 @@ export interface WorkerConfig {
   ctx?: number;
   threads?: number;
   queueLimit: number;
+  /** The GPUs this worker was pinned to (--devices), by index on its machine. */
+  devices?: number[];
 }
 
 const log = logger("worker");
@@ -118,6 +120,7 @@ export class WorkerService {
       model: this.config.modelRef,
       backend: this.loaded?.backend ?? null,
       device: this.loaded?.device ?? null,
+      devices: this.config.devices ?? null,
       vram_bytes: this.loaded?.vramBytes ?? 0,
       slots_total: this.config.slots,
       slots_idle: engine?.slotsIdle ?? 0,

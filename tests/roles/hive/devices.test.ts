@@ -5,6 +5,8 @@ import { parseNvidiaSmi } from "../../../src/roles/hive/devices";
 import { removeTempHomes } from "../../support/home";
 import { killStartedProcesses, runRbee, startRbee, waitFor } from "../../support/processes";
 import { tempHome } from "../../support/home";
+import { STORIES_MODEL } from "../../support/paths";
+import { postJson } from "../../support/sse";
 
 afterAll(async () => {
   await killStartedProcesses();
@@ -44,5 +46,31 @@ describe("devices", () => {
     expect(status.stdout).toMatch(/localhost\s+0\s+NVIDIA H100 80GB HBM3\s+70\.0 GiB\s+80\.0 GiB\s+GPU-aaaa/);
     expect(status.stdout).toMatch(/localhost\s+1\s+NVIDIA H100 80GB HBM3\s+12\.0 GiB\s+80\.0 GiB\s+GPU-bbbb/);
     expect(await queen.stop()).toBe(0);
+  });
+
+  test("pinned workers: --devices is validated, reported, and a hive checks the pinned GPUs' memory", async () => {
+    const bad = await runRbee(["worker", "--model", STORIES_MODEL, "--devices", "0,x"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim()).toBe('rbee: --devices "0,x": expected GPU indexes such as 0 or 0,1');
+
+    const home = tempHome();
+    expect((await runRbee(["hive", "models", "download", STORIES_MODEL, "--port", "1"], { env: { RBEE_HOME: home } })).code).toBe(0);
+    // GPU 1 has almost nothing free: alone it cannot take even stories260K; with GPU 0 it can.
+    const gpus = [TWO_GPUS[0], { ...TWO_GPUS[1], vram_free_bytes: 2 ** 20 }];
+    const hive = await startRbee(["hive", "--port", "0", "--home", home], { env: { RBEE_FAKE_DEVICES: JSON.stringify({ gpus }) } });
+    const spawn = (devices: number[]) => postJson(`${hive.url}/v1/workers/spawn`, { model: "stories260K", devices, slots: 1 });
+    const missing = await spawn([5]);
+    expect(missing.status).toBe(400);
+    expect((await missing.json()).error.message).toBe("no GPU 5 on this node (it has 0, 1)");
+    const tooSmall = await spawn([1]);
+    expect(tooSmall.status).toBe(507);
+    expect((await tooSmall.json()).error.message).toMatch(/^needs [\d.]+ MiB VRAM, 1\.0 MiB free on GPU 1 \(NVIDIA H100 80GB HBM3\)/);
+    const split = await spawn([0, 1]);
+    expect(split.status).toBe(201);
+    const worker = (await split.json()).worker;
+    expect(worker.devices).toEqual([0, 1]);
+    const ready = await (await fetch(`${worker.url}/v1/ready`)).json();
+    expect(ready.devices).toEqual([0, 1]);
+    expect(await hive.stop()).toBe(0);
   });
 });
