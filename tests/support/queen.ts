@@ -10,10 +10,10 @@ export async function startQueen(extraArgs: string[] = [], home = tempHome("rbee
   return Object.assign(queen, { home });
 }
 
-export async function startNodeHive(queenUrl: string, node: string, extraArgs: string[] = []): Promise<RbeeProcess & { home: string }> {
+export async function startNodeHive(queenUrl: string, node: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<RbeeProcess & { home: string }> {
   const home = tempHome(`rbee-${node}-`);
   await addStories(home);
-  const hive = await startRbee(["hive", "--port", "0", "--home", home, "--queen-url", queenUrl, "--node-name", node, "--health-interval", "0.5", ...extraArgs]);
+  const hive = await startRbee(["hive", "--port", "0", "--home", home, "--queen-url", queenUrl, "--node-name", node, "--health-interval", "0.5", ...extraArgs], { env });
   await waitFor(`${node} announced`, async () => {
     const { nodes } = await (await fetch(`${queenUrl}/v1/nodes`)).json();
     return nodes.some((n: { name: string; hive_state: string }) => n.name === node && n.hive_state === "up") ? true : undefined;

@@ -24,6 +24,7 @@ const QueenArgs = z.object({
   "watch-stdin": z.boolean().default(false),
   "url-file": z.string().optional(),
   "keep-alive": z.string().optional(),
+  "allow-cpu": z.boolean().default(false),
 });
 
 export default defineCommand({
@@ -39,6 +40,7 @@ export default defineCommand({
     "hive-check-interval": { type: "string", description: "Seconds between hive health checks (default 5)" },
     "watch-stdin": { type: "boolean", description: "Exit when standard input closes (set by `rbee infer`)" },
     "url-file": { type: "string", description: "Write the queen's URL to this file once it listens (for `rbee infer`)" },
+    "allow-cpu": { type: "boolean", description: "Let workers run on the CPU of nodes that have GPUs when no GPU has room (nodes without GPUs always may)" },
     "keep-alive": { type: "string", description: "How long a model stays loaded after its last request: 5m, 1h, 300 (seconds), -1 always (default: config.toml's keep_alive, else 5m)" },
   },
   run: async ({ args }) => {
@@ -67,6 +69,7 @@ export default defineCommand({
       watchStdin: a["watch-stdin"],
       urlFile: a["url-file"],
       keepAliveMs: keepAliveMs(a["keep-alive"]),
+      allowCpu: a["allow-cpu"],
       remote: createSshHiveLauncher(rbeeHome(a.home), token, a["insecure-no-auth"]),
     });
   },

@@ -33,6 +33,8 @@ export interface QueenOptions {
   workerSlots: number;
   /** How long a model stays loaded after its last request, by default (-1: always); config.toml's, else 5 minutes. */
   keepAliveMs?: number;
+  /** Workers may run on the CPU of nodes that have GPUs. */
+  allowCpu?: boolean;
   hiveCheckIntervalMs: number;
   watchStdin: boolean;
   urlFile?: string;
@@ -61,7 +63,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
     remote: options.remote,
   });
   scheduler = new Scheduler(registry, {
-    spawn: createSpawner({ registry, ensureHive: (n) => hives.ensure(n), knowsNode: (n) => hives.knows(n), workerSlots: options.workerSlots, settingsFor: (ref) => names.settingsFor(ref) }),
+    spawn: createSpawner({ registry, ensureHive: (n) => hives.ensure(n), knowsNode: (n) => hives.knows(n), workerSlots: options.workerSlots, settingsFor: (ref) => names.settingsFor(ref), allowCpu: options.allowCpu }),
     queueLimit: options.queueLimit,
     queueTimeoutMs: options.queueTimeoutMs,
     metrics,

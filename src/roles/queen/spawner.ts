@@ -1,11 +1,10 @@
-// Brings up a worker for a model: on a hive where it fits (the hive's own memory arithmetic, from the model's shape)
-// and that already has the model, then the most free memory; else on one that downloads it first; starts the local hive
-// when there is none. At most one worker per model per hive.
+// Brings up a worker for a model where placement.ts puts it (a node with the model, one GPU, a split, the CPU), on a
+// hive that downloads the model first where it lacks it; starts the local hive when there is none. At most one worker
+// per model per hive.
 import { RbeeError } from "../../errors";
 import { logger } from "../../log";
-import { defaultCtxPerSlot, estimateMemory } from "../../inference/memory-plan";
 import { LOCAL_NODE } from "../../nodes/registry";
-import type { ModelJson } from "../../wire/hive";
+import { place } from "./placement";
 import type { HiveEntry, Registry } from "./registry";
 
 export interface SpawnerOptions {
@@ -17,11 +16,13 @@ export interface SpawnerOptions {
   workerSlots: number;
   /** config.toml's slots and context for a model, where it has any. */
   settingsFor?: (modelRef: string) => { slots?: number; ctx?: number } | undefined;
+  /** Workers may go onto the CPU of a node that has GPUs (--allow-cpu). */
+  allowCpu?: boolean;
 }
 
 const log = logger("queen");
 
-export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: defaultSlots, settingsFor }: SpawnerOptions) {
+export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: defaultSlots, settingsFor, allowCpu = false }: SpawnerOptions) {
   /** Resolves true once a new worker serves, false when every eligible hive already has one for this model. */
   return async function spawn(modelRef: string, node?: string): Promise<boolean> {
     if (node && !knowsNode(node)) throw new RbeeError("NOT_FOUND", `unknown node "${node}"`);
@@ -33,33 +34,28 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
     const settings = settingsFor?.(modelRef);
     const workerSlots = settings?.slots ?? defaultSlots;
     const hasModel = (h: HiveEntry) => h.models.some((m) => m.ref === modelRef && m.status === "ready");
-    const model = hives.flatMap((h) => h.models).find((m) => m.ref === modelRef && m.shape);
-    const fits = (h: HiveEntry) => !model || fitsOn(h, model, workerSlots);
-    free.sort((a, b) => Number(fits(b)) - Number(fits(a)) || Number(hasModel(b)) - Number(hasModel(a)) || freeMemory(b) - freeMemory(a));
-    const hive = free[0]!;
+    const known = hives.flatMap((h) => h.models).find((m) => m.ref === modelRef && m.shape);
+    const placement = place(
+      free.map((h) => ({ node: h.node, devices: h.devices, hasModel: hasModel(h) })),
+      { model: known ? { ref: modelRef, shape: known.shape, sizeBytes: known.size_bytes } : null, slots: workerSlots, ctx: settings?.ctx, allowCpu },
+    );
+    const hive = free.find((h) => h.node === placement.node)!;
     if (!hasModel(hive)) {
       log.info(`downloading ${modelRef} on ${hive.node}`);
       const model = await hive.client.download(modelRef);
       hive.models = [...hive.models.filter((m) => m.ref !== model.ref), model];
     }
-    log.info(`spawning a worker for ${modelRef} on ${hive.node}`);
+    log.info(`spawning a worker for ${modelRef} on ${hive.node}${placement.devices ? ` (GPU ${placement.devices.join("+")})` : placement.gpu === "cpu" ? " (CPU)" : ""}`);
     // Its hive leaves it running however long it is idle: the queen's keep-alive stops it (keep-alive.ts).
-    const worker = await hive.client.spawn({ model: modelRef, slots: workerSlots, ...(settings?.ctx && { ctx: settings.ctx }), idle_timeout_s: 0 });
+    const worker = await hive.client.spawn({
+      model: modelRef,
+      slots: workerSlots,
+      ...(settings?.ctx && { ctx: settings.ctx }),
+      ...(placement.devices && { devices: placement.devices }),
+      ...(placement.gpu === "cpu" && { gpu: "cpu" as const }),
+      idle_timeout_s: 0,
+    });
     registry.upsertWorker(hive.node, worker);
     return true;
   };
-}
-
-/** The memory a worker's weights, KV cache and buffers go to on this hive: its roomiest GPU's, else its RAM. */
-function freeMemory(h: HiveEntry): number {
-  const gpus = h.devices?.gpus ?? [];
-  return gpus.length ? Math.max(...gpus.map((g) => g.vram_free_bytes)) : (h.devices?.ram_free_bytes ?? 0);
-}
-
-/** Whether a worker of the model's default context per slot fits the hive's free memory, as the hive will check. */
-function fitsOn(h: HiveEntry, model: ModelJson, slots: number): boolean {
-  if (!h.devices || !model.shape) return true;
-  const onGpu = h.devices.gpus.length > 0;
-  const needs = estimateMemory(model.shape, { weightsBytes: model.size_bytes, slots, ctxPerSlot: defaultCtxPerSlot(model.shape), onGpu });
-  return (onGpu ? needs.vramBytes : needs.ramBytes) <= freeMemory(h);
 }

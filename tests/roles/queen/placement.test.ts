@@ -1,0 +1,81 @@
+// Where the queen puts a new worker (roles/queen/placement.ts), for machines described by their device reports: the
+// node with the model, the tightest single GPU, the fewest GPUs of one node, the CPU only where allowed, and one error
+// with the numbers when nothing fits. Then the same through a real queen and hives with fake devices.
+import { afterAll, describe, expect, test } from "bun:test";
+import { readModelShape } from "../../../src/inference/gguf-metadata";
+import { estimateMemory } from "../../../src/inference/memory-plan";
+import { type Candidate, place } from "../../../src/roles/queen/placement";
+import type { DeviceReport } from "../../../src/wire/hive";
+import { removeTempHomes } from "../../support/home";
+import { STORIES_MODEL } from "../../support/paths";
+import { killStartedProcesses } from "../../support/processes";
+import { queenWorkers, startNodeHive, startQueen } from "../../support/queen";
+
+afterAll(async () => {
+  await killStartedProcesses();
+  removeTempHomes();
+});
+
+const GIB = 2 ** 30;
+const MIB = 2 ** 20;
+const gpu = (index: number, freeBytes: number) => ({ index, name: `GPU ${index}`, vram_total_bytes: 80 * GIB, vram_free_bytes: freeBytes, uuid: null, pci_bus: null });
+const machine = (gpus: ReturnType<typeof gpu>[], ramFree = 16 * GIB): DeviceReport => ({
+  backend: gpus.length ? "cuda" : "cpu",
+  backends: gpus.length ? ["cuda", "cpu"] : ["cpu"],
+  gpus,
+  ram_total_bytes: 32 * GIB,
+  ram_free_bytes: ramFree,
+  cpu_cores: 16,
+});
+
+const shape = await readModelShape(STORIES_MODEL);
+const model = { ref: "file:stories", shape, sizeBytes: 1185376 };
+const request = { model, slots: 4, allowCpu: false };
+const need = estimateMemory(shape, { weightsBytes: model.sizeBytes, slots: 4, ctxPerSlot: 2048, onGpu: true }).vramBytes;
+
+describe("placement", () => {
+  test("the tightest single GPU that holds it, on a node that has the model first", () => {
+    const candidates: Candidate[] = [
+      { node: "a", devices: machine([gpu(0, 40 * GIB), gpu(1, need + MIB)]), hasModel: false },
+      { node: "b", devices: machine([gpu(0, 70 * GIB)]), hasModel: true },
+    ];
+    expect(place(candidates, request)).toEqual({ node: "b", devices: [0], gpu: "auto" });
+    expect(place(candidates.map((c) => ({ ...c, hasModel: false })), request)).toEqual({ node: "a", devices: [1], gpu: "auto" });
+  });
+
+  test("no single GPU holds it: the fewest GPUs of one node, roomiest first", () => {
+    // 0.45 + 0.6 of what it needs on the two roomiest; the third would not be needed.
+    const part = (f: number) => Math.ceil(need * f);
+    const candidates: Candidate[] = [{ node: "a", devices: machine([gpu(0, part(0.45)), gpu(1, part(0.6)), gpu(2, part(0.4)), gpu(3, MIB)]), hasModel: true }];
+    expect(place(candidates, request)).toEqual({ node: "a", devices: [0, 1], gpu: "auto" });
+  });
+
+  test("the CPU: always on a node without GPUs, on a GPU node only when allowed", () => {
+    const full = { node: "g", devices: machine([gpu(0, MIB)]), hasModel: true };
+    const cpuOnly = { node: "c", devices: machine([]), hasModel: false };
+    expect(place([full, cpuOnly], request)).toEqual({ node: "c", gpu: "auto" });
+    expect(place([full], { ...request, allowCpu: true })).toEqual({ node: "g", gpu: "cpu" });
+  });
+
+  test("nothing fits anywhere: one error with what it needs and what each node has", () => {
+    const candidates: Candidate[] = [
+      { node: "a", devices: machine([gpu(0, MIB), gpu(1, 2 * MIB)]), hasModel: true },
+      { node: "b", devices: machine([], MIB), hasModel: false },
+    ];
+    expect(() => place(candidates, request)).toThrow(
+      /^nothing fits file:stories with 4 slots of 2048 tokens: it needs [\d.]+ MiB on GPUs or [\d.]+ MiB of RAM; a: GPU 0 1\.0 MiB free, GPU 1 2\.0 MiB free; 16\.0 GiB RAM free \(CPU not allowed: --allow-cpu\); b: 1\.0 MiB RAM free$/,
+    );
+  });
+
+  test("through a real queen: the worker goes to the node whose GPU fits, pinned to it", async () => {
+    const queen = await startQueen(["--hive-check-interval", "0.5"]);
+    const devicesOf = (gpus: ReturnType<typeof gpu>[]) => ({ RBEE_FAKE_DEVICES: JSON.stringify({ gpus }) });
+    await startNodeHive(queen.url, "small", [], devicesOf([gpu(0, MIB)]));
+    await startNodeHive(queen.url, "big", [], devicesOf([gpu(0, 2 * GIB), gpu(1, 60 * GIB)]));
+    const res = await fetch(`${queen.url}/v1/completions`, { method: "POST", body: JSON.stringify({ model: "stories260K", prompt: "Once upon a time", max_tokens: 3, node: undefined }) });
+    expect(res.status).toBe(200);
+    const workers = (await queenWorkers(queen.url)) as unknown as { node: string; devices: number[] | null }[];
+    expect(workers.map((w) => [w.node, w.devices])).toEqual([["big", [0]]]);
+    expect(await queen.stop()).toBe(0);
+  });
+});
