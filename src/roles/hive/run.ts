@@ -33,7 +33,14 @@ export async function runHive(options: HiveOptions): Promise<void> {
   const catalog = new Catalog(options.home);
   const downloads = new Downloads(catalog, hubOptionsFromEnv());
   let url = "";
-  const link = options.queenUrl ? new QueenLink(options.queenUrl, options.apiToken, options.nodeName, { url: () => url, catalog, workers: () => workers, probeDevices }) : undefined;
+  // Real devices report what is free as measured; fake ones (RBEE_FAKE_DEVICES) have the workers' estimates taken off.
+  const probe = async () => {
+    const report = await probeDevices();
+    if (!process.env.RBEE_FAKE_DEVICES) return report;
+    const held = workers.vramHeld();
+    return { ...report, gpus: report.gpus.map((g) => ({ ...g, vram_free_bytes: Math.max(0, g.vram_free_bytes - (held.get(g.index) ?? 0)) })) };
+  };
+  const link = options.queenUrl ? new QueenLink(options.queenUrl, options.apiToken, options.nodeName, { url: () => url, catalog, workers: () => workers, probeDevices: probe }) : undefined;
   const workers = new WorkerPool({
     command: selfCommand(),
     hiveUrl: () => url,
@@ -59,7 +66,7 @@ export async function runHive(options: HiveOptions): Promise<void> {
     })();
     return stopping;
   };
-  const app = createHiveApp({ catalog, downloads, workers, probeDevices, apiToken: options.apiToken, onShutdown: () => void shutdown() });
+  const app = createHiveApp({ catalog, downloads, workers, probeDevices: probe, apiToken: options.apiToken, onShutdown: () => void shutdown() });
   const server = serve(app, { host: options.host, port: options.port });
   url = httpUrl(options.advertiseHost ?? options.host, server.port!);
   process.on("SIGTERM", () => void shutdown());

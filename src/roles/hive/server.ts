@@ -64,9 +64,10 @@ export function createHiveApp({ catalog, downloads, workers, probeDevices, apiTo
     const devices = pinnedTo(await probeDevices(), request.devices);
     const onGpu = request.gpu !== "cpu" && devices.gpus.length > 0;
     const freeBytes = onGpu ? Math.max(...devices.gpus.map((g) => g.vram_free_bytes)) : devices.ram_free_bytes;
-    checkFit(await estimateNeeds(model.path, { onGpu, slots: request.slots, ctxPerSlot: request.ctx, freeBytes }), devices);
+    const needs = await estimateNeeds(model.path, { onGpu, slots: request.slots, ctxPerSlot: request.ctx, freeBytes });
+    checkFit(needs, devices);
     catalog.touch(model.id);
-    return c.json({ worker: await workers.spawn({ ...request, model }) }, 201);
+    return c.json({ worker: await workers.spawn({ ...request, model, vramBytes: onGpu ? needs.vramBytes : 0 }) }, 201);
   });
 
   app.post("/v1/workers/ready", async (c) => c.json({ worker: workers.markReady(await readJson(c, WorkerReadyCallback)) }));

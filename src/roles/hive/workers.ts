@@ -19,6 +19,8 @@ export interface SpawnRequest {
   threads?: number;
   /** The GPUs it may use (--devices). */
   devices?: number[];
+  /** The VRAM it was estimated to take (what fake devices count as held). */
+  vramBytes?: number;
   /** Seconds idle before this worker is stopped; 0: never (its queen decides). The pool's default when absent. */
   idle_timeout_s?: number;
 }
@@ -56,6 +58,7 @@ interface Entry {
   stopping?: Promise<void>;
   /** 0: never stopped for idleness. */
   idleTimeoutMs: number;
+  request: SpawnRequest;
 }
 
 export class WorkerPool {
@@ -70,6 +73,16 @@ export class WorkerPool {
 
   list(): WorkerInfo[] {
     return [...this.entries.values()].map((e) => e.info);
+  }
+
+  /** The VRAM the running workers were estimated to take, by GPU index (a split one's shared evenly). */
+  vramHeld(): Map<number, number> {
+    const held = new Map<number, number>();
+    for (const { request } of this.entries.values()) {
+      const devices = request.devices ?? [0];
+      for (const d of devices) held.set(d, (held.get(d) ?? 0) + (request.vramBytes ?? 0) / devices.length);
+    }
+    return held;
   }
 
   get(id: string): WorkerInfo {
@@ -100,6 +113,7 @@ export class WorkerPool {
       stderrTail: [],
       failures: 0,
       idleTimeoutMs: request.idle_timeout_s === undefined ? options.idleTimeoutMs : request.idle_timeout_s * 1000,
+      request,
     };
     entry.ready.promise.catch(() => {});
     this.entries.set(id, entry);

@@ -26,6 +26,8 @@ export interface WorkerEntry {
   device: string | null;
   /** The GPUs of its node it is pinned to; null: all. */
   devices: number[] | null;
+  /** When a request last ended on it (or it came up): the least recently used idle worker is evicted first. */
+  lastUsedAt: number;
 }
 
 export interface ModelListing {
@@ -72,7 +74,7 @@ export class Registry {
     const known = this.workers.get(w.id);
     // Leases hold the entry itself: update it in place so their releases count.
     if (known) return Object.assign(known, fields);
-    const entry: WorkerEntry = { ...fields, inflight: 0 };
+    const entry: WorkerEntry = { ...fields, inflight: 0, lastUsedAt: Date.now() };
     this.workers.set(w.id, entry);
     return entry;
   }

@@ -43,7 +43,14 @@ export class Relay {
     let lastError: unknown;
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       const acquired = await this.scheduler.acquire(request.modelRef, { node: request.node, signal: request.signal, onQueued: request.onQueued });
-      const lease = { ...acquired, release: () => (acquired.release(), this.keepAlive?.touch(request.modelRef, request.keepAliveMs)) };
+      const lease = {
+        ...acquired,
+        release: () => {
+          acquired.release();
+          acquired.worker.lastUsedAt = Date.now();
+          this.keepAlive?.touch(request.modelRef, request.keepAliveMs);
+        },
+      };
       try {
         const res = await fetch(`${lease.worker.url}${request.path}`, {
           method: "POST",

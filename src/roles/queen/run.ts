@@ -13,6 +13,7 @@ import { createQueenApp } from "./server";
 import { ApiKeys } from "../../auth/api-keys";
 import { readQueenConfig } from "./config-file";
 import { KeepAlive } from "./keep-alive";
+import type { WorkerEntry } from "./registry";
 import { ModelNames } from "./model-names";
 import { preload } from "./preload";
 import { createSpawner } from "./spawner";
@@ -45,6 +46,12 @@ const log = logger("queen");
 const DEFAULT_KEEP_ALIVE_MS = 5 * 60_000;
 
 export async function runQueen(options: QueenOptions): Promise<void> {
+  /** Stops a worker through its hive, and forgets it. */
+  const stopWorker = async (worker: WorkerEntry) => {
+    const hive = registry.hives.get(worker.node);
+    if (hive) await hive.client.stopWorker(worker.id);
+    registry.removeWorker(worker.id);
+  };
   const config = readQueenConfig(options.home);
   const nodes = new NodeRegistry(options.home);
   const registry = new Registry(options.apiToken);
@@ -63,7 +70,12 @@ export async function runQueen(options: QueenOptions): Promise<void> {
     remote: options.remote,
   });
   scheduler = new Scheduler(registry, {
-    spawn: createSpawner({ registry, ensureHive: (n) => hives.ensure(n), knowsNode: (n) => hives.knows(n), workerSlots: options.workerSlots, settingsFor: (ref) => names.settingsFor(ref), allowCpu: options.allowCpu }),
+    spawn: createSpawner({ registry, ensureHive: (n) => hives.ensure(n), knowsNode: (n) => hives.knows(n), workerSlots: options.workerSlots, settingsFor: (ref) => names.settingsFor(ref),
+      allowCpu: options.allowCpu,
+      pinned: (ref) => names.settingsFor(ref)?.pinned === true,
+      stopWorker: (worker) => stopWorker(worker),
+      onEvicted: (worker) => metrics.evictions.inc({ model: worker.modelRef }),
+    }),
     queueLimit: options.queueLimit,
     queueTimeoutMs: options.queueTimeoutMs,
     metrics,
@@ -73,11 +85,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
     const settings = names.settingsFor(ref);
     return settings?.pinned ? -1 : (settings?.keep_alive ?? defaultKeepAliveMs);
   };
-  const keepAlive = new KeepAlive(registry, keepAliveFor, async (worker) => {
-    const hive = registry.hives.get(worker.node);
-    if (hive) await hive.client.stopWorker(worker.id);
-    registry.removeWorker(worker.id);
-  });
+  const keepAlive = new KeepAlive(registry, keepAliveFor, (worker) => stopWorker(worker));
   keepAlive.start();
   const relay = new Relay(registry, scheduler, options.apiToken, keepAlive);
 

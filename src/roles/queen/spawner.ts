@@ -5,7 +5,7 @@ import { RbeeError } from "../../errors";
 import { logger } from "../../log";
 import { LOCAL_NODE } from "../../nodes/registry";
 import { place } from "./placement";
-import type { HiveEntry, Registry } from "./registry";
+import type { HiveEntry, Registry, WorkerEntry } from "./registry";
 
 export interface SpawnerOptions {
   registry: Registry;
@@ -18,11 +18,38 @@ export interface SpawnerOptions {
   settingsFor?: (modelRef: string) => { slots?: number; ctx?: number } | undefined;
   /** Workers may go onto the CPU of a node that has GPUs (--allow-cpu). */
   allowCpu?: boolean;
+  /** Models never unloaded to make room (config.toml's pinned). */
+  pinned?: (modelRef: string) => boolean;
+  /** Stops a worker through its hive (and forgets it). */
+  stopWorker?: (worker: WorkerEntry) => Promise<void>;
+  /** Counted when an idle worker is evicted. */
+  onEvicted?: (worker: WorkerEntry) => void;
 }
 
 const log = logger("queen");
 
-export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: defaultSlots, settingsFor, allowCpu = false }: SpawnerOptions) {
+export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: defaultSlots, settingsFor, allowCpu = false, pinned = () => false, stopWorker, onEvicted }: SpawnerOptions) {
+  /**
+   * Where nothing fits: the least recently used idle worker that is not pinned stops (never one with requests in
+   * flight), its node's devices are read again, and placement tries again, until it fits or no idle worker is left.
+   */
+  async function placeEvicting(candidates: () => Parameters<typeof place>[0], request: Parameters<typeof place>[1], forModel: string) {
+    for (;;) {
+      try {
+        return place(candidates(), request);
+      } catch (err) {
+        const idle = [...registry.workers.values()].filter((w) => w.inflight === 0 && w.modelRef !== forModel && !pinned(w.modelRef)).sort((a, b) => a.lastUsedAt - b.lastUsedAt);
+        const victim = idle[0];
+        if (!(err instanceof RbeeError) || err.code !== "INSUFFICIENT_VRAM" || !victim || !stopWorker) throw err;
+        log.info(`evicting idle worker ${victim.id} (${victim.modelRef}) on ${victim.node} to make room for ${forModel}`);
+        await stopWorker(victim);
+        onEvicted?.(victim);
+        const hive = registry.hives.get(victim.node);
+        if (hive) hive.devices = await hive.client.devices().catch(() => hive.devices);
+      }
+    }
+  }
+
   /** Resolves true once a new worker serves, false when every eligible hive already has one for this model. */
   return async function spawn(modelRef: string, node?: string): Promise<boolean> {
     if (node && !knowsNode(node)) throw new RbeeError("NOT_FOUND", `unknown node "${node}"`);
@@ -35,9 +62,12 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
     const workerSlots = settings?.slots ?? defaultSlots;
     const hasModel = (h: HiveEntry) => h.models.some((m) => m.ref === modelRef && m.status === "ready");
     const known = hives.flatMap((h) => h.models).find((m) => m.ref === modelRef && m.shape);
-    const placement = place(
-      free.map((h) => ({ node: h.node, devices: h.devices, hasModel: hasModel(h) })),
+    // Fresh device reports: what workers started since the last heartbeat hold counts.
+    await Promise.all(free.map(async (h) => (h.devices = await h.client.devices().catch(() => h.devices))));
+    const placement = await placeEvicting(
+      () => free.map((h) => ({ node: h.node, devices: h.devices, hasModel: hasModel(h) })),
       { model: known ? { ref: modelRef, shape: known.shape, sizeBytes: known.size_bytes } : null, slots: workerSlots, ctx: settings?.ctx, allowCpu },
+      modelRef,
     );
     const hive = free.find((h) => h.node === placement.node)!;
     if (!hasModel(hive)) {

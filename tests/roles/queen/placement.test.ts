@@ -79,3 +79,36 @@ describe("placement", () => {
     expect(await queen.stop()).toBe(0);
   });
 });
+
+describe("eviction", () => {
+  test("a spawn that needs the memory an idle worker holds stops the least recently used one; never one in use", async () => {
+    const { copyFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const { tempHome } = await import("../../support/home");
+    const { runRbee } = await import("../../support/processes");
+    const { startRbee } = await import("../../support/processes");
+    // Room on the one GPU for one stories260K worker (4 slots of 2048 tokens), not two.
+    const env = { RBEE_FAKE_DEVICES: JSON.stringify({ gpus: [gpu(0, Math.round(need * 1.5))] }) };
+    const home = tempHome("rbee-evict-");
+    const tales = join(home, "tales.gguf");
+    copyFileSync(STORIES_MODEL, tales);
+    for (const model of [STORIES_MODEL, tales]) expect((await runRbee(["hive", "models", "download", model, "--port", "1"], { env: { RBEE_HOME: home } })).code).toBe(0);
+    const queen = await startRbee(["queen", "--port", "0", "--home", home, "--hive-check-interval", "0.5"], { env });
+    const ask = (model: string, extra: Record<string, unknown> = {}) =>
+      fetch(`${queen.url}/v1/completions`, { method: "POST", body: JSON.stringify({ model, prompt: "Once upon a time", max_tokens: 3, ...extra }) });
+    expect((await ask("stories260K")).status).toBe(200);
+    expect((await ask("tales")).status).toBe(200);
+    const workers = async () => ((await queenWorkers(queen.url)) as unknown as { model_ref: string }[]).map((w) => w.model_ref.split("/").pop());
+    expect(await workers()).toEqual(["tales.gguf"]);
+    const metrics = await (await fetch(`${queen.url}/metrics`)).text();
+    expect(metrics).toMatch(/rbee_evictions_total\{model="file:[^"]*stories260K\.gguf"\} 1/);
+    // While tales streams a long answer it is in use: stories260K cannot have its memory, and says why.
+    const busy = await ask("tales", { max_tokens: 2000, ignore_eos: true, stream: true });
+    const refused = await ask("stories260K");
+    expect(refused.status).toBe(507);
+    expect((await refused.json()).error.message).toMatch(/^nothing fits .*stories260K\.gguf with 4 slots of 2048 tokens: it needs [\d.]+ MiB on GPUs/);
+    await busy.text();
+    expect(await workers()).toEqual(["tales.gguf"]);
+    expect(await queen.stop()).toBe(0);
+  });
+});
