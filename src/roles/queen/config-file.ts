@@ -7,7 +7,8 @@
 //   ctx = 8192
 //   keep_alive = "1h"
 //   preload = true
-//   pinned = true      # never unloaded (by keep-alive, or later for memory)
+//   pinned = true      # never unloaded (by keep-alive, or for memory)
+//   max_replicas = 2   # workers of it at once, over every node
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, TomlError } from "smol-toml";
@@ -32,6 +33,8 @@ const ModelEntry = z.strictObject({
   keep_alive: Duration.optional(),
   preload: z.boolean().default(false),
   pinned: z.boolean().default(false),
+  /** At most this many workers of the model at once, over every node (default: one per GPU, one per CPU-only node). */
+  max_replicas: z.number().int().min(1).optional(),
 });
 export type ModelConfig = z.infer<typeof ModelEntry> & { name: string };
 

@@ -45,6 +45,21 @@ export class KeepAlive {
 
   private async expire(): Promise<void> {
     const now = Date.now();
+    // A replica idle past the keep-alive stops while another of its model still serves (the last one follows the
+    // model's own expiry below).
+    const byModel = new Map<string, WorkerEntry[]>();
+    for (const w of this.registry.workers.values()) byModel.set(w.modelRef, [...(byModel.get(w.modelRef) ?? []), w]);
+    for (const [modelRef, workers] of byModel) {
+      const keep = this.defaultFor(modelRef);
+      if (workers.length < 2 || keep < 0) continue;
+      let left = workers.length;
+      for (const w of [...workers].sort((a, b) => a.lastUsedAt - b.lastUsedAt)) {
+        if (left <= 1 || w.inflight > 0 || now - w.lastUsedAt < keep) continue;
+        left--;
+        log.info(`replica ${w.id} of ${modelRef} on ${w.node} idle past its keep-alive: stopping it`);
+        await this.stopWorker(w).catch((err) => log.warn(`could not stop worker ${w.id}: ${err instanceof Error ? err.message : err}`));
+      }
+    }
     for (const [modelRef, until] of this.until) {
       if (until > now) continue;
       const workers = this.registry.workersFor(modelRef);

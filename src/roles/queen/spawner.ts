@@ -1,6 +1,6 @@
 // Brings up a worker for a model where placement.ts puts it (a node with the model, one GPU, a split, the CPU), on a
-// hive that downloads the model first where it lacks it; starts the local hive when there is none. At most one worker
-// per model per hive.
+// hive that downloads the model first where it lacks it; starts the local hive when there is none. The scheduler asks for
+// another replica while requests wait: one per GPU, one per CPU-only node, up to config.toml's max_replicas.
 import { RbeeError } from "../../errors";
 import { logger } from "../../log";
 import { LOCAL_NODE } from "../../nodes/registry";
@@ -14,8 +14,8 @@ export interface SpawnerOptions {
   /** Whether a node of this name exists (registered, or announced by its hive). */
   knowsNode: (node: string) => boolean;
   workerSlots: number;
-  /** config.toml's slots and context for a model, where it has any. */
-  settingsFor?: (modelRef: string) => { slots?: number; ctx?: number } | undefined;
+  /** config.toml's slots, context and replica limit for a model, where it has any. */
+  settingsFor?: (modelRef: string) => { slots?: number; ctx?: number; max_replicas?: number } | undefined;
   /** Workers may go onto the CPU of a node that has GPUs (--allow-cpu). */
   allowCpu?: boolean;
   /** Models never unloaded to make room (config.toml's pinned). */
@@ -55,21 +55,27 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
     if (node && !knowsNode(node)) throw new RbeeError("NOT_FOUND", `unknown node "${node}"`);
     let hives = registry.upHives().filter((h) => !node || h.node === node);
     if (!hives.length) hives = [await ensureHive(node ?? LOCAL_NODE)];
-    const busy = new Set(registry.workersFor(modelRef).map((w) => w.node));
-    const free = hives.filter((h) => !busy.has(h.node));
-    if (!free.length) return false; // every hive already serves this model: waiters get the next free slot
     const settings = settingsFor?.(modelRef);
+    const replicas = registry.workersFor(modelRef);
+    if (settings?.max_replicas !== undefined && replicas.length >= settings.max_replicas) return false;
+    // Another replica goes to a node without one, or to a GPU of a node where none of its replicas is: one replica per
+    // GPU (two on one GPU share its compute), one per CPU-only node.
+    const taken = (h: HiveEntry) => replicas.filter((w) => w.node === h.node).flatMap((w) => w.devices ?? (h.devices?.gpus ?? []).map((g) => g.index));
+    const free = hives
+      .filter((h) => !replicas.some((w) => w.node === h.node) || (h.devices?.gpus ?? []).some((g) => !taken(h).includes(g.index)))
+      .map((h) => ({ hive: h, exclude: taken(h) }));
+    if (!free.length) return false; // every device already serves this model: waiters get the next free slot
     const workerSlots = settings?.slots ?? defaultSlots;
     const hasModel = (h: HiveEntry) => h.models.some((m) => m.ref === modelRef && m.status === "ready");
     const known = hives.flatMap((h) => h.models).find((m) => m.ref === modelRef && m.shape);
     // Fresh device reports: what workers started since the last heartbeat hold counts.
-    await Promise.all(free.map(async (h) => (h.devices = await h.client.devices().catch(() => h.devices))));
+    await Promise.all(free.map(async ({ hive: h }) => (h.devices = await h.client.devices().catch(() => h.devices))));
     const placement = await placeEvicting(
-      () => free.map((h) => ({ node: h.node, devices: h.devices, hasModel: hasModel(h) })),
+      () => free.map(({ hive: h, exclude }) => ({ node: h.node, devices: h.devices && { ...h.devices, gpus: h.devices.gpus.filter((g) => !exclude.includes(g.index)) }, hasModel: hasModel(h) })),
       { model: known ? { ref: modelRef, shape: known.shape, sizeBytes: known.size_bytes } : null, slots: workerSlots, ctx: settings?.ctx, allowCpu },
       modelRef,
     );
-    const hive = free.find((h) => h.node === placement.node)!;
+    const hive = free.find(({ hive: h }) => h.node === placement.node)!.hive;
     if (!hasModel(hive)) {
       log.info(`downloading ${modelRef} on ${hive.node}`);
       const model = await hive.client.download(modelRef);

@@ -112,3 +112,23 @@ describe("eviction", () => {
     expect(await queen.stop()).toBe(0);
   });
 });
+
+describe("replicas", () => {
+  test("requests that wait bring up another replica on a free GPU; an idle replica stops after its keep-alive", async () => {
+    const { tempHome } = await import("../../support/home");
+    const { waitFor } = await import("../../support/processes");
+    const queen = await startQueen(["--worker-slots", "1", "--keep-alive", "1s", "--hive-check-interval", "0.5"], tempHome());
+    await startNodeHive(queen.url, "twin", [], { RBEE_FAKE_DEVICES: JSON.stringify({ gpus: [gpu(0, 40 * GIB), gpu(1, 40 * GIB)] }) });
+    const long = () =>
+      fetch(`${queen.url}/v1/completions`, { method: "POST", body: JSON.stringify({ model: "stories260K", prompt: "Once upon a time", max_tokens: 1500, ignore_eos: true, node: "twin" }) });
+    const both = await Promise.all([long(), long()]);
+    expect(both.map((r) => r.status)).toEqual([200, 200]);
+    const workers = (await queenWorkers(queen.url)) as unknown as { node: string; devices: number[] }[];
+    expect(workers.map((w) => w.devices).sort()).toEqual([[0], [1]]);
+    // One keeps serving; the other, idle past 1 s, stops.
+    const busy = fetch(`${queen.url}/v2/tasks`, { method: "POST", body: JSON.stringify({ model: "stories260K", prompt: "Once", max_tokens: 6000, ignore_eos: true, node: "twin" }) });
+    await waitFor("one replica left", async () => ((await queenWorkers(queen.url)).length === 1 ? true : undefined), 10_000);
+    await (await busy).text();
+    expect(await queen.stop()).toBe(0);
+  });
+});
