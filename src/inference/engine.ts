@@ -6,7 +6,7 @@ import type { LlamaContext, LlamaModel, Token } from "node-llama-cpp";
 import { RbeeError } from "../errors";
 import { logger } from "../log";
 import { Generation, type GenerationRequest, type GenerationResult } from "./generation";
-import { PromptCache } from "./prompt-cache";
+import { PromptCache, sharedStart } from "./prompt-cache";
 import { StepProfile } from "./step-profile";
 import { type AddonContext, type AddonSampler, addonContextOf, createSampler, lastStepTimingsOf, takeLogprobs, wantLogprobs } from "./addon";
 import { type OutputPlan, type Step, type Stepper, stepperFor } from "./step";
@@ -127,7 +127,7 @@ export class BatchEngine {
     try {
       for (;;) {
         this.dropCancelled();
-        this.admitWaiting();
+        await this.admitWaiting();
         await this.closeGaps();
         if (!decoding && this.active.size === 0) {
           this.profile?.report();
@@ -209,7 +209,7 @@ export class BatchEngine {
       if (gap === undefined) return;
       const top = [...this.active].reduce<Generation | undefined>((a, g) => (!a || g.slot > a.slot ? g : a), undefined);
       if (!top || top.slot < gap) return;
-      this.promptCache.forget(gap);
+      await this.keepCachedPrompt(gap);
       await this.addon.copySequenceStateFromOtherSequence(gap, top.slot);
       this.addon.disposeSequence(top.slot);
       this.freeSlots.shift();
@@ -217,6 +217,20 @@ export class BatchEngine {
       log.debug("moved a sequence down to close a gap", { from: top.slot, to: gap });
       top.slot = gap;
     }
+  }
+
+  /**
+   * The slot is about to be overwritten: the prompt it holds moves to another free slot (an empty one, else the one
+   * that has held its prompt longest), so that a chat's history outlives gap closing.
+   */
+  private async keepCachedPrompt(slot: number): Promise<void> {
+    const held = this.promptCache.heldBy(slot);
+    this.promptCache.forget(slot);
+    const spare = held && this.promptCache.spareSlot(this.freeSlots.filter((s) => s !== slot));
+    if (spare === undefined || !held) return;
+    this.promptCache.forget(spare);
+    await this.addon.copySequenceStateFromOtherSequence(spare, slot);
+    this.promptCache.remember(spare, held);
   }
 
   /** How the step treats a sequence's output in the batch in flight: dropped if it ended, last if it hits a limit. */
@@ -237,7 +251,7 @@ export class BatchEngine {
     for (const g of this.active) if (g.isCancelled) this.release(g, "cancelled");
   }
 
-  private admitWaiting(): void {
+  private async admitWaiting(): Promise<void> {
     while (this.freeSlots.length && this.waiting.length) {
       const g = this.waiting.shift()!;
       let sampler: AddonSampler;
@@ -252,19 +266,33 @@ export class BatchEngine {
         g.finish("error", err);
         continue;
       }
-      const { slot, cached } = this.takeSlot(g.request);
+      const { slot, cached } = await this.takeSlot(g.request);
       g.begin(slot, sampler, cached);
       this.active.add(g);
     }
   }
 
   /**
-   * A free slot for this request: with one KV buffer per slot, the one whose cells already hold the longest start of its
-   * prompt (PromptCache), emptied past what the request reuses; `cached` of its prompt's tokens need no evaluation.
+   * A free slot for this request: with one KV buffer per slot, the one whose cells already hold most of its prompt
+   * (PromptCache), emptied past what the request reuses; `cached` of its prompt's tokens need no evaluation. A request
+   * with no such slot takes the lowest free one (busy slots stay consecutive), whose prompt first moves to the free slot
+   * that matters least, so that another chat's history is not lost to an unrelated request.
    */
-  private takeSlot(request: GenerationRequest): { slot: number; cached: number } {
-    const caching = this.options.kvPerSlot && request.cachePrompt !== false;
-    const { slot, shared } = caching ? this.promptCache.bestSlot(this.freeSlots, request.promptTokens) : { slot: this.freeSlots[0]!, shared: 0 };
+  private async takeSlot(request: GenerationRequest): Promise<{ slot: number; cached: number }> {
+    if (!this.options.kvPerSlot) return { slot: this.freeSlots.shift()!, cached: 0 };
+    const caching = request.cachePrompt !== false;
+    let { slot, shared, similar } = caching ? this.promptCache.bestSlot(this.freeSlots, request.promptTokens) : { slot: this.freeSlots[0]!, shared: 0, similar: false };
+    const lowest = this.freeSlots[0]!;
+    if (!similar && slot !== lowest) {
+      const held = this.promptCache.heldBy(lowest);
+      if (held) {
+        this.promptCache.forget(slot);
+        await this.addon.copySequenceStateFromOtherSequence(slot, lowest);
+        this.promptCache.remember(slot, held);
+      }
+      slot = lowest;
+      shared = caching ? sharedStart(held ?? [], request.promptTokens) : 0;
+    }
     this.freeSlots.splice(this.freeSlots.indexOf(slot), 1);
     this.promptCache.forget(slot);
     // The prompt's last token is always evaluated again: its logits give the first token.

@@ -6,28 +6,52 @@ import type { Token } from "node-llama-cpp";
 
 export class PromptCache {
   private readonly held = new Map<number, readonly Token[]>();
+  private readonly heldSince = new Map<number, number>();
+  private clock = 0;
 
-  /** The free slot whose cells share the longest start with `prompt` (the lowest on a tie), and that length. */
-  bestSlot(freeSlots: readonly number[], prompt: readonly Token[]): { slot: number; shared: number } {
-    let best = { slot: freeSlots[0]!, shared: 0 };
+  /**
+   * The free slot to serve `prompt`, and how many of its tokens that slot already holds: the one sharing the longest
+   * start, where that start is at least half of what the slot holds or of the prompt (like llama-server's
+   * slot_prompt_similarity), so that an unrelated request that merely begins alike (a chat template's first tokens)
+   * does not wipe another chat's history. Otherwise an empty slot, else the one that has held its prompt longest.
+   */
+  bestSlot(freeSlots: readonly number[], prompt: readonly Token[]): { slot: number; shared: number; similar: boolean } {
+    let best: { slot: number; shared: number; similar: boolean } | undefined;
     for (const slot of freeSlots) {
-      const shared = sharedStart(this.held.get(slot) ?? [], prompt);
-      if (shared > best.shared) best = { slot, shared };
+      const held = this.held.get(slot) ?? [];
+      const shared = sharedStart(held, prompt);
+      const similar = shared > 0 && (2 * shared >= held.length || 2 * shared >= prompt.length);
+      if (similar && shared > (best?.shared ?? 0)) best = { slot, shared, similar };
     }
-    return best;
+    if (best) return best;
+    const spare = this.spareSlot(freeSlots)!;
+    return { slot: spare, shared: sharedStart(this.held.get(spare) ?? [], prompt), similar: false };
+  }
+
+  /** The free slot whose cells matter least: an empty one, else the one that has held its prompt longest. */
+  spareSlot(freeSlots: readonly number[]): number | undefined {
+    const empty = freeSlots.find((slot) => !this.held.has(slot));
+    if (empty !== undefined || !freeSlots.length) return empty;
+    return freeSlots.reduce((a, slot) => (this.heldSince.get(slot)! < this.heldSince.get(a)! ? slot : a));
+  }
+
+  heldBy(slot: number): readonly Token[] | undefined {
+    return this.held.get(slot);
   }
 
   /** The slot's cells hold exactly these tokens at positions 0, 1, …, from now on. */
   remember(slot: number, tokens: readonly Token[]): void {
     this.held.set(slot, tokens);
+    this.heldSince.set(slot, ++this.clock);
   }
 
   forget(slot: number): void {
     this.held.delete(slot);
+    this.heldSince.delete(slot);
   }
 }
 
-function sharedStart(a: readonly Token[], b: readonly Token[]): number {
+export function sharedStart(a: readonly Token[], b: readonly Token[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
   while (i < n && a[i] === b[i]) i++;

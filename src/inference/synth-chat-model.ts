@@ -5,12 +5,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadNodeLlamaCpp } from "./runtime";
-import { type Kv, writeSyntheticGguf } from "./synth-gguf";
+import { type Kv, type Shape, writeSyntheticGguf } from "./synth-gguf";
 
 /** The llama.cpp clone scripts/build-addon.ts makes from node-llama-cpp's bundle. */
 export const LLAMA_CPP_SOURCE = join(import.meta.dir, "..", "..", "node_modules", ".cache", "rbee-addon", "llama.cpp");
 
-export async function writeSyntheticChatModel(out: string, { vocab, template }: { vocab: string; template: string }): Promise<{ bytes: number }> {
+/** `shape`: the layers' sizes (synth-gguf.ts's SHAPES); the vocabulary is always the tokenizer's. */
+export async function writeSyntheticChatModel(out: string, { vocab, template, shape = "chat" }: { vocab: string; template: string; shape?: Shape }): Promise<{ bytes: number }> {
   const vocabPath = join(LLAMA_CPP_SOURCE, "models", `ggml-vocab-${vocab}.gguf`);
   const templatePath = join(LLAMA_CPP_SOURCE, "models", "templates", `${template}.jinja`);
   for (const path of [vocabPath, templatePath])
@@ -19,7 +20,7 @@ export async function writeSyntheticChatModel(out: string, { vocab, template }: 
   const info = await readGgufFileInfo(vocabPath, { readTensorInfo: false, logWarnings: false });
   const tokenizer = tokenizerKvs((info.metadata as unknown as { tokenizer: Record<string, unknown> }).tokenizer);
   tokenizer.push(["tokenizer.chat_template", ["str", readFileSync(templatePath, "utf8")]]);
-  return writeSyntheticGguf(out, "chat", { tokenizer });
+  return writeSyntheticGguf(out, shape, { tokenizer });
 }
 
 /** The `tokenizer.ggml.*` keys with their GGUF types (a read header gives plain JavaScript values). */

@@ -50,19 +50,44 @@ test("the same prompt again reuses all its cells but the last token's, and gener
   expect(uncached.text).toBe(first.text);
 });
 
-test("a prompt that shares only its start reuses exactly that start", async () => {
-  const a = "Once upon a time, there was a little dog. The dog liked to run in the park.";
-  const b = "Once upon a time, there was a little dog. One day the dog saw a big red ball.";
+/** How many tokens two prompts share at their start. */
+function sharedStart(a: string, b: string): number {
   const [ta, tb] = [tokens(a), tokens(b)];
   let shared = 0;
   while (ta[shared] === tb[shared]) shared++;
-  expect(shared).toBeGreaterThan(5);
-  expect(shared).toBeLessThan(tb.length - 1);
+  return shared;
+}
+
+test("a prompt that shares most of a slot's prompt reuses exactly that start", async () => {
+  const a = "Once upon a time, there was a little dog. The dog liked to run in the park.";
+  const b = "Once upon a time, there was a little dog. The dog liked to eat a big bone.";
+  const shared = sharedStart(a, b);
+  expect(2 * shared).toBeGreaterThanOrEqual(tokens(a).length);
+  expect(shared).toBeLessThan(tokens(b).length - 1);
   await run(a);
   const reused = await run(b);
   expect(reused.cachedPromptTokens).toBe(shared);
   const scratch = await run(b, { cachePrompt: false });
   expect(reused.text).toBe(scratch.text);
+});
+
+test("a prompt that merely begins like a slot's prompt leaves that prompt's cells alone (moved to an empty slot)", async () => {
+  const history = "Once upon a time, there was a little dog. The dog liked to run in the park with his friend the cat.";
+  const other = "Once upon a time, there was a big red car that drove fast down the long road to the blue sea.";
+  const shared = sharedStart(history, other);
+  expect(shared).toBeGreaterThan(3);
+  expect(2 * shared).toBeLessThan(Math.min(tokens(history).length, tokens(other).length));
+  await engine.close();
+  engine = new BatchEngine({ model: loaded.model, context: loaded.context, slots: 2, ctxPerSlot: loaded.ctxPerSlot, kvPerSlot: true, decodeRunsAhead: false, queueLimit: 8 });
+  const first = await run(history);
+  const unrelated = await run(other);
+  // It takes the lowest slot, and the start it shares with the prompt held there; that prompt moves up first.
+  expect(unrelated.slot).toBe(0);
+  expect(unrelated.cachedPromptTokens).toBe(shared);
+  const again = await run(history);
+  expect(again.cachedPromptTokens).toBe(first.promptTokens - 1);
+  expect(again.text).toBe(first.text);
+  expect(unrelated.text).toBe((await run(other, { cachePrompt: false })).text);
 });
 
 test("a request goes to the slot that holds its prompt, and a moved sequence takes its cells along", async () => {

@@ -5,6 +5,7 @@ import { RbeeError } from "../../errors";
 import { logger } from "../../log";
 import type { Registry, WorkerEntry } from "./registry";
 import type { KeepAlive } from "./keep-alive";
+import { type PromptAffinity, promptStarts } from "./prompt-affinity";
 import type { Lease, Scheduler } from "./scheduler";
 
 export interface RelayRequest {
@@ -37,12 +38,15 @@ export class Relay {
     private readonly scheduler: Scheduler,
     private readonly workerToken?: string,
     private readonly keepAlive?: KeepAlive,
+    private readonly affinity?: PromptAffinity,
   ) {}
 
   async start(request: RelayRequest): Promise<Relayed> {
     let lastError: unknown;
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const acquired = await this.scheduler.acquire(request.modelRef, { node: request.node, signal: request.signal, onQueued: request.onQueued });
+      const starts = promptStarts(request.body);
+      const acquired = await this.scheduler.acquire(request.modelRef, { node: request.node, signal: request.signal, onQueued: request.onQueued, starts });
+      this.affinity?.remember(acquired.worker.id, starts);
       const lease = {
         ...acquired,
         release: () => {

@@ -13,6 +13,7 @@ import { createQueenApp } from "./server";
 import { ApiKeys } from "../../auth/api-keys";
 import { readQueenConfig } from "./config-file";
 import { KeepAlive } from "./keep-alive";
+import { PromptAffinity } from "./prompt-affinity";
 import type { WorkerEntry } from "./registry";
 import { ModelNames } from "./model-names";
 import { preload } from "./preload";
@@ -51,12 +52,15 @@ export async function runQueen(options: QueenOptions): Promise<void> {
     const hive = registry.hives.get(worker.node);
     if (hive) await hive.client.stopWorker(worker.id);
     registry.removeWorker(worker.id);
+    affinity?.forget(worker.id);
   };
   const config = readQueenConfig(options.home);
   const nodes = new NodeRegistry(options.home);
   const registry = new Registry(options.apiToken);
   const names = new ModelNames(options.home, config, registry);
   const metrics = new QueenMetrics();
+  // Cache-aware routing among replicas; RBEE_PROMPT_AFFINITY=0 turns it off (to measure what it gives).
+  const affinity = process.env.RBEE_PROMPT_AFFINITY === "0" ? undefined : new PromptAffinity();
   let url = "";
   let scheduler: Scheduler;
   const hives = new Hives({
@@ -76,6 +80,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
       stopWorker: (worker) => stopWorker(worker),
       onEvicted: (worker) => metrics.evictions.inc({ model: worker.modelRef }),
     }),
+    affinity,
     queueLimit: options.queueLimit,
     queueTimeoutMs: options.queueTimeoutMs,
     metrics,
@@ -87,7 +92,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
   };
   const keepAlive = new KeepAlive(registry, keepAliveFor, (worker) => stopWorker(worker));
   keepAlive.start();
-  const relay = new Relay(registry, scheduler, options.apiToken, keepAlive);
+  const relay = new Relay(registry, scheduler, options.apiToken, keepAlive, affinity);
 
   let active = 0;
   let idleSince = Date.now();

@@ -2,6 +2,7 @@
 // waits in a bounded FIFO queue per model while one spawn (never several) brings up another worker.
 import { RbeeError } from "../../errors";
 import type { QueenMetrics } from "./metrics";
+import type { PromptAffinity } from "./prompt-affinity";
 import type { Registry, WorkerEntry } from "./registry";
 
 export interface Lease {
@@ -14,11 +15,17 @@ export interface AcquireOptions {
   node?: string;
   signal?: AbortSignal;
   onQueued?: (position: number) => void;
+  /** The prompt's starts (prompt-affinity.ts): a replica that was sent them is preferred. */
+  starts?: string[];
 }
+
+/** A replica that holds the prompt's start is passed over when it runs this many more requests than the least busy. */
+const AFFINITY_SLACK = 2;
 
 interface Waiter {
   modelRef: string;
   node?: string;
+  starts?: string[];
   resolve(lease: Lease): void;
   reject(err: unknown): void;
   cleanup(): void;
@@ -30,6 +37,8 @@ export interface SchedulerOptions {
   queueLimit: number;
   queueTimeoutMs: number;
   metrics: QueenMetrics;
+  /** Cache-aware routing among replicas (RBEE_PROMPT_AFFINITY=0 turns it off, to measure it). */
+  affinity?: PromptAffinity;
 }
 
 export class Scheduler {
@@ -51,8 +60,8 @@ export class Scheduler {
     return this.queues.get(modelRef)?.length ?? 0;
   }
 
-  acquire(modelRef: string, { node, signal, onQueued }: AcquireOptions = {}): Promise<Lease> {
-    const worker = this.pick(modelRef, node);
+  acquire(modelRef: string, { node, signal, onQueued, starts }: AcquireOptions = {}): Promise<Lease> {
+    const worker = this.pick(modelRef, node, starts);
     if (worker) return Promise.resolve(this.lease(worker));
     const queue = this.queues.get(modelRef) ?? [];
     if (queue.length >= this.options.queueLimit)
@@ -64,6 +73,7 @@ export class Scheduler {
       const waiter: Waiter = {
         modelRef,
         node,
+        starts,
         resolve,
         reject,
         cleanup: () => {
@@ -91,11 +101,11 @@ export class Scheduler {
   dispatch(modelRef: string): void {
     const queue = this.queues.get(modelRef);
     while (queue?.length) {
-      const index = queue.findIndex((w) => this.pick(modelRef, w.node) !== undefined);
+      const index = queue.findIndex((w) => this.pick(modelRef, w.node, w.starts) !== undefined);
       if (index === -1) break;
       const waiter = queue[index]!;
       waiter.cleanup();
-      waiter.resolve(this.lease(this.pick(modelRef, waiter.node)!));
+      waiter.resolve(this.lease(this.pick(modelRef, waiter.node, waiter.starts)!));
     }
     // Still more waiting than the workers can take: scale out to another hive.
     if (queue?.length) this.ensureSpawn(modelRef, queue[0]!.node);
@@ -106,9 +116,21 @@ export class Scheduler {
     if (this.queueDepth(modelRef)) this.ensureSpawn(modelRef, this.queues.get(modelRef)![0]!.node);
   }
 
-  private pick(modelRef: string, node?: string): WorkerEntry | undefined {
-    let best: WorkerEntry | undefined;
-    for (const w of this.registry.workersFor(modelRef, node)) if (w.inflight < w.slotsTotal && (!best || w.inflight < best.inflight)) best = w;
+  /**
+   * The least loaded worker with a free slot; among replicas, the one that was sent the longest start of this prompt
+   * (its slot may still hold it), unless it runs AFFINITY_SLACK more requests than the least loaded.
+   */
+  private pick(modelRef: string, node?: string, starts?: string[]): WorkerEntry | undefined {
+    const open = this.registry.workersFor(modelRef, node).filter((w) => w.inflight < w.slotsTotal);
+    if (!open.length) return undefined;
+    const least = open.reduce((a, w) => (w.inflight < a.inflight ? w : a));
+    if (!starts?.length || !this.options.affinity) return least;
+    let best = least;
+    let bestScore = this.options.affinity.score(least.id, starts);
+    for (const w of open) {
+      const score = this.options.affinity.score(w.id, starts);
+      if (score > bestScore && w.inflight <= least.inflight + AFFINITY_SLACK) (best = w), (bestScore = score);
+    }
     return best;
   }
 

@@ -125,10 +125,14 @@ describe("replicas", () => {
     expect(both.map((r) => r.status)).toEqual([200, 200]);
     const workers = (await queenWorkers(queen.url)) as unknown as { node: string; devices: number[] }[];
     expect(workers.map((w) => w.devices).sort()).toEqual([[0], [1]]);
-    // One keeps serving; the other, idle past 1 s, stops.
-    const busy = fetch(`${queen.url}/v2/tasks`, { method: "POST", body: JSON.stringify({ model: "stories260K", prompt: "Once", max_tokens: 6000, ignore_eos: true, node: "twin" }) });
-    await waitFor("one replica left", async () => ((await queenWorkers(queen.url)).length === 1 ? true : undefined), 10_000);
-    await (await busy).text();
+    // One keeps serving (requests back to back, each to the least loaded, the same one); the other, idle past 1 s, stops.
+    let serving = true;
+    const busy = (async () => {
+      while (serving) expect((await long()).status).toBe(200);
+    })();
+    await waitFor("one replica left", async () => ((await queenWorkers(queen.url)).length === 1 ? true : undefined), 15_000);
+    serving = false;
+    await busy;
     expect(await queen.stop()).toBe(0);
   });
 });
