@@ -53,7 +53,7 @@ async function startQueen(affinity: boolean): Promise<{ url: string; stop(): Pro
 /** More requests at once than one replica has slots, until a second replica serves. */
 async function twoReplicas(url: string): Promise<void> {
   for (let i = 0; i < 60; i++) {
-    const long = () => fetch(`${url}/v1/completions`, { method: "POST", body: JSON.stringify({ model: "qwen-tiny", prompt: "Once upon a time", max_tokens: 400, ignore_eos: true }) });
+    const long = () => fetch(`${url}/v1/completions`, { method: "POST", body: JSON.stringify({ model: "qwen-tiny", prompt: "Once upon a time", max_tokens: 150, ignore_eos: true }) });
     await Promise.all(Array.from({ length: slots + 1 }, long));
     const { workers } = (await (await fetch(`${url}/v1/workers`)).json()) as { workers: unknown[] };
     if (workers.length >= 2) return;

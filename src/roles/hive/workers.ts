@@ -7,6 +7,7 @@ import { RbeeError } from "../../errors";
 import { logger } from "../../log";
 import type { WorkerInfo } from "../../wire/hive";
 import type { ReadyResponse, WorkerReadyCallback } from "../../wire/worker";
+import { devicesEnv } from "../../inference/visible-devices";
 
 export type { WorkerInfo };
 
@@ -104,7 +105,7 @@ export class WorkerPool {
       stdin: "pipe", // never written: when the hive dies, the worker reads EOF and exits
       stdout: "ignore",
       stderr: "pipe",
-      env: { ...process.env, ...(options.apiToken && { RBEE_API_TOKEN: options.apiToken }) },
+      env: { ...process.env, ...(options.apiToken && { RBEE_API_TOKEN: options.apiToken }), ...(request.devices && devicesEnv(request.devices)) },
     });
     const entry: Entry = {
       info: { id, model_id: request.model.id, model_ref: request.model.ref, state: "starting", pid: proc.pid, url: null, backend: null, device: null, devices: request.devices ?? null, slots_total: request.slots, started_at: new Date().toISOString(), ready_at: null },

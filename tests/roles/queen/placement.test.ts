@@ -76,6 +76,14 @@ describe("placement", () => {
     expect(res.status).toBe(200);
     const workers = (await queenWorkers(queen.url)) as unknown as { node: string; devices: number[] | null }[];
     expect(workers.map((w) => [w.node, w.devices])).toEqual([["big", [0]]]);
+    // Pinned in the worker's own environment from its start, where CUDA and Vulkan read it (Bun's process.env does not
+    // reach the C environment of a running process).
+    const { nodes } = (await (await fetch(`${queen.url}/v1/nodes`)).json()) as { nodes: { name: string; hive_url: string }[] };
+    const hive = nodes.find((n) => n.name === "big")!.hive_url;
+    const [{ pid }] = ((await (await fetch(`${hive}/v1/workers`)).json()) as { workers: { pid: number }[] }).workers;
+    const environ = (await Bun.file(`/proc/${pid}/environ`).text()).split("\0");
+    expect(environ).toContain("CUDA_VISIBLE_DEVICES=0");
+    expect(environ).toContain("GGML_VK_VISIBLE_DEVICES=0");
     expect(await queen.stop()).toBe(0);
   });
 });
