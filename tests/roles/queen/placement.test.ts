@@ -131,6 +131,8 @@ describe("replicas", () => {
       fetch(`${queen.url}/v1/completions`, { method: "POST", body: JSON.stringify({ model: "stories260K", prompt: "Once upon a time", max_tokens: 1500, ignore_eos: true, node: "twin" }) });
     const both = await Promise.all([long(), long()]);
     expect(both.map((r) => r.status)).toEqual([200, 200]);
+    // The second replica, started while one request waited, may finish loading after both are answered.
+    await waitFor("two replicas", async () => ((await queenWorkers(queen.url)).length === 2 ? true : undefined));
     const workers = (await queenWorkers(queen.url)) as unknown as { node: string; devices: number[] }[];
     expect(workers.map((w) => w.devices).sort()).toEqual([[0], [1]]);
     // One keeps serving (requests back to back, each to the least loaded, the same one); the other, idle past 1 s, stops.
