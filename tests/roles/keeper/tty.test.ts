@@ -1,15 +1,16 @@
 // On a terminal, `rbee infer` shows the stages a person waits on, and clears them before the story is printed.
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { removeTempHomes, tempHome } from "../../support/home";
 import { CLI, STORIES_MODEL } from "../../support/paths";
 
 afterAll(removeTempHomes);
 
-// Never skipped: without util-linux's `script` (Debian's bsdutils, which .ci/run installs) these fail with the reason.
-const hasScript = Bun.spawnSync(["which", "script"]).exitCode === 0;
-if (!hasScript) test("`script` is installed (apt-get install bsdutils)", () => expect(hasScript as boolean).toBe(true));
+// Never skipped: without util-linux's `script` (Debian's bsdutils, which .ci/run installs) the run fails with the reason.
+beforeAll(() => {
+  if (Bun.spawnSync(["which", "script"]).exitCode !== 0) throw new Error("`script` is not installed: apt-get install bsdutils");
+});
 
-test.skipIf(!hasScript)("on a TTY the stages show on stderr and are cleared before tokens", async () => {
+test("on a TTY the stages show on stderr and are cleared before tokens", async () => {
   const home = tempHome();
   const command = [process.execPath, CLI, "infer", "--model", STORIES_MODEL, "--prompt", "Once upon a time", "--max-tokens", "30", "--seed", "2"].join(" ");
   // util-linux's script runs the command on a pseudo-terminal; stdout and stderr both land in its output.
@@ -24,7 +25,7 @@ test.skipIf(!hasScript)("on a TTY the stages show on stderr and are cleared befo
   expect(out.slice(out.lastIndexOf("loading the model…"), storyAt)).toContain("\r\x1b[2K");
 });
 
-test.skipIf(!hasScript)("on a TTY a download shows a progress bar with bytes, rate and ETA", async () => {
+test("on a TTY a download shows a progress bar with bytes, rate and ETA", async () => {
   const home = tempHome();
   const command = [process.execPath, CLI, "hive", "models", "download", STORIES_MODEL, "--port", "1"].join(" ");
   const proc = Bun.spawn(["script", "-qec", command, "/dev/null"], { stdout: "pipe", stderr: "pipe", env: { ...process.env, RBEE_HOME: home } });

@@ -80,7 +80,7 @@ describe("placement", () => {
     // reach the C environment of a running process).
     const { nodes } = (await (await fetch(`${queen.url}/v1/nodes`)).json()) as { nodes: { name: string; hive_url: string }[] };
     const hive = nodes.find((n) => n.name === "big")!.hive_url;
-    const [{ pid }] = ((await (await fetch(`${hive}/v1/workers`)).json()) as { workers: { pid: number }[] }).workers;
+    const { pid } = ((await (await fetch(`${hive}/v1/workers`)).json()) as { workers: { pid: number }[] }).workers[0]!;
     const environ = (await Bun.file(`/proc/${pid}/environ`).text()).split("\0");
     expect(environ).toContain("CUDA_VISIBLE_DEVICES=0");
     expect(environ).toContain("GGML_VK_VISIBLE_DEVICES=0");
