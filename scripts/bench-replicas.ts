@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
+import { RBEE_CLI, startDaemon } from "./lib/daemon";
 import { benchHttp } from "./lib/http-load";
 
 const { values: opts } = parseArgs({
@@ -18,7 +19,6 @@ const { values: opts } = parseArgs({
 });
 if (!opts.model) throw new Error("--model PATH is required");
 const [tokens, rounds, slots] = [Number(opts.tokens), Number(opts.rounds), Number(opts.slots)];
-const cli = [process.execPath, join(import.meta.dir, "..", "src", "cli.ts")];
 const home = mkdtempSync(join(tmpdir(), "rbee-bench-replicas-"));
 const name = basename(opts.model, ".gguf");
 
@@ -26,30 +26,12 @@ const name = basename(opts.model, ".gguf");
 const usedMiB = () =>
   Bun.spawnSync(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"]).stdout.toString().trim().split("\n").map(Number);
 
-async function daemon(args: string[], ready: RegExp): Promise<{ url: string; proc: Bun.Subprocess }> {
-  const proc = Bun.spawn([...cli, ...args], { stdout: "ignore", stderr: "pipe", env: { ...process.env, RBEE_HOME: home, RBEE_LOG_FORMAT: "json" } });
-  let log = "";
-  void (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
-  })();
-  for (let i = 0; !ready.test(log); i++) {
-    if (proc.exitCode !== null || i > 3000) throw new Error(`${args[0]} did not start: ${log.slice(-2000)}`);
-    await Bun.sleep(100);
-  }
-  return { url: ready.exec(log)![1]!, proc };
-}
-
 const report: Record<string, unknown> = { gpus: usedMiB().length, model: name, tokens, rounds, slots };
 console.log(`GPUs: ${report.gpus}; MiB used at the start: ${usedMiB().join(" / ")}`);
-Bun.spawnSync([...cli, "hive", "models", "download", opts.model, "--port", "1"], { env: { ...process.env, RBEE_HOME: home } });
+Bun.spawnSync([...RBEE_CLI, "hive", "models", "download", opts.model, "--port", "1"], { env: { ...process.env, RBEE_HOME: home } });
 
-const startQueen = () => daemon(["queen", "--port", "0", "--home", home, "--worker-slots", String(slots), "--keep-alive", "30m", "--queue", "4096"], /listening on (http:\/\/\S+?)["\s]/);
+const startQueen = () => startDaemon(["queen", "--port", "0", "--home", home, "--worker-slots", String(slots), "--keep-alive", "30m", "--queue", "4096"], { ...process.env, RBEE_HOME: home });
 const workersOf = async (url: string) => ((await (await fetch(`${url}/v1/workers`)).json()) as { workers: { id: string; url: string; devices?: number[] }[] }).workers;
-const stop = async (d: { proc: Bun.Subprocess }) => {
-  d.proc.kill("SIGTERM");
-  await d.proc.exited;
-  await Bun.sleep(1000);
-};
 
 // One replica: config.toml holds the model to one (a request that waits a moment between rounds would start another).
 await Bun.write(join(home, "config.toml"), `[models.one]\nmodel = ${JSON.stringify(opts.model)}\nmax_replicas = 1\n`);
@@ -61,7 +43,7 @@ const one = await benchHttp({ url: queen.url, concurrency: slots, tokens, rounds
 report.oneReplica = one;
 report.oneReplicaMiB = usedMiB();
 console.log(`one replica, ${slots} streams: ${one.tokensPerS.toFixed(0)} tok/s (TTFT p50 ${one.ttftP50Ms.toFixed(1)} ms); MiB used ${usedMiB().join(" / ")}; ${(report.oneReplicaWorkers as unknown[]).length} worker`);
-await stop(queen);
+await queen.stop();
 rmSync(join(home, "config.toml"));
 
 // More requests than one replica's slots: they wait, and the queen starts a replica on the other GPU.
@@ -84,12 +66,12 @@ report.directTwo = direct;
 const directRate = direct.reduce((a, d) => a + d.tokensPerS, 0);
 report.directRatio = directRate / one.tokensPerS;
 console.log(`the two workers directly, ${slots} streams each: ${directRate.toFixed(0)} tok/s; ${(report.directRatio as number).toFixed(2)}× one replica through the queen; the queen keeps ${((100 * two.tokensPerS) / directRate).toFixed(1)}%`);
-await stop(queen);
+await queen.stop();
 report.afterQueenMiB = usedMiB();
 console.log(`after the queen stopped: MiB used ${usedMiB().join(" / ")}`);
 
 // One worker over both GPUs (llama.cpp's layer split).
-const split = await daemon(["worker", "--model", opts.model, "--port", "0", "--slots", "8", "--devices", "0,1"], /listening on (http:\/\/\S+?)["\s]/);
+const split = await startDaemon(["worker", "--model", opts.model, "--port", "0", "--slots", "8", "--devices", "0,1"], { ...process.env, RBEE_HOME: home });
 for (let i = 0; !((await (await fetch(`${split.url}/v1/ready`)).json()) as { ready: boolean }).ready; i++) {
   if (i > 600) throw new Error("the split worker never got ready");
   await Bun.sleep(200);

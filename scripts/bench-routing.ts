@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { writeSyntheticChatModel } from "../src/inference/synth-chat-model";
+import { type Daemon, RBEE_CLI, startDaemon } from "./lib/daemon";
 
 const { values: opts } = parseArgs({
   options: {
@@ -19,7 +20,6 @@ const { values: opts } = parseArgs({
   },
 });
 const [chats, turns, slots, systemWords, replyTokens] = (["chats", "turns", "slots", "system-words", "reply-tokens"] as const).map((k) => Number(opts[k])) as [number, number, number, number, number];
-const cli = [process.execPath, join(import.meta.dir, "..", "src", "cli.ts")];
 const GIB = 2 ** 30;
 const TWO_GPUS = JSON.stringify({ gpus: [0, 1].map((index) => ({ index, name: `GPU ${index}`, vram_total_bytes: 80 * GIB, vram_free_bytes: 40 * GIB })) });
 
@@ -33,21 +33,11 @@ interface RunResult {
   cachedShare: number;
 }
 
-async function startQueen(affinity: boolean): Promise<{ url: string; stop(): Promise<void>; home: string }> {
+async function startQueen(affinity: boolean): Promise<Daemon> {
   const home = mkdtempSync(join(scratch, "home-"));
-  Bun.spawnSync([...cli, "hive", "models", "download", modelPath, "--port", "1"], { env: { ...process.env, RBEE_HOME: home } });
-  const env = { ...process.env, RBEE_LOG_FORMAT: "json", RBEE_FAKE_DEVICES: TWO_GPUS, ...(!affinity && { RBEE_PROMPT_AFFINITY: "0" }) };
-  const queen = Bun.spawn([...cli, "queen", "--port", "0", "--home", home, "--worker-slots", String(slots), "--keep-alive", "30m", "--queue", "1024"], { stdout: "ignore", stderr: "pipe", env });
-  let log = "";
-  void (async () => {
-    for await (const chunk of queen.stderr) log += new TextDecoder().decode(chunk);
-  })();
-  while (!/listening on (http:\/\/\S+?)["\s]/.test(log)) {
-    if (queen.exitCode !== null) throw new Error(`queen did not start: ${log}`);
-    await Bun.sleep(20);
-  }
-  const url = /listening on (http:\/\/\S+?)["\s]/.exec(log)![1]!;
-  return { url, home, stop: async () => void (queen.kill("SIGTERM"), await queen.exited) };
+  Bun.spawnSync([...RBEE_CLI, "hive", "models", "download", modelPath, "--port", "1"], { env: { ...process.env, RBEE_HOME: home } });
+  const env = { ...process.env, RBEE_FAKE_DEVICES: TWO_GPUS, ...(!affinity && { RBEE_PROMPT_AFFINITY: "0" }) };
+  return startDaemon(["queen", "--port", "0", "--home", home, "--worker-slots", String(slots), "--keep-alive", "30m", "--queue", "1024"], env);
 }
 
 /** More requests at once than one replica has slots, until a second replica serves. */

@@ -224,13 +224,17 @@ export class BatchEngine {
    * that has held its prompt longest), so that a chat's history outlives gap closing.
    */
   private async keepCachedPrompt(slot: number): Promise<void> {
-    const held = this.promptCache.heldBy(slot);
+    const spare = this.promptCache.heldBy(slot) && this.promptCache.spareSlot(this.freeSlots.filter((s) => s !== slot));
+    if (spare !== undefined) await this.moveHeldPrompt(slot, spare);
     this.promptCache.forget(slot);
-    const spare = held && this.promptCache.spareSlot(this.freeSlots.filter((s) => s !== slot));
-    if (spare === undefined || !held) return;
-    this.promptCache.forget(spare);
-    await this.addon.copySequenceStateFromOtherSequence(spare, slot);
-    this.promptCache.remember(spare, held);
+  }
+
+  /** Copies the cells of the prompt free slot `from` holds into free slot `to`, which holds it from now on. */
+  private async moveHeldPrompt(from: number, to: number): Promise<void> {
+    const held = this.promptCache.heldBy(from)!;
+    this.promptCache.forget(to);
+    await this.addon.copySequenceStateFromOtherSequence(to, from);
+    this.promptCache.remember(to, held);
   }
 
   /** How the step treats a sequence's output in the batch in flight: dropped if it ended, last if it hits a limit. */
@@ -285,11 +289,7 @@ export class BatchEngine {
     const lowest = this.freeSlots[0]!;
     if (!similar && slot !== lowest) {
       const held = this.promptCache.heldBy(lowest);
-      if (held) {
-        this.promptCache.forget(slot);
-        await this.addon.copySequenceStateFromOtherSequence(slot, lowest);
-        this.promptCache.remember(slot, held);
-      }
+      if (held) await this.moveHeldPrompt(lowest, slot);
       slot = lowest;
       shared = caching ? sharedStart(held ?? [], request.promptTokens) : 0;
     }

@@ -43,10 +43,11 @@ export class Relay {
 
   async start(request: RelayRequest): Promise<Relayed> {
     let lastError: unknown;
+    // Hashed once, and only where the routing is on.
+    const starts = this.affinity && promptStarts(request.body);
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const starts = promptStarts(request.body);
       const acquired = await this.scheduler.acquire(request.modelRef, { node: request.node, signal: request.signal, onQueued: request.onQueued, starts });
-      this.affinity?.remember(acquired.worker.id, starts);
+      if (starts) this.affinity!.remember(acquired.worker.id, starts);
       const lease = {
         ...acquired,
         release: () => {

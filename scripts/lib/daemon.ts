@@ -1,0 +1,30 @@
+// Starts an rbee daemon (queen, hive, worker) from the source tree for a benchmark, and waits for the URL it listens on.
+import { join } from "node:path";
+
+export const RBEE_CLI = [process.execPath, join(import.meta.dir, "..", "..", "src", "cli.ts")];
+
+export interface Daemon {
+  url: string;
+  proc: Bun.Subprocess;
+  /** SIGTERM, then waits for it to exit and a second more (for its children and the GPU memory). */
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(args: string[], env: Record<string, string | undefined> = process.env): Promise<Daemon> {
+  const proc = Bun.spawn([...RBEE_CLI, ...args], { stdout: "ignore", stderr: "pipe", env: { ...env, RBEE_LOG_FORMAT: "json" } });
+  let log = "";
+  void (async () => {
+    for await (const chunk of proc.stderr) log += new TextDecoder().decode(chunk);
+  })();
+  const listening = /listening on (http:\/\/\S+?)["\s]/;
+  for (let i = 0; !listening.test(log); i++) {
+    if (proc.exitCode !== null || i > 3000) throw new Error(`rbee ${args[0]} did not start: ${log.slice(-2000)}`);
+    await Bun.sleep(100);
+  }
+  const stop = async () => {
+    proc.kill("SIGTERM");
+    await proc.exited;
+    await Bun.sleep(1000);
+  };
+  return { url: listening.exec(log)![1]!, proc, stop };
+}
