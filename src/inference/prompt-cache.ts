@@ -5,9 +5,8 @@
 import type { Token } from "node-llama-cpp";
 
 export class PromptCache {
+  /** By slot, oldest first (a Map keeps the order in which keys were set). */
   private readonly held = new Map<number, readonly Token[]>();
-  private readonly heldSince = new Map<number, number>();
-  private clock = 0;
 
   /**
    * The free slot to serve `prompt`, and how many of its tokens that slot already holds: the one sharing the longest
@@ -31,8 +30,9 @@ export class PromptCache {
   /** The free slot whose cells matter least: an empty one, else the one that has held its prompt longest. */
   spareSlot(freeSlots: readonly number[]): number | undefined {
     const empty = freeSlots.find((slot) => !this.held.has(slot));
-    if (empty !== undefined || !freeSlots.length) return empty;
-    return freeSlots.reduce((a, slot) => (this.heldSince.get(slot)! < this.heldSince.get(a)! ? slot : a));
+    if (empty !== undefined) return empty;
+    for (const slot of this.held.keys()) if (freeSlots.includes(slot)) return slot;
+    return undefined;
   }
 
   heldBy(slot: number): readonly Token[] | undefined {
@@ -41,13 +41,12 @@ export class PromptCache {
 
   /** The slot's cells hold exactly these tokens at positions 0, 1, …, from now on. */
   remember(slot: number, tokens: readonly Token[]): void {
+    this.held.delete(slot);
     this.held.set(slot, tokens);
-    this.heldSince.set(slot, ++this.clock);
   }
 
   forget(slot: number): void {
     this.held.delete(slot);
-    this.heldSince.delete(slot);
   }
 }
 
