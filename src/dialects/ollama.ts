@@ -1,7 +1,9 @@
-// The Ollama dialect: its chat, generate and embed requests as the OpenAI requests rbee's workers serve, and OpenAI's
-// answers (whole or streamed) as Ollama's NDJSON records with its counters and durations. Pure translation.
+// The Ollama dialect: its chat, generate and embed requests as the OpenAI requests rbee's workers serve, OpenAI's
+// answers (whole or streamed) as Ollama's NDJSON records with its counters and durations, and rbee's models as its
+// /api/tags and /api/show entries. Pure translation.
 import { RbeeError } from "../errors";
 import type { OllamaChatRequest, OllamaGenerateRequest, OllamaMessage } from "../wire/ollama";
+import type { ModelJson } from "../wire/hive";
 
 const NS_PER_MS = 1e6;
 
@@ -185,4 +187,71 @@ function parseArguments(text: string): unknown {
   } catch {
     return {};
   }
+}
+
+function details(m: ModelJson) {
+  return {
+    parent_model: "",
+    format: "gguf",
+    family: m.architecture ?? "",
+    families: m.architecture ? [m.architecture] : null,
+    parameter_size: m.parameter_count ? parameterSize(m.parameter_count) : "",
+    quantization_level: m.quantization ?? "",
+  };
+}
+
+/** A model as /api/tags and /api/ps list it. */
+export function tagEntry(name: string, m: ModelJson) {
+  return { name, model: name, modified_at: m.downloaded_at, size: m.size_bytes, digest: m.sha256, details: details(m) };
+}
+
+/** A model as /api/show describes it. */
+export function showEntry(m: ModelJson) {
+  const arch = m.architecture ?? "llama";
+  const shape = m.shape;
+  return {
+    modelfile: "",
+    parameters: "",
+    template: m.chat_template ?? "",
+    details: details(m),
+    model_info: {
+      "general.architecture": arch,
+      "general.parameter_count": m.parameter_count,
+      "general.file_type": m.quantization,
+      [`${arch}.context_length`]: m.context_length,
+      ...(shape && {
+        [`${arch}.embedding_length`]: shape.embedding,
+        [`${arch}.block_count`]: shape.layers,
+        [`${arch}.feed_forward_length`]: shape.feedForward,
+        [`${arch}.attention.head_count`]: shape.heads,
+        [`${arch}.vocab_size`]: shape.vocab,
+      }),
+    },
+    capabilities: ["completion", "embedding", ...(m.chat_template?.includes("tool") ? ["tools"] : [])],
+    modified_at: m.downloaded_at,
+  };
+}
+
+function parameterSize(count: number): string {
+  const units: [number, string][] = [[1e9, "B"], [1e6, "M"], [1e3, "K"]];
+  for (const [n, unit] of units) if (count >= n) return `${(count / n).toFixed(count >= 10 * n ? 0 : 1)}${unit}`;
+  return String(count);
+}
+
+/** /api/embed's answer from an OpenAI embeddings response. */
+export function embedResponse(model: string, res: Record<string, unknown>, startedAt: number) {
+  const data = res.data as { embedding: number[] }[];
+  const usage = res.usage as { prompt_tokens: number };
+  return { model, embeddings: data.map((d) => d.embedding), total_duration: Math.round((performance.now() - startedAt) * 1e6), load_duration: 0, prompt_eval_count: usage.prompt_tokens };
+}
+
+/** The older /api/embeddings' answer: one vector. */
+export function legacyEmbeddingResponse(res: Record<string, unknown>) {
+  return { embedding: (res.data as { embedding: number[] }[])[0]!.embedding };
+}
+
+/** The record an empty prompt gets: the model loaded (or, with keep_alive 0, unloaded). */
+export function loadRecord(model: string, kind: "chat" | "generate", unload: boolean) {
+  const head = { model, created_at: new Date().toISOString(), done: true, done_reason: unload ? "unload" : "load" };
+  return kind === "chat" ? { ...head, message: { role: "assistant", content: "" } } : { ...head, response: "" };
 }

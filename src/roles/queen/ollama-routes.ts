@@ -6,7 +6,7 @@ import { stream as honoStream } from "hono/streaming";
 import { withTag } from "../../catalog/aliases";
 import { isHubShorthand } from "../../catalog/hub-shorthand";
 import { parseModelRef } from "../../catalog/refs";
-import { chatRequest, generateRequest, OllamaStream } from "../../dialects/ollama";
+import { chatRequest, embedResponse, generateRequest, legacyEmbeddingResponse, loadRecord, OllamaStream, showEntry, tagEntry } from "../../dialects/ollama";
 import { keepAliveMs } from "../../duration";
 import { asRbeeError, RbeeError } from "../../errors";
 import { readJson } from "../../http/validate";
@@ -53,15 +53,13 @@ export function addOllamaRoutes(app: Hono, deps: QueenDeps): void {
     const body = await readJson(c, OllamaEmbedRequest);
     const startedAt = performance.now();
     const res = await openAiJson(deps, { model: body.model, path: "/v1/embeddings", body: { input: body.input }, signal: c.req.raw.signal, keepAliveMs: keepAliveMs(body.keep_alive) });
-    const data = res.data as { embedding: number[] }[];
-    const usage = res.usage as { prompt_tokens: number };
-    return c.json({ model: body.model, embeddings: data.map((d) => d.embedding), total_duration: Math.round((performance.now() - startedAt) * 1e6), load_duration: 0, prompt_eval_count: usage.prompt_tokens });
+    return c.json(embedResponse(body.model, res, startedAt));
   });
 
   api.post("/embeddings", async (c) => {
     const body = await readJson(c, OllamaLegacyEmbeddingsRequest);
     const res = await openAiJson(deps, { model: body.model, path: "/v1/embeddings", body: { input: body.prompt }, signal: c.req.raw.signal, keepAliveMs: keepAliveMs(body.keep_alive) });
-    return c.json({ embedding: (res.data as { embedding: number[] }[])[0]!.embedding });
+    return c.json(legacyEmbeddingResponse(res));
   });
 
   api.get("/tags", (c) => c.json({ models: listedModels(deps).map(({ name, model }) => tagEntry(name, model)) }));
@@ -152,53 +150,6 @@ function listedModels(deps: QueenDeps): { name: string; model: ModelJson }[] {
   return named;
 }
 
-function details(m: ModelJson) {
-  return {
-    parent_model: "",
-    format: "gguf",
-    family: m.architecture ?? "",
-    families: m.architecture ? [m.architecture] : null,
-    parameter_size: m.parameter_count ? parameterSize(m.parameter_count) : "",
-    quantization_level: m.quantization ?? "",
-  };
-}
-
-function tagEntry(name: string, m: ModelJson) {
-  return { name, model: name, modified_at: m.downloaded_at, size: m.size_bytes, digest: m.sha256, details: details(m) };
-}
-
-function showEntry(m: ModelJson) {
-  const arch = m.architecture ?? "llama";
-  const shape = m.shape;
-  return {
-    modelfile: "",
-    parameters: "",
-    template: m.chat_template ?? "",
-    details: details(m),
-    model_info: {
-      "general.architecture": arch,
-      "general.parameter_count": m.parameter_count,
-      "general.file_type": m.quantization,
-      [`${arch}.context_length`]: m.context_length,
-      ...(shape && {
-        [`${arch}.embedding_length`]: shape.embedding,
-        [`${arch}.block_count`]: shape.layers,
-        [`${arch}.feed_forward_length`]: shape.feedForward,
-        [`${arch}.attention.head_count`]: shape.heads,
-        [`${arch}.vocab_size`]: shape.vocab,
-      }),
-    },
-    capabilities: ["completion", "embedding", ...(m.chat_template?.includes("tool") ? ["tools"] : [])],
-    modified_at: m.downloaded_at,
-  };
-}
-
-function parameterSize(count: number): string {
-  const units: [number, string][] = [[1e9, "B"], [1e6, "M"], [1e3, "K"]];
-  for (const [n, unit] of units) if (count >= n) return `${(count / n).toFixed(count >= 10 * n ? 0 : 1)}${unit}`;
-  return String(count);
-}
-
 /** What /api/pull takes: rbee's references, and the Hub's forms (hf.co/ORG/REPO[:QUANT], ORG/REPO[:QUANT], with a file). */
 function pullReference(name: string): string {
   const hubFile = /^(?:https?:\/\/)?(?:hf\.co|huggingface\.co)\/(.+\.gguf)$/.exec(name);
@@ -228,8 +179,7 @@ async function loadOrUnload(c: Context, deps: QueenDeps, name: string, keepAlive
     lease.release();
   }
   deps.keepAlive.touch(modelRef, keepAlive);
-  const head = { model: name, created_at: new Date().toISOString(), done: true, done_reason: unload ? "unload" : "load" };
-  return c.json(kind === "chat" ? { ...head, message: { role: "assistant", content: "" } } : { ...head, response: "" });
+  return c.json(loadRecord(name, kind, unload));
 }
 
 async function relayGeneration(
