@@ -11,6 +11,8 @@ export class HiveClient extends RbeeHttpClient {
   workers = async () => (await this.json<{ workers: WorkerInfo[] }>("GET", "/v1/workers")).workers;
   spawn = async (request: Partial<SpawnRequest> & { model: string }) => (await this.json<{ worker: WorkerInfo }>("POST", "/v1/workers/spawn", request)).worker;
   stopWorker = (id: string) => this.json<{ stopped: string }>("POST", `/v1/workers/${encodeURIComponent(id)}/stop`);
+  /** The hive's own log (no worker) or a worker's, as server-sent events that follow it until `signal` aborts. */
+  logs = (workerId: string | undefined, signal: AbortSignal) => this.request("GET", workerId ? `/v1/workers/${encodeURIComponent(workerId)}/logs` : "/v1/logs", undefined, { signal });
   shutdown = () => this.json<{ ok: boolean }>("POST", "/v1/shutdown", {});
 
   async download(ref: string, onProgress?: (p: ByteProgress) => void): Promise<ModelJson> {

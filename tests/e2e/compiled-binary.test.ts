@@ -40,5 +40,14 @@ describe("compiled dist/rbee", () => {
     expect(readdirSync(cache).sort()).toEqual([expect.stringMatching(/^nlc-runtime-linux-x64-[0-9a-f]{12}$/), "probes"]);
     const unpacked = readdirSync(cache).filter((d) => d.startsWith("nlc-runtime-"));
     expect(existsSync(join(cache, unpacked[0]!, ".complete"))).toBe(true);
+
+    // The dashboard was bundled into the binary: its page and script come from the binary alone.
+    const queen = await startRbee(["queen", "--port", "0", "--home", mkdtempSync(join(tmpdir(), "rbee-bin-home-"))], { exe, env });
+    const html = await (await fetch(queen.url, { headers: { accept: "text/html" } })).text();
+    const script = /src="(\/dashboard\/app\.js\?v=\w+)"/.exec(html)![1]!;
+    const js = await fetch(`${queen.url}${script}`);
+    expect(js.status).toBe(200);
+    expect((await js.text()).includes("u-legend")).toBe(true); // uPlot's, bundled in
+    expect(await queen.stop()).toBe(0);
   }, 120_000);
 });

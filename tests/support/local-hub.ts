@@ -69,7 +69,7 @@ const server = Bun.serve({
     const body = bytes.subarray(start, end + 1);
     const headers = { ...linked(cdn![1]!, bytes.length), "content-type": "application/octet-stream", "content-length": String(body.length), ...(range && { "content-range": `bytes ${start}-${end}/${bytes.length}` }) };
     const status = range ? 206 : 200;
-    if (!rate || body.length <= CHUNK) return new Response(body, { status, headers });
+    if (!rate || body.length <= CHUNK) return new Response(body as Uint8Array<ArrayBuffer>, { status, headers });
     let sent = 0;
     const stream = new ReadableStream({
       async pull(controller) {

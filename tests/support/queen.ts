@@ -4,9 +4,9 @@ import { tempHome } from "./home";
 import { type RbeeProcess, runRbee, startRbee, waitFor } from "./processes";
 
 /** The queen's home is also its local hive's: stories260K is put in its catalog first. */
-export async function startQueen(extraArgs: string[] = [], home = tempHome("rbee-queen-")): Promise<RbeeProcess & { home: string }> {
+export async function startQueen(extraArgs: string[] = [], home = tempHome("rbee-queen-"), env: Record<string, string> = {}): Promise<RbeeProcess & { home: string }> {
   await addStories(home);
-  const queen = await startRbee(["queen", "--port", "0", "--home", home, "--hive-check-interval", "0.5", ...extraArgs]);
+  const queen = await startRbee(["queen", "--port", "0", "--home", home, "--hive-check-interval", "0.5", ...extraArgs], { env });
   return Object.assign(queen, { home });
 }
 

@@ -1,7 +1,8 @@
 // Runs the hive daemon: catalog, downloads, worker pool and HTTP; a signal or POST /v1/shutdown stops every worker first.
 import { Catalog } from "../../catalog/catalog";
 import { httpUrl, serve } from "../../http/serve";
-import { logger } from "../../log";
+import { logger, onLogLine } from "../../log";
+import { LogBook } from "../../log-book";
 import { selfCommand } from "../../self";
 import { probeDevices } from "./devices";
 import { Downloads, hubOptionsFromEnv } from "./downloads";
@@ -30,6 +31,8 @@ export interface HiveOptions {
 const log = logger("hive");
 
 export async function runHive(options: HiveOptions): Promise<void> {
+  const ownLog = new LogBook();
+  onLogLine((line) => ownLog.add(line));
   const catalog = new Catalog(options.home);
   const downloads = new Downloads(catalog, hubOptionsFromEnv());
   let url = "";
@@ -66,7 +69,7 @@ export async function runHive(options: HiveOptions): Promise<void> {
     })();
     return stopping;
   };
-  const app = createHiveApp({ catalog, downloads, workers, probeDevices: probe, apiToken: options.apiToken, onShutdown: () => void shutdown() });
+  const app = createHiveApp({ catalog, downloads, workers, probeDevices: probe, apiToken: options.apiToken, log: ownLog, onShutdown: () => void shutdown() });
   const server = serve(app, { host: options.host, port: options.port });
   url = httpUrl(options.advertiseHost ?? options.host, server.port!);
   process.on("SIGTERM", () => void shutdown());

@@ -4,6 +4,8 @@ import type { Catalog } from "../../catalog/catalog";
 import { RbeeError } from "../../errors";
 import { createApp } from "../../http/app";
 import { sseResponse } from "../../http/sse";
+import { logStream } from "../../http/log-stream";
+import type { LogBook } from "../../log-book";
 import { readJson } from "../../http/validate";
 import { DownloadRequest, modelJson, SpawnRequest } from "../../wire/hive";
 import { WorkerReadyCallback } from "../../wire/worker";
@@ -19,10 +21,12 @@ export interface HiveDeps {
   workers: WorkerPool;
   probeDevices: DeviceProbe;
   apiToken?: string;
+  /** The hive's own log lines. */
+  log: LogBook;
   onShutdown: () => void;
 }
 
-export function createHiveApp({ catalog, downloads, workers, probeDevices, apiToken, onShutdown }: HiveDeps): Hono {
+export function createHiveApp({ catalog, downloads, workers, probeDevices, apiToken, log, onShutdown }: HiveDeps): Hono {
   const app = createApp({ role: "hive", apiToken });
 
   app.get("/v1/devices", async (c) => c.json(await probeDevices()));
@@ -57,6 +61,10 @@ export function createHiveApp({ catalog, downloads, workers, probeDevices, apiTo
   });
 
   app.get("/v1/workers", (c) => c.json({ workers: workers.list() }));
+
+  app.get("/v1/logs", (c) => logStream(c, log));
+
+  app.get("/v1/workers/:id/logs", (c) => logStream(c, workers.logOf(c.req.param("id"))));
 
   app.post("/v1/workers/spawn", async (c) => {
     const request = await readJson(c, SpawnRequest);

@@ -8,6 +8,7 @@ import { logger } from "../../log";
 import type { WorkerInfo } from "../../wire/hive";
 import type { ReadyResponse, WorkerReadyCallback } from "../../wire/worker";
 import { devicesEnv } from "../../inference/visible-devices";
+import { LogBook } from "../../log-book";
 
 export type { WorkerInfo };
 
@@ -55,6 +56,8 @@ interface Entry {
   proc: Subprocess<"pipe", "ignore", "pipe">;
   ready: PromiseWithResolvers<WorkerInfo>;
   stderrTail: string[];
+  /** What it wrote to stderr, for the dashboard's log view. */
+  log: LogBook;
   failures: number;
   stopping?: Promise<void>;
   /** 0: never stopped for idleness. */
@@ -92,6 +95,12 @@ export class WorkerPool {
     return entry.info;
   }
 
+  logOf(id: string): LogBook {
+    const entry = this.entries.get(id);
+    if (!entry) throw new RbeeError("NOT_FOUND", `no worker ${id} on this hive`);
+    return entry.log;
+  }
+
   /** Starts a worker and resolves once it has called back ready; rejects with its last words if it dies first. */
   async spawn(request: SpawnRequest): Promise<WorkerInfo> {
     const id = `w-${process.pid}-${this.nextId++}`;
@@ -112,6 +121,7 @@ export class WorkerPool {
       proc,
       ready: Promise.withResolvers<WorkerInfo>(),
       stderrTail: [],
+      log: new LogBook(),
       failures: 0,
       idleTimeoutMs: request.idle_timeout_s === undefined ? options.idleTimeoutMs : request.idle_timeout_s * 1000,
       request,
@@ -215,6 +225,7 @@ export class WorkerPool {
       for (const line of lines) {
         if (!line) continue;
         process.stderr.write(`${line}\n`);
+        entry.log.add(line);
         entry.stderrTail.push(line);
         if (entry.stderrTail.length > STDERR_TAIL_LINES) entry.stderrTail.shift();
       }

@@ -1,6 +1,7 @@
 // Who may use the queen: the cluster token (hives, workers, the operator's own tools: everything), or a client key
-// (rbee keys) within its scopes and limits; health checks and the root probe stay open. With neither a token nor a
-// key configured the queen is open (it then listens on loopback only: http/exposure.ts).
+// (rbee keys) within its scopes and limits; health checks, the root probe and the dashboard's page and files stay open
+// (the page asks for a key before it reads anything). With neither a token nor a key configured the queen is open (it
+// then listens on loopback only: http/exposure.ts).
 import type { Context, MiddlewareHandler } from "hono";
 import { type ApiKeys, scopesOf } from "../../auth/api-keys";
 import { getConnInfo } from "hono/bun";
@@ -33,7 +34,7 @@ export function clientAuth({ clusterToken, required, keys }: { clusterToken?: st
   const inflight = new Map<string, number>();
   const recent = new Map<string, number[]>();
   return async (c, next) => {
-    if (OPEN.has(c.req.path)) return next();
+    if (OPEN.has(c.req.path) || c.req.path.startsWith("/dashboard/")) return next();
     const credential = credentialOf(c);
     if (clusterToken && credential === clusterToken) return next();
     if (!clusterToken && FROM_HIVES.has(c.req.path) && isLoopback(getConnInfo(c).remote.address ?? "")) return next();

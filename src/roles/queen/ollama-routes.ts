@@ -21,7 +21,7 @@ import { openAiChunks, openAiJson } from "./worker-calls";
 const NDJSON = "application/x-ndjson";
 
 export function addOllamaRoutes(app: Hono, deps: QueenDeps): void {
-  // Clients probe the root to see that a server is up (a browser asking for HTML will get the dashboard here later).
+  // Clients probe the root to see that a server is up (a browser asking for HTML gets the dashboard: dashboard-routes.ts).
   app.get("/", (c) => c.text("rbee is running (Ollama-compatible API at /api)"));
   app.on("HEAD", "/", (c) => c.body(null, 200));
 

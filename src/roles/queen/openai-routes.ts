@@ -7,6 +7,7 @@ import { readJson } from "../../http/validate";
 import { ChatRequest, CompletionRequest, EmbeddingsRequest, RerankRequest } from "../../wire/openai";
 import type { QueenMetrics } from "./metrics";
 import { resolveModel } from "./models";
+import { LOCAL_NODE } from "../../nodes/registry";
 import type { Hives } from "./hives";
 import type { Registry } from "./registry";
 import type { Relay } from "./relay";
@@ -21,7 +22,9 @@ const QueenRerank = RerankRequest.extend(Routed);
 
 export function addQueenOpenAiRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hives" | "relay" | "metrics" | "onActivity" | "names">): void {
   // Every model by its reference, then every name (config.toml's, names.db's) as a model of its own, as clients list.
-  app.get("/v1/models", (c) => {
+  app.get("/v1/models", async (c) => {
+    // This machine's catalog counts before its hive has started: start it (as a request for a model would).
+    if (!deps.registry.upHives().length) await deps.hives.ensure(LOCAL_NODE).catch(() => {});
     const listing = deps.registry.modelListing();
     const named = deps.names.list().flatMap(({ name, ref }) => {
       const target = listing.find((m) => m.ref === ref);
@@ -67,8 +70,21 @@ async function relayOpenAi(c: Context, deps: Parameters<typeof addQueenOpenAiRou
       done();
     }
     deps.metrics.ttft.observe((performance.now() - startedAt) / 1000);
-    return new Response(Buffer.concat(chunks), { status: relayed.status, headers: { "content-type": "application/json" } });
+    const answer = Buffer.concat(chunks);
+    const generated = completionTokens(answer);
+    relayed.lease.worker.tokensOut += generated;
+    deps.metrics.tokens.inc({ model: modelRef }, generated);
+    return new Response(answer, { status: relayed.status, headers: { "content-type": "application/json" } });
   }
   const stream = passThrough(relayed, deps.metrics, modelRef, startedAt, (message) => `data: ${JSON.stringify({ error: { code: "WORKER_FAILED", message } })}\n\n`, done);
   return new Response(stream, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
+}
+
+/** The tokens a whole (not streamed) answer reports in its usage; 0 where it has none (embeddings, an error). */
+function completionTokens(answer: Buffer): number {
+  try {
+    return Number(JSON.parse(answer.toString("utf8"))?.usage?.completion_tokens) || 0;
+  } catch {
+    return 0;
+  }
 }

@@ -28,6 +28,8 @@ export interface WorkerEntry {
   devices: number[] | null;
   /** When a request last ended on it (or it came up): the least recently used idle worker is evicted first. */
   lastUsedAt: number;
+  /** Tokens streamed from it through the queen (the dashboard's tokens/s). */
+  tokensOut: number;
 }
 
 export interface ModelListing {
@@ -74,7 +76,7 @@ export class Registry {
     const known = this.workers.get(w.id);
     // Leases hold the entry itself: update it in place so their releases count.
     if (known) return Object.assign(known, fields);
-    const entry: WorkerEntry = { ...fields, inflight: 0, lastUsedAt: Date.now() };
+    const entry: WorkerEntry = { ...fields, inflight: 0, lastUsedAt: Date.now(), tokensOut: 0 };
     this.workers.set(w.id, entry);
     return entry;
   }

@@ -24,6 +24,8 @@ const AFFINITY_SLACK = 2;
 
 interface Waiter {
   modelRef: string;
+  /** When it began to wait (Date.now()). */
+  since: number;
   node?: string;
   starts?: string[];
   resolve(lease: Lease): void;
@@ -60,6 +62,12 @@ export class Scheduler {
     return this.queues.get(modelRef)?.length ?? 0;
   }
 
+  /** Every model with requests waiting: how many, and how long the oldest has waited. */
+  waiting(): { model: string; depth: number; oldest_wait_ms: number }[] {
+    const now = Date.now();
+    return [...this.queues].filter(([, q]) => q.length).map(([model, q]) => ({ model, depth: q.length, oldest_wait_ms: now - q[0]!.since }));
+  }
+
   acquire(modelRef: string, { node, signal, onQueued, starts }: AcquireOptions = {}): Promise<Lease> {
     const worker = this.pick(modelRef, node, starts);
     if (worker) return Promise.resolve(this.lease(worker));
@@ -72,6 +80,7 @@ export class Scheduler {
       const onAbort = () => fail(new RbeeError("BAD_REQUEST", "cancelled while queued"));
       const waiter: Waiter = {
         modelRef,
+        since: Date.now(),
         node,
         starts,
         resolve,
@@ -95,6 +104,13 @@ export class Scheduler {
       onQueued?.(queue.length);
       this.ensureSpawn(modelRef, node);
     });
+  }
+
+  /** An operator's start: one more worker for the model now, whether requests wait or not; false where none can start. */
+  async startWorker(modelRef: string, node?: string): Promise<boolean> {
+    const spawned = await this.options.spawn(modelRef, node);
+    if (spawned) this.dispatch(modelRef);
+    return spawned;
   }
 
   /** A worker appeared or freed a slot: hand it to whoever waits. */

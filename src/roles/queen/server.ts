@@ -8,7 +8,7 @@ import { parseModelRef } from "../../catalog/refs";
 import { RbeeError } from "../../errors";
 import { sseResponse } from "../../http/sse";
 import { LOCAL_NODE } from "../../nodes/registry";
-import { HiveAnnouncement, QueenDownloadRequest, WorkerRelay } from "../../wire/hive";
+import { HiveAnnouncement, QueenDownloadRequest } from "../../wire/hive";
 import type { Hives } from "./hives";
 import type { ModelNames } from "./model-names";
 import type { KeepAlive } from "./keep-alive";
@@ -22,6 +22,9 @@ import type { Registry } from "./registry";
 import type { Relay } from "./relay";
 import type { Scheduler } from "./scheduler";
 import { addTaskRoutes } from "./tasks";
+import { addWorkerRoutes } from "./worker-routes";
+import { addDashboardRoutes } from "./dashboard-routes";
+import type { ClusterView } from "./cluster-view";
 
 export interface QueenDeps {
   registry: Registry;
@@ -33,6 +36,7 @@ export interface QueenDeps {
   keepAlive: KeepAlive;
   names: ModelNames;
   keys: ApiKeys;
+  cluster: ClusterView;
   apiToken?: string;
   clientsNeedCredential?: boolean;
   onActivity: (delta: number) => void;
@@ -48,10 +52,13 @@ export function createQueenApp(deps: QueenDeps): Hono {
     metrics.requests.inc({ route: c.req.routePath, status: String(c.res.status) });
   });
 
+  // Before Ollama's: a browser asking for / gets the dashboard, API clients the probe's answer.
+  addDashboardRoutes(app, deps);
   addQueenOpenAiRoutes(app, deps);
   addOllamaRoutes(app, deps);
   addAnthropicRoutes(app, deps);
   addTaskRoutes(app, deps);
+  addWorkerRoutes(app, deps);
 
   app.get("/v1/nodes", (c) =>
     c.json({
@@ -62,40 +69,9 @@ export function createQueenApp(deps: QueenDeps): Hono {
     }),
   );
 
-  app.get("/v1/workers", (c) =>
-    c.json({
-      workers: [...registry.workers.values()].map((w) => ({
-        id: w.id,
-        node: w.node,
-        url: w.url,
-        model_ref: w.modelRef,
-        slots_total: w.slotsTotal,
-        inflight: w.inflight,
-        backend: w.backend,
-        device: w.device,
-        devices: w.devices,
-        expires_at: deps.keepAlive.expiresAt(w.modelRef)?.toISOString() ?? null,
-      })),
-    }),
-  );
-
   app.post("/v1/hives/ready", async (c) => {
     const hive = hives.announced(await readJson(c, HiveAnnouncement));
     for (const w of registry.workers.values()) if (w.node === hive.node) scheduler.dispatch(w.modelRef);
-    return c.json({ ok: true });
-  });
-
-  app.post("/v1/workers/ready", async (c) => {
-    const { node, worker } = await readJson(c, WorkerRelay);
-    const entry = registry.upsertWorker(node, worker);
-    if (entry) scheduler.dispatch(entry.modelRef);
-    return c.json({ ok: true });
-  });
-
-  app.post("/v1/workers/gone", async (c) => {
-    const { worker } = await readJson(c, WorkerRelay);
-    const gone = registry.removeWorker(worker.id);
-    if (gone) scheduler.workerGone(gone.modelRef);
     return c.json({ ok: true });
   });
 
@@ -117,16 +93,6 @@ export function createQueenApp(deps: QueenDeps): Hono {
         sink.send("error", (err instanceof RbeeError ? err : new RbeeError("INTERNAL", String(err))).toJSON().error);
       }
     });
-  });
-
-  app.post("/v1/workers/:id/stop", async (c) => {
-    const worker = registry.workers.get(c.req.param("id"));
-    if (!worker) throw new RbeeError("NOT_FOUND", `no worker ${c.req.param("id")}`);
-    const hive = registry.hives.get(worker.node);
-    if (!hive) throw new RbeeError("NOT_FOUND", `the hive of ${worker.node} is gone`);
-    await hive.client.stopWorker(worker.id);
-    registry.removeWorker(worker.id);
-    return c.json({ stopped: worker.id });
   });
 
   app.get("/metrics", async (c) => {

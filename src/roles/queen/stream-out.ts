@@ -31,6 +31,7 @@ export function passThrough(relayed: Relayed, metrics: QueenMetrics, modelRef: s
     metrics.tokenLatency.observe((now - last) / 1000 / n);
     last = now;
     metrics.tokens.inc({ model: modelRef }, n);
+    relayed.lease.worker.tokensOut += n;
   };
   return new ReadableStream<Uint8Array>({
     start(controller) {
