@@ -16,8 +16,9 @@ import { KeepAlive } from "./keep-alive";
 import { PromptAffinity } from "./prompt-affinity";
 import type { WorkerEntry } from "./registry";
 import { ModelNames } from "./model-names";
-import { preload } from "./preload";
+import { keepMinReplicas, preload } from "./preload";
 import { createSpawner } from "./spawner";
+import { ClusterView } from "./cluster-view";
 
 export interface QueenOptions {
   home: string;
@@ -76,7 +77,8 @@ export async function runQueen(options: QueenOptions): Promise<void> {
   scheduler = new Scheduler(registry, {
     spawn: createSpawner({ registry, ensureHive: (n) => hives.ensure(n), knowsNode: (n) => hives.knows(n), workerSlots: options.workerSlots, settingsFor: (ref) => names.settingsFor(ref),
       allowCpu: options.allowCpu,
-      pinned: (ref) => names.settingsFor(ref)?.pinned === true,
+      // Never evicted: pinned models, and the replicas a model keeps by min_replicas.
+      pinned: (ref) => names.settingsFor(ref)?.pinned === true || (names.settingsFor(ref)?.min_replicas ?? 0) >= registry.workersFor(ref).length,
       stopWorker: (worker) => stopWorker(worker),
       onEvicted: (worker) => metrics.evictions.inc({ model: worker.modelRef }),
     }),
@@ -90,7 +92,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
     const settings = names.settingsFor(ref);
     return settings?.pinned ? -1 : (settings?.keep_alive ?? defaultKeepAliveMs);
   };
-  const keepAlive = new KeepAlive(registry, keepAliveFor, (worker) => stopWorker(worker));
+  const keepAlive = new KeepAlive(registry, keepAliveFor, (worker) => stopWorker(worker), (ref) => names.settingsFor(ref)?.min_replicas ?? 0);
   keepAlive.start();
   const relay = new Relay(registry, scheduler, options.apiToken, keepAlive, affinity);
 
@@ -117,7 +119,8 @@ export async function runQueen(options: QueenOptions): Promise<void> {
   };
 
   const keys = new ApiKeys(options.home);
-  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, keepAlive, names, keys, apiToken: options.apiToken, clientsNeedCredential: options.clientsNeedCredential ?? options.apiToken !== undefined, onActivity, onShutdown: () => void shutdown() });
+  const cluster = new ClusterView({ registry, nodes, scheduler, keepAlive });
+  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, keepAlive, names, keys, cluster, apiToken: options.apiToken, clientsNeedCredential: options.clientsNeedCredential ?? options.apiToken !== undefined, onActivity, onShutdown: () => void shutdown() });
   const server = serve(app, { host: options.host, port: options.port });
   url = httpUrl(options.host === "0.0.0.0" ? "127.0.0.1" : options.host, server.port!);
   process.on("SIGTERM", () => void shutdown());
@@ -133,6 +136,6 @@ export async function runQueen(options: QueenOptions): Promise<void> {
       }
     }, Math.min(1000, options.ephemeralIdleMs / 2)).unref();
   log.info(`listening on ${url}`, { home: options.home, ephemeral: options.ephemeral });
-  void preload(names.preloads(), { registry, hives, scheduler, names, keepAlive });
+  void preload(names.preloads(), { registry, hives, scheduler, names, keepAlive }).then(() => keepMinReplicas(names.preloads(), { registry, hives, scheduler, names, keepAlive }));
   if (options.urlFile) await Bun.write(options.urlFile, url);
 }
