@@ -18,6 +18,8 @@ export class KeepAlive {
     /** A model's keep-alive when a request does not say (config.toml's for it, else the queen's default). */
     private readonly defaultFor: (modelRef: string) => number,
     private readonly stopWorker: (worker: WorkerEntry) => Promise<void>,
+    /** Workers of the model that stay whatever the keep-alive (config.toml's min_replicas). */
+    private readonly minFor: (modelRef: string) => number = () => 0,
   ) {}
 
   start(): void {
@@ -51,10 +53,11 @@ export class KeepAlive {
     for (const w of this.registry.workers.values()) byModel.set(w.modelRef, [...(byModel.get(w.modelRef) ?? []), w]);
     for (const [modelRef, workers] of byModel) {
       const keep = this.defaultFor(modelRef);
-      if (workers.length < 2 || keep < 0) continue;
+      const floor = Math.max(1, this.minFor(modelRef));
+      if (workers.length <= floor || keep < 0) continue;
       let left = workers.length;
       for (const w of [...workers].sort((a, b) => a.lastUsedAt - b.lastUsedAt)) {
-        if (left <= 1 || w.inflight > 0 || now - w.lastUsedAt < keep) continue;
+        if (left <= floor || w.inflight > 0 || now - w.lastUsedAt < keep) continue;
         left--;
         log.info(`replica ${w.id} of ${modelRef} on ${w.node} idle past its keep-alive: stopping it`);
         await this.stopWorker(w).catch((err) => log.warn(`could not stop worker ${w.id}: ${err instanceof Error ? err.message : err}`));
@@ -63,7 +66,7 @@ export class KeepAlive {
     for (const [modelRef, until] of this.until) {
       if (until > now) continue;
       const workers = this.registry.workersFor(modelRef);
-      if (workers.some((w) => w.inflight > 0)) continue;
+      if (workers.some((w) => w.inflight > 0) || this.minFor(modelRef) > 0) continue;
       this.until.delete(modelRef);
       for (const worker of workers) {
         log.info(`keep-alive of ${modelRef} ended: stopping worker ${worker.id} on ${worker.node}`);

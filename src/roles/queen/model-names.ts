@@ -42,12 +42,12 @@ export class ModelNames {
   settingsFor(modelRef: string): ModelConfig | undefined {
     const entries = this.config.models.filter((m) => this.refOf(m.model) === modelRef);
     // Several names for one model: the first one's settings, pinned if any of them is.
-    return entries[0] && { ...entries[0], pinned: entries.some((m) => m.pinned) };
+    return entries[0] && { ...entries[0], pinned: entries.some((m) => m.pinned), min_replicas: Math.max(...entries.map((m) => m.min_replicas)) };
   }
 
-  /** config.toml's entries to load when the queen starts. */
+  /** config.toml's entries to load when the queen starts (preload, or kept at a minimum of replicas). */
   preloads(): ModelConfig[] {
-    return this.config.models.filter((m) => m.preload);
+    return this.config.models.filter((m) => m.preload || m.min_replicas > 0);
   }
 
   close(): void {

@@ -53,6 +53,7 @@ describe("config.toml", () => {
       [`[models.y]\nmodel = "stories260K"\nkeep_alive = "soon"\n`, /config\.toml line 3: models\.y\.keep_alive: "soon" is not a duration/],
       [`[models.z]\nslots = 2\n`, /config\.toml line 1: models\.z\.model: /],
       [`colour = "blue"\n`, /config\.toml line 1: .*colour/],
+      [`[models.w]\nmodel = "stories260K"\nmax_replicas = 1\nmin_replicas = 2\n`, /config\.toml line 4: models\.w\.min_replicas: min_replicas is more than max_replicas/],
     ];
     for (const [text, line] of cases) {
       const home = tempHome("rbee-config-");

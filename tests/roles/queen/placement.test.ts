@@ -145,4 +145,32 @@ describe("replicas", () => {
     await busy;
     expect(await queen.stop()).toBe(0);
   });
+
+  test("min_replicas: started with the queen, kept past the keep-alive, and started again when one dies", async () => {
+    const { tempHome } = await import("../../support/home");
+    const { waitFor, isAlive } = await import("../../support/processes");
+    const { writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const home = tempHome();
+    writeFileSync(join(home, "config.toml"), `[models.tale]\nmodel = "stories260K"\nmin_replicas = 2\n`);
+    const queen = await startQueen(["--keep-alive", "1s", "--hive-check-interval", "0.5"], home);
+    await startNodeHive(queen.url, "twin", [], { RBEE_FAKE_DEVICES: JSON.stringify({ gpus: [gpu(0, 40 * GIB), gpu(1, 40 * GIB)] }) });
+    const twoWorkers = () => waitFor("two workers", async () => ((await queenWorkers(queen.url)).length === 2 ? queenWorkers(queen.url) : undefined), 30_000);
+    const first = await twoWorkers();
+    // Past the 1 s keep-alive, with no request at all: both stay.
+    await Bun.sleep(2500);
+    expect((await queenWorkers(queen.url)).map((w) => w.id).sort()).toEqual(first.map((w) => w.id).sort());
+    // One dies: another takes its place.
+    const { nodes } = await (await fetch(`${queen.url}/v1/nodes`)).json();
+    const victim = first[0]!;
+    const hiveUrl = nodes.find((n: { name: string }) => n.name === victim.node).hive_url;
+    const pid = (await (await fetch(`${hiveUrl}/v1/workers`)).json()).workers.find((w: { id: string }) => w.id === victim.id).pid;
+    process.kill(pid, "SIGKILL");
+    await waitFor("the worker gone", () => (isAlive(pid) ? undefined : true));
+    await waitFor("a new second worker", async () => {
+      const now = await queenWorkers(queen.url);
+      return now.length === 2 && !now.some((w) => w.id === victim.id) ? true : undefined;
+    }, 30_000);
+    expect(await queen.stop()).toBe(0);
+  }, 90_000);
 });
