@@ -82,16 +82,22 @@ function edit(file: string, edits: [anchor: string, replacement: string][]): voi
   writeFileSync(file, source);
 }
 
-/** Hooks rbee's calls into the addon: registered at module init, and the unified-KV switch read by new contexts. */
+/** Hooks rbee's calls into the addon: registered at module init, the unified-KV switch read by new contexts, the split. */
 function registerNativeCalls(addonDir: string): void {
   const include = '#include "addonGlobals.h"\n';
   edit(join(addonDir, "addon.cpp"), [
-    [include, `${include}void rbeeRegisterSampleThenDecode(Napi::Object exports);\nvoid rbeeRegisterKvUnified(Napi::Object exports);\nvoid rbeeRegisterGraphKeys(Napi::Object exports);\nvoid rbeeRegisterLogprobs(Napi::Object exports);\nvoid rbeeRegisterEmbeddings(Napi::Object exports);\n`],
-    ["    AddonSampler::init(exports);\n", "    AddonSampler::init(exports);\n    rbeeRegisterSampleThenDecode(exports);\n    rbeeRegisterKvUnified(exports);\n    rbeeRegisterGraphKeys(exports);\n    rbeeRegisterLogprobs(exports);\n    rbeeRegisterEmbeddings(exports);\n"],
+    [include, `${include}void rbeeRegisterSampleThenDecode(Napi::Object exports);\nvoid rbeeRegisterKvUnified(Napi::Object exports);\nvoid rbeeRegisterGraphKeys(Napi::Object exports);\nvoid rbeeRegisterLogprobs(Napi::Object exports);\nvoid rbeeRegisterEmbeddings(Napi::Object exports);\nvoid rbeeRegisterModelSplit(Napi::Object exports);\n`],
+    ["    AddonSampler::init(exports);\n", "    AddonSampler::init(exports);\n    rbeeRegisterSampleThenDecode(exports);\n    rbeeRegisterKvUnified(exports);\n    rbeeRegisterGraphKeys(exports);\n    rbeeRegisterLogprobs(exports);\n    rbeeRegisterEmbeddings(exports);\n    rbeeRegisterModelSplit(exports);\n"],
   ]);
   edit(join(addonDir, "AddonContext.cpp"), [
     ['#include "AddonContext.h"\n', '#include "AddonContext.h"\n\nbool rbeeKvUnified();\n'],
     ["    context_params.kv_unified = false;\n", "    context_params.kv_unified = rbeeKvUnified();\n"],
+  ]);
+  // The model's split over several GPUs (native/model-split.cpp): options node-llama-cpp's JavaScript passes on.
+  edit(join(addonDir, "AddonModel.h"), [["        std::vector<llama_model_kv_override> kv_overrides;\n", "        std::vector<llama_model_kv_override> kv_overrides;\n        std::vector<float> rbeeTensorSplit;\n"]]);
+  edit(join(addonDir, "AddonModel.cpp"), [
+    ['#include "AddonModel.h"\n', '#include "AddonModel.h"\n\nvoid rbeeApplyModelSplit(llama_model_params& params, const Napi::Object& options, std::vector<float>& storage);\n'],
+    ['        if (options.Has("vocabOnly")) {\n', '        rbeeApplyModelSplit(model_params, options, rbeeTensorSplit);\n\n        if (options.Has("vocabOnly")) {\n'],
   ]);
 }
 

@@ -74,6 +74,11 @@ export function useUnifiedKvCache(llama: Llama, on: boolean): boolean {
   return set !== undefined;
 }
 
+/** Whether loadModel's splitMode and tensorSplit reach llama.cpp (rbee's rebuilt addon: native/model-split.cpp). */
+export function supportsModelSplit(llama: Llama): boolean {
+  return rbeeCall<() => boolean>(bindingsOfLlama(llama), "rbeeModelSplit")?.() === true;
+}
+
 /**
  * Gives llama.cpp's graphs of different batch sizes different CUDA-graph keys, so a prompt does not evict the decode
  * graph's capture (see native/graph-keys.cpp), if the addon was rebuilt by scripts/build-addon.ts. Returns how many

@@ -3,7 +3,7 @@ import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { RbeeError } from "../errors";
 import { logger } from "../log";
 import { type Backend, createLlama, type GpuChoice } from "./backend";
-import { addonContextOf, useUnifiedKvCache } from "./addon";
+import { addonContextOf, supportsModelSplit, useUnifiedKvCache } from "./addon";
 import { checkGgufFile } from "./gguf-file";
 import { shapeFromMetadata } from "./gguf-metadata";
 import { DEFAULT_MAX_CTX, MAX_BATCH_TOKENS, MIN_CTX_PER_SLOT, type ModelShape } from "./memory-plan";
@@ -16,8 +16,17 @@ export interface LoadOptions {
   /** Tokens of context per slot; defaults to the model's training context, capped at DEFAULT_MAX_CTX. */
   ctx?: number;
   threads?: number;
+  /** How a model over several GPUs is split: by layers (llama.cpp's default), by rows, or by tensors. */
+  splitMode?: SplitMode;
+  /** Each visible GPU's share of the model (default: llama.cpp's, each GPU's free memory). */
+  tensorSplit?: number[];
   onProgress?: (fraction: number) => void;
 }
+
+export const SPLIT_MODES = ["layer", "row", "tensor"] as const;
+export type SplitMode = (typeof SPLIT_MODES)[number];
+/** llama.cpp's llama_split_mode values. */
+const SPLIT_MODE_VALUES: Record<SplitMode, number> = { layer: 1, row: 2, tensor: 3 };
 
 export interface LoadedModel {
   llama: Llama;
@@ -42,13 +51,24 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const file = await checkGgufFile(options.modelPath);
   const { llama, backend } = await createLlama(options.gpu);
   const vramBefore = backend === "cpu" ? 0 : (await llama.getVramState()).used;
+  const split = options.splitMode !== undefined || options.tensorSplit !== undefined;
+  if (split && !supportsModelSplit(llama)) {
+    await llama.dispose();
+    throw new RbeeError("BACKEND_UNAVAILABLE", "--split-mode and --tensor-split need rbee's rebuilt addon (bun scripts/build-addon.ts); this one is node-llama-cpp's stock addon");
+  }
+  if (options.splitMode === "tensor" && backend === "cpu") {
+    await llama.dispose();
+    throw new RbeeError("BACKEND_UNAVAILABLE", "--split-mode tensor spreads a model over GPUs; this worker runs on the CPU");
+  }
   let model: LlamaModel;
   try {
     model = await llama.loadModel({
       modelPath: options.modelPath,
       gpuLayers: backend === "cpu" ? 0 : "auto",
       onLoadProgress: options.onProgress,
-    });
+      // Passed on to llama.cpp by rbee's patch of node-llama-cpp (patches/) and its rebuilt addon.
+      ...(split && { splitMode: SPLIT_MODE_VALUES[options.splitMode ?? "layer"], tensorSplit: options.tensorSplit }),
+    } as Parameters<Llama["loadModel"]>[0]);
   } catch (err) {
     await llama.dispose();
     throw new RbeeError("INVALID_MODEL", `cannot load ${options.modelPath}: ${err instanceof Error ? err.message : err}`);

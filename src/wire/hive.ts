@@ -13,6 +13,8 @@ export const SpawnRequest = z.strictObject({
   threads: z.number().int().min(1).max(1024).optional(),
   /** The GPUs (indexes on the node) the worker may use; one to pin it, several to split the model over them. */
   devices: z.array(z.number().int().nonnegative()).min(1).max(64).optional(),
+  /** How the model is split over several devices (llama.cpp's split mode; layer by default). */
+  split_mode: z.enum(["layer", "row", "tensor"]).optional(),
   /** Seconds idle before the hive stops the worker; 0: never (the queen's keep-alive decides). The hive's default when absent. */
   idle_timeout_s: z.number().nonnegative().optional(),
 });

@@ -40,6 +40,8 @@ export const ReadyResponse = z.object({
   device: z.string().nullable(),
   /** The GPUs it was pinned to (--devices); null: every GPU it sees. */
   devices: z.array(z.number()).nullable(),
+  /** How the model is split where it spans several GPUs (llama.cpp's split mode). */
+  split_mode: z.enum(["layer", "row", "tensor"]),
   vram_bytes: z.number(),
   slots_total: z.number(),
   slots_idle: z.number(),

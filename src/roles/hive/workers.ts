@@ -21,6 +21,7 @@ export interface SpawnRequest {
   threads?: number;
   /** The GPUs it may use (--devices). */
   devices?: number[];
+  split_mode?: "layer" | "row" | "tensor";
   /** The VRAM it was estimated to take (what fake devices count as held). */
   vramBytes?: number;
   /** Seconds idle before this worker is stopped; 0: never (its queen decides). The pool's default when absent. */
@@ -109,7 +110,7 @@ export class WorkerPool {
       "--hive-url", options.hiveUrl(), "--worker-id", id, "--slots", String(request.slots), "--gpu", request.gpu, "--watch-stdin",
       ...(options.advertiseHost ? ["--advertise-host", options.advertiseHost] : []),
       ...(request.ctx ? ["--ctx", String(request.ctx)] : []), ...(request.threads ? ["--threads", String(request.threads)] : []),
-      ...(request.devices ? ["--devices", request.devices.join(",")] : [])];
+      ...(request.devices ? ["--devices", request.devices.join(",")] : []), ...(request.split_mode ? ["--split-mode", request.split_mode] : [])];
     const proc = Bun.spawn([...options.command, ...args], {
       stdin: "pipe", // never written: when the hive dies, the worker reads EOF and exits
       stdout: "ignore",

@@ -10,6 +10,7 @@
 //   pinned = true      # never unloaded (by keep-alive, or for memory)
 //   max_replicas = 2   # workers of it at once, over every node
 //   min_replicas = 1   # workers of it kept loaded at all times (started with the queen, restarted when one goes)
+//   split_mode = "row" # where it spans several GPUs (default "layer")
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, TomlError } from "smol-toml";
@@ -38,6 +39,8 @@ const ModelEntry = z.strictObject({
   max_replicas: z.number().int().min(1).optional(),
   /** At least this many workers, kept loaded whatever the keep-alive (default 0: the model scales to zero). */
   min_replicas: z.number().int().min(0).max(64).default(0),
+  /** Where it is split over several GPUs: by layer (default), row or tensor (llama.cpp's split modes). */
+  split_mode: z.enum(["layer", "row", "tensor"]).optional(),
 }).refine((m) => m.max_replicas === undefined || m.min_replicas <= m.max_replicas, { message: "min_replicas is more than max_replicas", path: ["min_replicas"] });
 export type ModelConfig = z.infer<typeof ModelEntry> & { name: string };
 

@@ -15,7 +15,7 @@ export interface SpawnerOptions {
   knowsNode: (node: string) => boolean;
   workerSlots: number;
   /** config.toml's slots, context and replica limit for a model, where it has any. */
-  settingsFor?: (modelRef: string) => { slots?: number; ctx?: number; max_replicas?: number } | undefined;
+  settingsFor?: (modelRef: string) => { slots?: number; ctx?: number; max_replicas?: number; split_mode?: "layer" | "row" | "tensor" } | undefined;
   /** Workers may go onto the CPU of a node that has GPUs (--allow-cpu). */
   allowCpu?: boolean;
   /** Models never unloaded to make room (config.toml's pinned). */
@@ -88,6 +88,7 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
       slots: workerSlots,
       ...(settings?.ctx && { ctx: settings.ctx }),
       ...(placement.devices && { devices: placement.devices }),
+      ...(placement.devices && placement.devices.length > 1 && settings?.split_mode && { split_mode: settings.split_mode }),
       ...(placement.gpu === "cpu" && { gpu: "cpu" as const }),
       idle_timeout_s: 0,
     });

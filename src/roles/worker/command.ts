@@ -4,6 +4,7 @@ import { z } from "zod";
 import { commonServerArgs, parseArgs } from "../../cli-args";
 import { checkExposure } from "../../http/exposure";
 import { parseDevices, useOnlyDevices } from "../../inference/visible-devices";
+import { SPLIT_MODES } from "../../inference/load";
 import { runWorker } from "./run";
 
 const WorkerArgs = z.object({
@@ -23,6 +24,18 @@ const WorkerArgs = z.object({
   "watch-stdin": z.boolean().default(false),
   "advertise-host": z.string().optional(),
   devices: z.string().optional(),
+  "split-mode": z.enum(SPLIT_MODES, { message: `must be one of ${SPLIT_MODES.join(", ")}` }).optional(),
+  "tensor-split": z
+    .string()
+    .transform((v, ctx) => {
+      const shares = v.split(",").map(Number);
+      if (shares.some((n) => !Number.isFinite(n) || n < 0) || !shares.some((n) => n > 0)) {
+        ctx.addIssue({ code: "custom", message: `takes each GPU's share, such as 3,1 (got "${v}")` });
+        return z.NEVER;
+      }
+      return shares;
+    })
+    .optional(),
 });
 
 export default defineCommand({
@@ -41,6 +54,8 @@ export default defineCommand({
     "advertise-host": { type: "string", description: "Address the hive and clients reach this worker at (when listening on 0.0.0.0)" },
     "watch-stdin": { type: "boolean", description: "Exit when standard input closes (set by the hive, so no worker outlives it)" },
     devices: { type: "string", description: "Use only these GPUs, by index: 0, or 0,1 to split the model over both (default: every GPU)" },
+    "split-mode": { type: "string", description: "How a model over several GPUs is split: layer | row | tensor (default layer)" },
+    "tensor-split": { type: "string", description: "Each GPU's share of the model, such as 3,1 (default: by each GPU's free memory)" },
   },
   run: async ({ args }) => {
     const a = parseArgs(WorkerArgs, args);
@@ -63,6 +78,8 @@ export default defineCommand({
       watchStdin: a["watch-stdin"],
       advertiseHost: a["advertise-host"],
       devices,
+      splitMode: a["split-mode"],
+      tensorSplit: a["tensor-split"],
     });
   },
 });

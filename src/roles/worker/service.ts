@@ -5,7 +5,7 @@ import { RbeeError } from "../../errors";
 import { logger } from "../../log";
 import type { GpuChoice } from "../../inference/backend";
 import { BatchEngine } from "../../inference/engine";
-import { type LoadedModel, loadModel } from "../../inference/load";
+import { type LoadedModel, loadModel, type SplitMode } from "../../inference/load";
 import { Embedder } from "../../inference/embeddings";
 import { longestTokenPiece } from "../../inference/addon";
 import { Grammars } from "../../inference/grammars";
@@ -23,6 +23,9 @@ export interface WorkerConfig {
   queueLimit: number;
   /** The GPUs this worker was pinned to (--devices), by index on its machine. */
   devices?: number[];
+  /** How the model is split over several GPUs (--split-mode), and each one's share (--tensor-split). */
+  splitMode?: SplitMode;
+  tensorSplit?: number[];
 }
 
 const log = logger("worker");
@@ -121,6 +124,7 @@ export class WorkerService {
       backend: this.loaded?.backend ?? null,
       device: this.loaded?.device ?? null,
       devices: this.config.devices ?? null,
+      split_mode: this.config.splitMode ?? "layer",
       vram_bytes: this.loaded?.vramBytes ?? 0,
       slots_total: this.config.slots,
       slots_idle: engine?.slotsIdle ?? 0,

@@ -65,12 +65,41 @@ describe("devices", () => {
     const tooSmall = await spawn([1]);
     expect(tooSmall.status).toBe(507);
     expect((await tooSmall.json()).error.message).toMatch(/^needs [\d.]+ MiB VRAM, 1\.0 MiB free on GPU 1 \(NVIDIA H100 80GB HBM3\)/);
-    const split = await spawn([0, 1]);
+    const split = await postJson(`${hive.url}/v1/workers/spawn`, { model: "stories260K", devices: [0, 1], slots: 1, split_mode: "row" });
     expect(split.status).toBe(201);
     const worker = (await split.json()).worker;
     expect(worker.devices).toEqual([0, 1]);
     const ready = await (await fetch(`${worker.url}/v1/ready`)).json();
-    expect(ready.devices).toEqual([0, 1]);
+    expect(ready).toMatchObject({ devices: [0, 1], split_mode: "row" });
+    const badMode = await postJson(`${hive.url}/v1/workers/spawn`, { model: "stories260K", devices: [0, 1], split_mode: "diagonal" });
+    expect(badMode.status).toBe(400);
+    expect((await badMode.json()).error.message).toContain("split_mode");
     expect(await hive.stop()).toBe(0);
+  });
+
+  test("split over GPUs: --split-mode and --tensor-split are validated, reach the rebuilt addon, and are reported", async () => {
+    const cases: [string[], string][] = [
+      [["--split-mode", "diagonal"], "rbee: --split-mode: must be one of layer, row, tensor"],
+      [["--tensor-split", "3,x"], 'rbee: --tensor-split: takes each GPU\'s share, such as 3,1 (got "3,x")'],
+      [["--tensor-split", "0,0"], 'rbee: --tensor-split: takes each GPU\'s share, such as 3,1 (got "0,0")'],
+    ];
+    for (const [args, message] of cases) {
+      const bad = await runRbee(["worker", "--model", STORIES_MODEL, ...args]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr.trim()).toBe(message);
+    }
+    const onCpu = await runRbee(["worker", "--model", STORIES_MODEL, "--port", "0", "--split-mode", "tensor"]);
+    expect(onCpu.code).not.toBe(0);
+    expect(onCpu.stderr.trim().split("\n").at(-1)).toBe("rbee: --split-mode tensor spreads a model over GPUs; this worker runs on the CPU");
+    // Here on the CPU a row split has nothing to spread over: the options reach llama.cpp, and the model serves.
+    const worker = await startRbee(["worker", "--model", STORIES_MODEL, "--port", "0", "--split-mode", "row", "--tensor-split", "3,1"]);
+    const ready = await waitFor("ready", async () => {
+      const r = await (await fetch(`${worker.url}/v1/ready`)).json();
+      return r.ready ? r : undefined;
+    });
+    expect(ready.split_mode).toBe("row");
+    const res = await postJson(`${worker.url}/v1/completions`, { prompt: "Once upon a time", max_tokens: 5 });
+    expect((await res.json()).usage.completion_tokens).toBe(5);
+    expect(await worker.stop()).toBe(0);
   });
 });

@@ -88,6 +88,26 @@ describe("placement", () => {
   });
 });
 
+describe("split over GPUs", () => {
+  test("a model no single GPU holds is split over two of one node, with config.toml's split_mode", async () => {
+    const { tempHome } = await import("../../support/home");
+    const { writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const home = tempHome();
+    writeFileSync(join(home, "config.toml"), `[models.tale]\nmodel = "stories260K"\nsplit_mode = "row"\n`);
+    const queen = await startQueen(["--hive-check-interval", "0.5"], home);
+    // Each GPU has about 60% of what the worker needs (the estimate of every test here: 4 slots of 2,048 tokens).
+    const share = Math.ceil(need * 0.6);
+    await startNodeHive(queen.url, "pair", [], { RBEE_FAKE_DEVICES: JSON.stringify({ gpus: [gpu(0, share), gpu(1, share)] }) });
+    const res = await fetch(`${queen.url}/v1/completions`, { method: "POST", body: JSON.stringify({ model: "tale", prompt: "Once upon a time", max_tokens: 3, node: "pair" }) });
+    expect(res.status).toBe(200);
+    const [worker] = (await queenWorkers(queen.url)) as unknown as { url: string; devices: number[] | null }[];
+    expect(worker!.devices).toEqual([0, 1]);
+    expect((await (await fetch(`${worker!.url}/v1/ready`)).json()).split_mode).toBe("row");
+    expect(await queen.stop()).toBe(0);
+  });
+});
+
 describe("eviction", () => {
   test("a spawn that needs the memory an idle worker holds stops the least recently used one; never one in use", async () => {
     const { copyFileSync } = await import("node:fs");
