@@ -1,12 +1,16 @@
-// Cache-aware routing: a multi-turn chat load over two replicas of one model (the queen's local hive with two fake
-// GPUs, workers on the CPU), once with the routing on and once off (RBEE_PROMPT_AFFINITY=0), in one run. Each chat
-// resends its whole history every turn; the figure is the time to the first token of the turns after the first.
+// Cache-aware routing: a multi-turn chat load over two replicas of one model, once with the routing on and once off
+// (RBEE_PROMPT_AFFINITY=0), in one run. Each chat resends its whole history every turn, after a pause of up to twice
+// --think-ms (a person reading and typing: meanwhile other chats move the load around); the figure is the time to the
+// first token of the turns after the first. Without --gpu the queen's local hive has two fake GPUs and the workers run
+// on the CPU; with --gpu they go one per real GPU.
 //   bun scripts/bench-routing.ts [--chats 8] [--turns 4] [--slots 4] [--system-words 400] [--reply-tokens 24] [--repeats 2]
+//                                [--think-ms 0] [--gpu --shape 8b]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { writeSyntheticChatModel } from "../src/inference/synth-chat-model";
+import type { Shape } from "../src/inference/synth-gguf";
 import { type Daemon, RBEE_CLI, startDaemon } from "./lib/daemon";
 
 const { values: opts } = parseArgs({
@@ -17,16 +21,21 @@ const { values: opts } = parseArgs({
     "system-words": { type: "string", default: "400" },
     "reply-tokens": { type: "string", default: "24" },
     repeats: { type: "string", default: "2" },
+    "think-ms": { type: "string", default: "0" },
+    gpu: { type: "boolean", default: false },
+    shape: { type: "string", default: "tiny" },
   },
 });
+const thinkMs = Number(opts["think-ms"]);
 const [chats, turns, slots, systemWords, replyTokens] = (["chats", "turns", "slots", "system-words", "reply-tokens"] as const).map((k) => Number(opts[k])) as [number, number, number, number, number];
 const GIB = 2 ** 30;
 const TWO_GPUS = JSON.stringify({ gpus: [0, 1].map((index) => ({ index, name: `GPU ${index}`, vram_total_bytes: 80 * GIB, vram_free_bytes: 40 * GIB })) });
 
 const scratch = mkdtempSync(join(tmpdir(), "rbee-bench-routing-"));
 const modelPath = join(scratch, "qwen-tiny.gguf");
-// Qwen2.5's tokenizer and template on a small llama (4 layers of 256): prompts cost real evaluation on the CPU.
-await writeSyntheticChatModel(modelPath, { vocab: "qwen2", template: "Qwen-Qwen2.5-7B-Instruct", shape: "tiny" });
+// Qwen2.5's tokenizer and template on a llama of the given shape (tiny: 4 layers of 256, so that prompts cost real
+// evaluation on the CPU; 8b on a GPU). The file keeps its name, which is the model's name in the requests.
+await writeSyntheticChatModel(modelPath, { vocab: "qwen2", template: "Qwen-Qwen2.5-7B-Instruct", shape: opts.shape as Shape });
 
 interface RunResult {
   ttftMs: number[];
@@ -36,7 +45,7 @@ interface RunResult {
 async function startQueen(affinity: boolean): Promise<Daemon> {
   const home = mkdtempSync(join(scratch, "home-"));
   Bun.spawnSync([...RBEE_CLI, "hive", "models", "download", modelPath, "--port", "1"], { env: { ...process.env, RBEE_HOME: home } });
-  const env = { ...process.env, RBEE_FAKE_DEVICES: TWO_GPUS, ...(!affinity && { RBEE_PROMPT_AFFINITY: "0" }) };
+  const env = { ...process.env, ...(!opts.gpu && { RBEE_FAKE_DEVICES: TWO_GPUS }), ...(!affinity && { RBEE_PROMPT_AFFINITY: "0" }) };
   return startDaemon(["queen", "--port", "0", "--home", home, "--worker-slots", String(slots), "--keep-alive", "30m", "--queue", "1024"], env);
 }
 
@@ -90,6 +99,7 @@ async function chat(url: string, c: number, result: RunResult, cached: { tokens:
     }
     if (t > 0) result.ttftMs.push((first || performance.now()) - started);
     messages.push({ role: "assistant", content: reply });
+    if (thinkMs) await Bun.sleep(Math.random() * 2 * thinkMs);
   }
 }
 
@@ -115,7 +125,7 @@ for (let r = 0; r < Number(opts.repeats); r++)
     rows.push({ mode: affinity ? "routed" : "least loaded", repeat: r, p50: pct(ttftMs, 50), p90: pct(ttftMs, 90), mean: ttftMs.reduce((a, b) => a + b, 0) / ttftMs.length, cachedShare });
   }
 rmSync(scratch, { recursive: true, force: true });
-console.log(`${chats} chats × ${turns} turns, ${systemWords}-word system prompts, ${replyTokens}-token replies, 2 replicas × ${slots} slots (CPU)`);
+console.log(`${chats} chats × ${turns} turns, ${systemWords}-word system prompts, ${replyTokens}-token replies, pauses up to ${2 * thinkMs} ms, 2 replicas × ${slots} slots (${opts.gpu ? `GPU, ${opts.shape}` : "CPU"})`);
 for (const row of rows)
   console.log(`${row.mode.padEnd(13)} repeat ${row.repeat}: TTFT p50 ${row.p50.toFixed(1)} ms, p90 ${row.p90.toFixed(1)} ms, mean ${row.mean.toFixed(1)} ms; prompt tokens cached ${(100 * row.cachedShare).toFixed(1)}%`);
 const mean = (mode: string, key: "p50" | "mean") => rows.filter((r) => r.mode === mode).reduce((a, r) => a + r[key], 0) / rows.filter((r) => r.mode === mode).length;
