@@ -11,8 +11,15 @@ import { type Daemon, startDaemon } from "./lib/daemon";
 import { benchHttp } from "./lib/http-load";
 
 const { values: opts } = parseArgs({
-  options: { big: { type: "string" }, small: { type: "string" }, tokens: { type: "string", default: "128" }, rounds: { type: "string", default: "2" } },
+  options: {
+    big: { type: "string" },
+    small: { type: "string" },
+    tokens: { type: "string", default: "128" },
+    rounds: { type: "string", default: "2" },
+    parts: { type: "string", default: "split,weighted,evict" },
+  },
 });
+const parts = new Set(opts.parts!.split(","));
 if (!opts.big || !opts.small) throw new Error("--big PATH and --small PATH are required");
 const [tokens, rounds] = [Number(opts.tokens), Number(opts.rounds)];
 const home = mkdtempSync(join(tmpdir(), "rbee-bench-split-"));
@@ -24,7 +31,11 @@ const minus = (a: number[], b: number[]) => a.map((x, i) => x - b[i]!);
 
 async function worker(model: string, args: string[]): Promise<Daemon> {
   const w = await startDaemon(["worker", "--model", model, "--port", "0", ...args]);
-  for (let i = 0; !((await (await fetch(`${w.url}/v1/ready`)).json()) as { ready: boolean }).ready; i++) {
+  for (let i = 0; !((await fetch(`${w.url}/v1/ready`).then((r) => r.json()).catch(() => ({ ready: false }))) as { ready: boolean }).ready; i++) {
+    if (w.proc.exitCode !== null) {
+      const said = w.log().split("\n").filter((l) => /error|rbee:/i.test(l)).slice(-8).map((l) => `  > ${l}`).join("\n");
+      throw new Error(`worker ${args.join(" ")} exited with code ${w.proc.exitCode}:\n${said}`);
+    }
     if (i > 900) throw new Error(`worker ${args.join(" ")} never got ready`);
     await Bun.sleep(200);
   }
@@ -40,8 +51,12 @@ async function stopWorker(w: Daemon): Promise<void> {
 // 1. Split modes: the big model over both GPUs.
 const idle = usedMiB();
 console.log(`GPUs: ${idle.length}; MiB used at the start: ${idle.join(" / ")}`);
-for (const mode of ["layer", "row"]) {
-  const w = await worker(opts.big, ["--devices", "0,1", "--split-mode", mode, "--slots", "8", "--ctx", "4096"]);
+for (const mode of parts.has("split") ? ["layer", "row", "tensor"] : []) {
+  const w = await worker(opts.big, ["--devices", "0,1", "--split-mode", mode, "--slots", "8", "--ctx", "4096"]).catch((err) => {
+    console.log(`--split-mode ${mode}: the worker did not come up: ${err instanceof Error ? err.message : err}`);
+    return undefined;
+  });
+  if (!w) continue;
   const held = minus(usedMiB(), idle);
   const one = await benchHttp({ url: w.url, concurrency: 1, tokens, rounds });
   const eight = await benchHttp({ url: w.url, concurrency: 8, tokens, rounds });
@@ -51,6 +66,7 @@ for (const mode of ["layer", "row"]) {
 }
 
 // 2. The layer split beside a worker that holds memory on GPU 1: by free memory (llama.cpp's default), then 1,1.
+if (parts.has("weighted")) {
 const filler = await worker(opts.small, ["--devices", "1", "--slots", "64", "--ctx", "8192"]);
 const withFiller = usedMiB();
 console.log(`a worker of the small model holds GPU 1: MiB used ${withFiller.join(" / ")}`);
@@ -62,7 +78,9 @@ for (const share of [undefined, "1,1"]) {
   await stopWorker(w);
 }
 await stopWorker(filler);
+}
 
+if (parts.has("evict")) {
 // 3. Eviction through the queen: two big idle workers, one per GPU; then the small model needs room. The big ones get
 // a context that leaves about 4 GiB of each GPU free (8B: 0.125 MiB of KV cache a token), less than the small one needs.
 const totalMiB = Number(Bun.spawnSync(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"]).stdout.toString().trim().split("\n")[0]);
@@ -78,7 +96,10 @@ for (const model of [opts.big, second, opts.small]) Bun.spawnSync([process.execP
 const queen = await startDaemon(["queen", "--port", "0", "--home", home, "--keep-alive", "30m"]);
 const ask = async (model: string) => {
   const res = await fetch(`${queen.url}/v1/completions`, { method: "POST", body: JSON.stringify({ model, prompt: "Once upon a time", max_tokens: 8 }) });
-  if (!res.ok) throw new Error(`${model}: ${res.status} ${await res.text()}`);
+  if (!res.ok) {
+    const said = queen.log().split("\n").filter((l) => /evict|spawning|placement|fit|VRAM/i.test(l)).map((l) => `  > ${l}`).join("\n");
+    throw new Error(`${model}: ${res.status} ${await res.text()}\nthe queen's log:\n${said}`);
+  }
 };
 const workers = async () => ((await (await fetch(`${queen.url}/v1/workers`)).json()) as { workers: { model_ref: string; devices: number[] | null }[] }).workers.map((w) => `${w.model_ref.split("/").pop()} on GPU ${w.devices?.join("+") ?? "?"}`);
 await ask("a");
@@ -93,5 +114,6 @@ report.eviction = { beforeMiB: before, afterMiB: after, evictions, workers: awai
 await queen.stop();
 report.afterMiB = usedMiB();
 console.log(`after the queen stopped: MiB used ${usedMiB().join(" / ")}`);
+}
 console.log(JSON.stringify(report));
 rmSync(home, { recursive: true, force: true });

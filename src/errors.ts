@@ -58,12 +58,18 @@ export function asRbeeError(err: unknown): RbeeError {
   return new RbeeError("INTERNAL", message);
 }
 
-/** Exit codes of the CLI: 2 for bad usage, 3 for what was asked but is not there, 1 for the rest. */
+/**
+ * Exit codes of the CLI: 2 for bad usage, 3 for what was asked but is not there, 4 for a file that is no model, 5 for
+ * memory that is not there (a hive tells its queen so, which may then make room), 1 for the rest.
+ */
+export const OUT_OF_MEMORY_EXIT = 5;
+
 export function exitCodeFor(err: unknown): number {
   if (!(err instanceof RbeeError)) return (err as { code?: string })?.code?.startsWith?.("E") ? 2 : 1;
   if (err.extra.exitCode !== undefined) return err.extra.exitCode;
   if (err.code === "BAD_REQUEST") return 2;
   if (err.code === "MODEL_NOT_FOUND" || err.code === "NOT_FOUND") return 3;
   if (err.code === "INVALID_MODEL") return 4;
+  if (err.code === "INSUFFICIENT_VRAM" || err.code === "INSUFFICIENT_MEMORY") return OUT_OF_MEMORY_EXIT;
   return 1;
 }

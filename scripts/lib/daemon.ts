@@ -6,6 +6,8 @@ export const RBEE_CLI = [process.execPath, join(import.meta.dir, "..", "..", "sr
 export interface Daemon {
   url: string;
   proc: Bun.Subprocess;
+  /** What it logged so far (JSON lines). */
+  log(): string;
   /** SIGTERM, then waits for it to exit and a second more (for its children and the GPU memory). */
   stop(): Promise<void>;
 }
@@ -26,5 +28,5 @@ export async function startDaemon(args: string[], env: Record<string, string | u
     await proc.exited;
     await Bun.sleep(1000);
   };
-  return { url: listening.exec(log)![1]!, proc, stop };
+  return { url: listening.exec(log)![1]!, proc, log: () => log, stop };
 }

@@ -6,7 +6,9 @@ import { type Backend, createLlama, type GpuChoice } from "./backend";
 import { addonContextOf, supportsModelSplit, useUnifiedKvCache } from "./addon";
 import { checkGgufFile } from "./gguf-file";
 import { shapeFromMetadata } from "./gguf-metadata";
-import { DEFAULT_MAX_CTX, MAX_BATCH_TOKENS, MIN_CTX_PER_SLOT, type ModelShape } from "./memory-plan";
+import { DEFAULT_MAX_CTX, estimateMemory, fittingCtxPerSlot, MAX_BATCH_TOKENS, MIN_CTX_PER_SLOT, type ModelShape } from "./memory-plan";
+import { freemem } from "node:os";
+import { formatBytes } from "../format";
 import { chooseThreads } from "./threads";
 
 export interface LoadOptions {
@@ -75,8 +77,24 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   }
   const allLayersOnGpu = backend !== "cpu" && model.gpuLayers >= model.fileInsights.totalLayers;
   const threads = chooseThreads({ modelBytes: file.bytes, requested: options.threads, allLayersOnGpu });
+  const shape = shapeFromMetadata(model.fileInfo.metadata as unknown as Parameters<typeof shapeFromMetadata>[0]);
   // --ctx is honoured exactly (past the training context too, as llama.cpp allows); the default may shrink below.
   let ctxPerSlot = options.ctx ?? Math.min(model.trainContextSize, DEFAULT_MAX_CTX);
+  // On the CPU llama.cpp takes whatever it is asked for and the kernel kills the process once the pages are touched
+  // (a minute later, for a context of terabytes): the estimate decides first, against the RAM that is free.
+  if (backend === "cpu") {
+    const free = freemem();
+    const needs = estimateMemory(shape, { weightsBytes: file.bytes, slots: options.slots, ctxPerSlot, onGpu: false });
+    if (needs.ramBytes > free) {
+      const fitting = options.ctx === undefined ? fittingCtxPerSlot(shape, { weightsBytes: file.bytes, slots: options.slots, onGpu: false, freeBytes: free }) : undefined;
+      if (fitting === undefined) {
+        await model.dispose();
+        await llama.dispose();
+        throw new RbeeError("INSUFFICIENT_MEMORY", `not enough RAM for ${options.slots} slots of ${ctxPerSlot} tokens: needs ${formatBytes(needs.ramBytes)}, ${formatBytes(free)} free; use fewer --slots or a smaller --ctx`);
+      }
+      ctxPerSlot = fitting;
+    }
+  }
   if (ctxPerSlot > model.trainContextSize) log.warn(`--ctx ${ctxPerSlot} is past the model's training context of ${model.trainContextSize} tokens`);
   let context: LlamaContext | undefined;
   // One KV buffer per slot: the engine keeps the busy slots contiguous (see BatchEngine.closeGaps), so a step is one
@@ -124,7 +142,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
     threads,
     unifiedKv,
     ctxPerSlot,
-    shape: shapeFromMetadata(model.fileInfo.metadata as unknown as Parameters<typeof shapeFromMetadata>[0]),
+    shape,
     contextBytes: { vram: breakdown.gpuVram, ram: breakdown.cpuRam },
     async dispose() {
       await context!.dispose();

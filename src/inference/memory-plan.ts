@@ -66,6 +66,14 @@ export function computeBytes(shape: ModelShape, { ctxPerSlot, batch, flash }: { 
 }
 
 /** What a worker with `slots` sequences of `ctxPerSlot` tokens each takes; `weightsBytes` is the GGUF file's size. */
+/**
+ * VRAM a worker needs on these GPUs together: on each one the process's own memory (CUDA's context, where the device
+ * report knows it), and on every one past the first its own compute buffer besides.
+ */
+export function vramOnGpus(needs: MemoryNeeds, gpus: { process_bytes?: number }[]): number {
+  return needs.vramBytes + gpus.reduce((sum, g) => sum + (g.process_bytes ?? 0), 0) + Math.max(0, gpus.length - 1) * needs.computeBytes;
+}
+
 export function estimateMemory(shape: ModelShape, { weightsBytes, slots, ctxPerSlot, onGpu }: { weightsBytes: number; slots: number; ctxPerSlot: number; onGpu: boolean }): MemoryNeeds {
   const kvBytes = slots * ctxPerSlot * kvBytesPerToken(shape);
   const batch = Math.min(MAX_BATCH_TOKENS, ctxPerSlot * slots);

@@ -69,6 +69,8 @@ export interface GpuDevice {
   /** An id that survives a reboot (the GPU's UUID), where the driver gives one. */
   uuid: string | null;
   pci_bus: string | null;
+  /** What a process holds on it besides its own buffers (CUDA's context); absent where not known. */
+  process_bytes?: number;
 }
 
 /** What GET /v1/devices reports. */

@@ -20,6 +20,8 @@ export function sharedLlama(): Promise<{ llama: Llama; backend: Backend }> {
 }
 
 const MIB = 1024 * 1024;
+/** What a CUDA process holds on each GPU it uses besides its buffers: the context and the driver's (527 MiB on an H100). */
+const CUDA_PROCESS_BYTES = 600 * MIB;
 
 /** Each NVIDIA GPU as nvidia-smi sees it, or undefined where it is not there (or fails). */
 function nvidiaGpus(): DeviceReport["gpus"] | undefined {
@@ -33,7 +35,7 @@ export function parseNvidiaSmi(csv: string): DeviceReport["gpus"] {
     .split("\n")
     .map((line) => line.split(",").map((f) => f.trim()))
     .filter((f) => f.length >= 6 && /^\d+$/.test(f[0]!))
-    .map(([index, uuid, name, total, free, bus]) => ({ index: Number(index), name: name!, vram_total_bytes: Number(total) * MIB, vram_free_bytes: Number(free) * MIB, uuid: uuid ?? null, pci_bus: bus ?? null }));
+    .map(([index, uuid, name, total, free, bus]) => ({ index: Number(index), name: name!, vram_total_bytes: Number(total) * MIB, vram_free_bytes: Number(free) * MIB, uuid: uuid ?? null, pci_bus: bus ?? null, process_bytes: CUDA_PROCESS_BYTES }));
 }
 
 /**

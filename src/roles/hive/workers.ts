@@ -3,7 +3,7 @@
 import { settlesWithin } from "../../deadline";
 import type { Subprocess } from "bun";
 import type { CatalogEntry } from "../../catalog/catalog";
-import { RbeeError } from "../../errors";
+import { OUT_OF_MEMORY_EXIT, RbeeError } from "../../errors";
 import { logger } from "../../log";
 import type { WorkerInfo } from "../../wire/hive";
 import type { ReadyResponse, WorkerReadyCallback } from "../../wire/worker";
@@ -186,7 +186,9 @@ export class WorkerPool {
     this.entries.delete(info.id);
     const lastWords = entry.stderrTail.filter((l) => l.startsWith("rbee: ")).at(-1)?.slice(6) ?? entry.stderrTail.at(-1) ?? "";
     const reason = info.state === "stopping" ? "stopped" : `exited with code ${code}${lastWords ? `: ${lastWords}` : ""}`;
-    entry.ready.reject(new RbeeError("WORKER_FAILED", `worker ${info.id} ${reason}`));
+    // A worker that found too little memory says so by its exit code: the queen may then make room and try again.
+    const outOfMemory = code === OUT_OF_MEMORY_EXIT ? (lastWords.includes("VRAM") ? "INSUFFICIENT_VRAM" : "INSUFFICIENT_MEMORY") : undefined;
+    entry.ready.reject(new RbeeError(outOfMemory ?? "WORKER_FAILED", `worker ${info.id} ${reason}`));
     if (info.state !== "stopping") log.warn(`worker ${info.id} ${reason}`);
     if (wasReady || info.state === "stopping") this.options.onChange?.("gone", info, reason);
   }

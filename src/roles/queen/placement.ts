@@ -4,7 +4,7 @@
 // Pure: the hives' device reports and the model's shape in, a choice out (tests drive it with fake devices).
 import { RbeeError } from "../../errors";
 import { formatBytes } from "../../format";
-import { defaultCtxPerSlot, estimateMemory, type ModelShape } from "../../inference/memory-plan";
+import { defaultCtxPerSlot, estimateMemory, type ModelShape, vramOnGpus } from "../../inference/memory-plan";
 import type { DeviceReport } from "../../wire/hive";
 
 export interface Candidate {
@@ -39,25 +39,27 @@ export function place(candidates: Candidate[], request: PlacementRequest): Place
   }
   const ctx = request.ctx ?? defaultCtxPerSlot(model.shape);
   const needs = (onGpu: boolean) => estimateMemory(model.shape!, { weightsBytes: model.sizeBytes, slots: request.slots, ctxPerSlot: ctx, onGpu });
-  const gpuNeed = needs(true).vramBytes;
+  const gpuNeeds = needs(true);
+  const gpuNeed = gpuNeeds.vramBytes;
   const ramNeed = needs(false).ramBytes;
   const options: Scored[] = [];
   for (const c of candidates) {
     const gpus = c.devices?.gpus ?? [];
     // One GPU: the tightest fit keeps the roomy ones for bigger models.
-    const single = gpus.filter((g) => g.vram_free_bytes >= gpuNeed).sort((a, b) => a.vram_free_bytes - b.vram_free_bytes)[0];
-    if (single) options.push({ node: c.node, devices: [single.index], gpu: "auto", rank: 0, fit: single.vram_free_bytes - gpuNeed, hasModel: c.hasModel });
+    const single = gpus.filter((g) => g.vram_free_bytes >= vramOnGpus(gpuNeeds, [g])).sort((a, b) => a.vram_free_bytes - b.vram_free_bytes)[0];
+    if (single) options.push({ node: c.node, devices: [single.index], gpu: "auto", rank: 0, fit: single.vram_free_bytes - vramOnGpus(gpuNeeds, [single]), hasModel: c.hasModel });
     else if (gpus.length > 1) {
-      // Split: the fewest GPUs, roomiest first.
+      // Split: the fewest GPUs, roomiest first; each one past the first has its own compute buffer and context.
       const roomiest = [...gpus].sort((a, b) => b.vram_free_bytes - a.vram_free_bytes);
       let sum = 0;
-      const chosen: number[] = [];
+      const chosen: typeof gpus = [];
       for (const g of roomiest) {
-        chosen.push(g.index);
+        chosen.push(g);
         sum += g.vram_free_bytes;
-        if (sum >= gpuNeed) break;
+        if (chosen.length > 1 && sum >= vramOnGpus(gpuNeeds, chosen)) break;
       }
-      if (sum >= gpuNeed) options.push({ node: c.node, devices: chosen.sort((a, b) => a - b), gpu: "auto", rank: 1, fit: sum - gpuNeed, hasModel: c.hasModel });
+      const splitNeed = vramOnGpus(gpuNeeds, chosen);
+      if (chosen.length > 1 && sum >= splitNeed) options.push({ node: c.node, devices: chosen.map((g) => g.index).sort((a, b) => a - b), gpu: "auto", rank: 1, fit: sum - splitNeed, hasModel: c.hasModel });
     }
     const cpuAllowed = gpus.length === 0 || request.allowCpu;
     const ram = c.devices?.ram_free_bytes ?? Infinity;

@@ -27,25 +27,35 @@ export interface SpawnerOptions {
 }
 
 const log = logger("queen");
+/** Spawns of one worker that ran out of memory, each after an eviction, before the error goes to the client. */
+const MAX_SPAWN_ATTEMPTS = 3;
 
 export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: defaultSlots, settingsFor, allowCpu = false, pinned = () => false, stopWorker, onEvicted }: SpawnerOptions) {
   /**
-   * Where nothing fits: the least recently used idle worker that is not pinned stops (never one with requests in
-   * flight), its node's devices are read again, and placement tries again, until it fits or no idle worker is left.
+   * Makes room for a model: the least recently used idle worker that is not pinned stops (never one with requests in
+   * flight), and its node's devices are read again. False where no such worker is left.
    */
+  async function evictOne(forModel: string): Promise<boolean> {
+    const idle = [...registry.workers.values()].filter((w) => w.inflight === 0 && w.modelRef !== forModel && !pinned(w.modelRef)).sort((a, b) => a.lastUsedAt - b.lastUsedAt);
+    const victim = idle[0];
+    if (!victim || !stopWorker) return false;
+    log.info(`evicting idle worker ${victim.id} (${victim.modelRef}) on ${victim.node} to make room for ${forModel}`);
+    await stopWorker(victim);
+    onEvicted?.(victim);
+    const hive = registry.hives.get(victim.node);
+    if (hive) hive.devices = await hive.client.devices().catch(() => hive.devices);
+    return true;
+  }
+
+  const outOfMemory = (err: unknown) => err instanceof RbeeError && err.code === "INSUFFICIENT_VRAM";
+
+  /** Placement, evicting idle workers while nothing fits. */
   async function placeEvicting(candidates: () => Parameters<typeof place>[0], request: Parameters<typeof place>[1], forModel: string) {
     for (;;) {
       try {
         return place(candidates(), request);
       } catch (err) {
-        const idle = [...registry.workers.values()].filter((w) => w.inflight === 0 && w.modelRef !== forModel && !pinned(w.modelRef)).sort((a, b) => a.lastUsedAt - b.lastUsedAt);
-        const victim = idle[0];
-        if (!(err instanceof RbeeError) || err.code !== "INSUFFICIENT_VRAM" || !victim || !stopWorker) throw err;
-        log.info(`evicting idle worker ${victim.id} (${victim.modelRef}) on ${victim.node} to make room for ${forModel}`);
-        await stopWorker(victim);
-        onEvicted?.(victim);
-        const hive = registry.hives.get(victim.node);
-        if (hive) hive.devices = await hive.client.devices().catch(() => hive.devices);
+        if (!outOfMemory(err) || !(await evictOne(forModel))) throw err;
       }
     }
   }
@@ -70,29 +80,39 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
     const known = hives.flatMap((h) => h.models).find((m) => m.ref === modelRef && m.shape);
     // Fresh device reports: what workers started since the last heartbeat hold counts.
     await Promise.all(free.map(async ({ hive: h }) => (h.devices = await h.client.devices().catch(() => h.devices))));
-    const placement = await placeEvicting(
-      () => free.map(({ hive: h, exclude }) => ({ node: h.node, devices: h.devices && { ...h.devices, gpus: h.devices.gpus.filter((g) => !exclude.includes(g.index)) }, hasModel: hasModel(h) })),
-      { model: known ? { ref: modelRef, shape: known.shape, sizeBytes: known.size_bytes } : null, slots: workerSlots, ctx: settings?.ctx, allowCpu },
-      modelRef,
-    );
-    const hive = free.find(({ hive: h }) => h.node === placement.node)!.hive;
-    if (!hasModel(hive)) {
-      log.info(`downloading ${modelRef} on ${hive.node}`);
-      const model = await hive.client.download(modelRef);
-      hive.models = [...hive.models.filter((m) => m.ref !== model.ref), model];
+    // The estimate decides where; the worker's own load has the last word: one that finds too little memory (the
+    // estimate was short, or another process took some meanwhile) makes the queen evict and place again.
+    for (let attempt = 1; ; attempt++) {
+      const placement = await placeEvicting(
+        () => free.map(({ hive: h, exclude }) => ({ node: h.node, devices: h.devices && { ...h.devices, gpus: h.devices.gpus.filter((g) => !exclude.includes(g.index)) }, hasModel: hasModel(h) })),
+        { model: known ? { ref: modelRef, shape: known.shape, sizeBytes: known.size_bytes } : null, slots: workerSlots, ctx: settings?.ctx, allowCpu },
+        modelRef,
+      );
+      const hive = free.find(({ hive: h }) => h.node === placement.node)!.hive;
+      if (!hasModel(hive)) {
+        log.info(`downloading ${modelRef} on ${hive.node}`);
+        const model = await hive.client.download(modelRef);
+        hive.models = [...hive.models.filter((m) => m.ref !== model.ref), model];
+      }
+      log.info(`spawning a worker for ${modelRef} on ${hive.node}${placement.devices ? ` (GPU ${placement.devices.join("+")})` : placement.gpu === "cpu" ? " (CPU)" : ""}`);
+      try {
+        // Its hive leaves it running however long it is idle: the queen's keep-alive stops it (keep-alive.ts).
+        const worker = await hive.client.spawn({
+          model: modelRef,
+          slots: workerSlots,
+          ...(settings?.ctx && { ctx: settings.ctx }),
+          ...(placement.devices && { devices: placement.devices }),
+          ...(placement.devices && placement.devices.length > 1 && settings?.split_mode && { split_mode: settings.split_mode }),
+          ...(placement.gpu === "cpu" && { gpu: "cpu" as const }),
+          idle_timeout_s: 0,
+        });
+        registry.upsertWorker(hive.node, worker);
+        return true;
+      } catch (err) {
+        if (!outOfMemory(err) || attempt >= MAX_SPAWN_ATTEMPTS) throw err;
+        log.warn(`${err instanceof Error ? err.message : err}; making room and placing again`);
+        if (!(await evictOne(modelRef))) throw err;
+      }
     }
-    log.info(`spawning a worker for ${modelRef} on ${hive.node}${placement.devices ? ` (GPU ${placement.devices.join("+")})` : placement.gpu === "cpu" ? " (CPU)" : ""}`);
-    // Its hive leaves it running however long it is idle: the queen's keep-alive stops it (keep-alive.ts).
-    const worker = await hive.client.spawn({
-      model: modelRef,
-      slots: workerSlots,
-      ...(settings?.ctx && { ctx: settings.ctx }),
-      ...(placement.devices && { devices: placement.devices }),
-      ...(placement.devices && placement.devices.length > 1 && settings?.split_mode && { split_mode: settings.split_mode }),
-      ...(placement.gpu === "cpu" && { gpu: "cpu" as const }),
-      idle_timeout_s: 0,
-    });
-    registry.upsertWorker(hive.node, worker);
-    return true;
   };
 }

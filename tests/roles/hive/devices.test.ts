@@ -23,8 +23,8 @@ describe("devices", () => {
   test("nvidia-smi's CSV: one device per line, memory in bytes, UUID and PCI bus", () => {
     const csv = "0, GPU-6f0c1d2e-aaaa, NVIDIA H100 80GB HBM3, 81559, 81000, 00000000:19:00.0\n1, GPU-bbbb, NVIDIA H100 80GB HBM3, 81559, 512, 00000000:3B:00.0\n";
     expect(parseNvidiaSmi(csv)).toEqual([
-      { index: 0, name: "NVIDIA H100 80GB HBM3", vram_total_bytes: 81559 * 2 ** 20, vram_free_bytes: 81000 * 2 ** 20, uuid: "GPU-6f0c1d2e-aaaa", pci_bus: "00000000:19:00.0" },
-      { index: 1, name: "NVIDIA H100 80GB HBM3", vram_total_bytes: 81559 * 2 ** 20, vram_free_bytes: 512 * 2 ** 20, uuid: "GPU-bbbb", pci_bus: "00000000:3B:00.0" },
+      { index: 0, name: "NVIDIA H100 80GB HBM3", vram_total_bytes: 81559 * 2 ** 20, vram_free_bytes: 81000 * 2 ** 20, uuid: "GPU-6f0c1d2e-aaaa", pci_bus: "00000000:19:00.0", process_bytes: 600 * 2 ** 20 },
+      { index: 1, name: "NVIDIA H100 80GB HBM3", vram_total_bytes: 81559 * 2 ** 20, vram_free_bytes: 512 * 2 ** 20, uuid: "GPU-bbbb", pci_bus: "00000000:3B:00.0", process_bytes: 600 * 2 ** 20 },
     ]);
     expect(parseNvidiaSmi("No devices were found\n")).toEqual([]);
   });

@@ -3,7 +3,7 @@
 // with the numbers when nothing fits. Then the same through a real queen and hives with fake devices.
 import { afterAll, describe, expect, test } from "bun:test";
 import { readModelShape } from "../../../src/inference/gguf-metadata";
-import { estimateMemory } from "../../../src/inference/memory-plan";
+import { estimateMemory, vramOnGpus } from "../../../src/inference/memory-plan";
 import { type Candidate, place } from "../../../src/roles/queen/placement";
 import type { DeviceReport } from "../../../src/wire/hive";
 import { removeTempHomes } from "../../support/home";
@@ -31,7 +31,12 @@ const machine = (gpus: ReturnType<typeof gpu>[], ramFree = 16 * GIB): DeviceRepo
 const shape = await readModelShape(STORIES_MODEL);
 const model = { ref: "file:stories", shape, sizeBytes: 1185376 };
 const request = { model, slots: 4, allowCpu: false };
-const need = estimateMemory(shape, { weightsBytes: model.sizeBytes, slots: 4, ctxPerSlot: 2048, onGpu: true }).vramBytes;
+const needs = estimateMemory(shape, { weightsBytes: model.sizeBytes, slots: 4, ctxPerSlot: 2048, onGpu: true });
+const need = needs.vramBytes;
+/** Over two GPUs: the second one's compute buffer besides (fake devices report no process memory). */
+const needOnTwo = vramOnGpus(needs, [{}, {}]);
+/** Two GPUs that hold it together, neither alone: 90% of the model on one, the rest and a compute buffer on the other. */
+const pairFree = () => [Math.ceil(need * 0.9), needOnTwo - Math.ceil(need * 0.9) + MIB / 2];
 
 describe("placement", () => {
   test("the tightest single GPU that holds it, on a node that has the model first", () => {
@@ -44,10 +49,14 @@ describe("placement", () => {
   });
 
   test("no single GPU holds it: the fewest GPUs of one node, roomiest first", () => {
-    // 0.45 + 0.6 of what it needs on the two roomiest; the third would not be needed.
-    const part = (f: number) => Math.ceil(need * f);
-    const candidates: Candidate[] = [{ node: "a", devices: machine([gpu(0, part(0.45)), gpu(1, part(0.6)), gpu(2, part(0.4)), gpu(3, MIB)]), hasModel: true }];
+    // Together the two roomiest hold it; the third would not be needed.
+    const [a, b] = pairFree();
+    expect(Math.max(a!, b!)).toBeLessThan(need);
+    const candidates: Candidate[] = [{ node: "a", devices: machine([gpu(0, a!), gpu(1, b!), gpu(2, Math.ceil(need * 0.4)), gpu(3, MIB)]), hasModel: true }];
     expect(place(candidates, request)).toEqual({ node: "a", devices: [0, 1], gpu: "auto" });
+    // Enough for the model's own buffers but not for a second GPU's compute buffer: not split there.
+    const short = [{ node: "a", devices: machine([gpu(0, Math.ceil(need * 0.55)), gpu(1, Math.ceil(need * 0.55))]), hasModel: true }];
+    expect(() => place(short, request)).toThrow(/nothing fits/);
   });
 
   test("the CPU: always on a node without GPUs, on a GPU node only when allowed", () => {
@@ -96,9 +105,9 @@ describe("split over GPUs", () => {
     const home = tempHome();
     writeFileSync(join(home, "config.toml"), `[models.tale]\nmodel = "stories260K"\nsplit_mode = "row"\n`);
     const queen = await startQueen(["--hive-check-interval", "0.5"], home);
-    // Each GPU has about 60% of what the worker needs (the estimate of every test here: 4 slots of 2,048 tokens).
-    const share = Math.ceil(need * 0.6);
-    await startNodeHive(queen.url, "pair", [], { RBEE_FAKE_DEVICES: JSON.stringify({ gpus: [gpu(0, share), gpu(1, share)] }) });
+    // Neither GPU holds what the worker needs (the estimate of every test here: 4 slots of 2,048 tokens); both do.
+    const [a, b] = pairFree();
+    await startNodeHive(queen.url, "pair", [], { RBEE_FAKE_DEVICES: JSON.stringify({ gpus: [gpu(0, a!), gpu(1, b!)] }) });
     const res = await fetch(`${queen.url}/v1/completions`, { method: "POST", body: JSON.stringify({ model: "tale", prompt: "Once upon a time", max_tokens: 3, node: "pair" }) });
     expect(res.status).toBe(200);
     const [worker] = (await queenWorkers(queen.url)) as unknown as { url: string; devices: number[] | null }[];

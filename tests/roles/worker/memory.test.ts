@@ -68,4 +68,13 @@ describe("worker memory", () => {
     expect(body.error.code).toBe("CONTEXT_OVERFLOW");
     expect(body.error.message).toBe(`prompt (${promptTokens} tokens) + max_tokens (${room + 1}) exceeds the context of 128 tokens`);
   });
+
+  test("a context that cannot fit in RAM is refused at once (exit 5, the memory code), not killed by the kernel later", async () => {
+    const { runRbee } = await import("../../support/processes");
+    const started = Date.now();
+    const run = await runRbee(["worker", "--model", STORIES_MODEL, "--port", "0", "--slots", "64", "--ctx", "40000000"]);
+    expect(run.code).toBe(5);
+    expect(run.stderr.trim().split("\n").at(-1)).toMatch(/^rbee: not enough RAM for 64 slots of 40000000 tokens: needs [\d.]+ TiB, [\d.]+ GiB free; use fewer --slots or a smaller --ctx$/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
 });
