@@ -36,8 +36,8 @@ export function completionTokens(model: LlamaModel, prompt: string): Token[] {
 
 /** Chat prompt tokens plus the template's plain-text stop strings; with tools, the template's tool section. */
 export async function chatTokens(model: LlamaModel, messages: ChatMessage[], { tools = [], mode = { kind: "auto" } }: { tools?: ToolSpec[]; mode?: ToolMode } = {}): Promise<ChatPrompt> {
-  const { resolveChatWrapper, GeneralChatWrapper, LlamaText } = await loadNodeLlamaCpp();
-  const wrapper: ChatWrapper = resolveChatWrapper(model) ?? new GeneralChatWrapper();
+  const { LlamaText } = await loadNodeLlamaCpp();
+  const wrapper = await chatWrapperOf(model);
   // With tool_choice none the tools are still described (as OpenAI does), but no call is read or allowed.
   const offered = tools.length > 0 && mode.kind !== "none";
   const callSyntax = offered ? callSyntaxOf(wrapper, (v) => LlamaText(v as never).toString()) : null;
@@ -53,6 +53,22 @@ export async function chatTokens(model: LlamaModel, messages: ChatMessage[], { t
   const prefilled = offered && prefillsCall(mode);
   const text = prefilled ? LlamaText([state.contextText, LlamaText(wrapper.settings.functions!.call.prefix as never)]) : state.contextText;
   return { tokens: text.tokenize(model.tokenizer), stop, callSyntax, prefilled };
+}
+
+const wrappers = new WeakMap<LlamaModel, ChatWrapper>();
+
+/**
+ * The model's chat wrapper, resolved once: node-llama-cpp's resolveChatWrapper parses and probes the Jinja template
+ * each time (250 ms for Qwen2.5's on this machine), which was most of a cached chat turn's time to first token.
+ */
+export async function chatWrapperOf(model: LlamaModel): Promise<ChatWrapper> {
+  let wrapper = wrappers.get(model);
+  if (!wrapper) {
+    const { resolveChatWrapper, GeneralChatWrapper } = await loadNodeLlamaCpp();
+    wrapper = resolveChatWrapper(model) ?? new GeneralChatWrapper();
+    wrappers.set(model, wrapper);
+  }
+  return wrapper;
 }
 
 /** node-llama-cpp's history: an assistant turn holds its calls, each with the result of the tool message answering it. */

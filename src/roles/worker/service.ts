@@ -5,6 +5,7 @@ import { RbeeError } from "../../errors";
 import { logger } from "../../log";
 import type { GpuChoice } from "../../inference/backend";
 import { BatchEngine } from "../../inference/engine";
+import { chatWrapperOf } from "../../inference/prompt";
 import { type LoadedModel, loadModel, type SplitMode } from "../../inference/load";
 import { Embedder } from "../../inference/embeddings";
 import { longestTokenPiece } from "../../inference/addon";
@@ -44,6 +45,8 @@ export class WorkerService {
   async load(): Promise<LoadedModel> {
     const started = performance.now();
     this.loaded = await loadModel({ ...this.config, onProgress: (p) => (this.progress = p) });
+    // Its chat template is parsed before the first request, not during it (a quarter second for Qwen2.5's).
+    await chatWrapperOf(this.loaded.model);
     this.progress = 1;
     this.engine = new BatchEngine({
       model: this.loaded.model,
