@@ -73,7 +73,9 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
     } as Parameters<Llama["loadModel"]>[0]);
   } catch (err) {
     await llama.dispose();
-    throw new RbeeError("INVALID_MODEL", `cannot load ${options.modelPath}: ${err instanceof Error ? err.message : err}`);
+    // llama.cpp of this release keeps row splits only where a backend has split buffers, which its CUDA one lacks.
+    const hint = options.splitMode === "row" && backend !== "cpu" ? ` (--split-mode row needs split buffers, which llama.cpp's ${backend} backend of this release lacks: use --split-mode tensor or layer)` : "";
+    throw new RbeeError("INVALID_MODEL", `cannot load ${options.modelPath}: ${err instanceof Error ? err.message : err}${hint}`);
   }
   const allLayersOnGpu = backend !== "cpu" && model.gpuLayers >= model.fileInsights.totalLayers;
   const threads = chooseThreads({ modelBytes: file.bytes, requested: options.threads, allLayersOnGpu });
