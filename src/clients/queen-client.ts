@@ -8,6 +8,8 @@ import { readDownload } from "./download-events";
 export interface QueenNode {
   name: string;
   ssh: string | null;
+  /** What `uname -sm` said at add-node or install (nodes reached over SSH). */
+  platform: string | null;
   hive_url: string | null;
   hive_state: string;
   devices: DeviceReport | null;

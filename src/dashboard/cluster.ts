@@ -18,11 +18,12 @@ export function renderCluster(s: ClusterSnapshot, actions: WorkerActions): void 
   );
   byId("nodes").replaceChildren(
     table(
-      ["node", "state", "address", "CPU", "RAM used / total", "devices"],
+      ["node", "state", "address", "platform", "CPU", "RAM used / total", "devices"],
       s.nodes.map((n) => [
         n.name,
         el("span", { class: `state ${n.state}` }, n.state),
         n.ssh ?? n.hive_url ?? "-",
+        n.devices?.platform ?? "-",
         n.devices ? `${n.devices.cpu_cores} cores` : "-",
         n.devices ? `${bytes(n.devices.ram_total_bytes - n.devices.ram_free_bytes)} / ${bytes(n.devices.ram_total_bytes)}` : "-",
         n.devices?.gpus.length ? el("div", {}, ...n.devices.gpus.map(gpuLine)) : n.devices ? `CPU (${n.devices.backend})` : "-",

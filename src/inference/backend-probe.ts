@@ -28,9 +28,14 @@ export const FAILED_PROBE_KEPT_MS = 10 * 60_000;
 const SOFTWARE_RENDERER = /llvmpipe|lavapipe|softpipe|swiftshader/i;
 const log = logger("llama");
 
-/** Picks the backend to load a model on: the one asked for, or for `auto` the first of CUDA, Vulkan, CPU that works. */
+/** The GPU backends `auto` tries, in order, before the CPU: Metal on macOS (node-llama-cpp's), else CUDA then Vulkan. */
+export function autoOrder(platform: string): Backend[] {
+  return platform === "darwin" ? ["metal"] : ["cuda", "vulkan"];
+}
+
+/** Picks the backend to load a model on: the one asked for, or for `auto` the first of autoOrder's, then the CPU. */
 export async function chooseBackend(choice: GpuChoice): Promise<Backend> {
-  const gpus: Backend[] = choice === "auto" ? ["cuda", "vulkan"] : choice === "cpu" ? [] : [choice];
+  const gpus = choice === "auto" ? autoOrder(process.platform) : choice === "cpu" ? [] : [choice];
   for (const backend of gpus) {
     const result = await probeBackendCached(backend);
     if (result.ok) return backend;
@@ -45,6 +50,7 @@ export async function chooseBackend(choice: GpuChoice): Promise<Backend> {
 }
 
 function gpuPresent(): boolean {
+  if (process.platform === "darwin") return process.arch === "arm64";
   return existsSync("/proc/driver/nvidia/version") || existsSync("/dev/dri") || existsSync("/dev/kfd");
 }
 
@@ -96,7 +102,7 @@ function failureReason(stderr: string, code: number | null, signal: string | nul
 /** The child's side: `rbee __probe-backend cuda|vulkan|cpu`. */
 export async function runProbe(backend: string): Promise<void> {
   const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
-  const gpu = backend === "cpu" ? false : (backend as "cuda" | "vulkan");
+  const gpu = backend === "cpu" ? false : (backend as "cuda" | "vulkan" | "metal");
   // This child is the test: node-llama-cpp's own (another child) would only repeat it.
   const llama = await withoutBinaryTest(() => getLlama({ gpu, build: "never", usePrebuiltBinaries: true, progressLogs: false, skipDownload: true, logLevel: LlamaLogLevel.error }));
   if (llama.gpu !== gpu) throw new Error(`${backend} is not available (node-llama-cpp chose ${llama.gpu || "cpu"})`);

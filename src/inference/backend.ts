@@ -6,8 +6,9 @@ import { useGraphKeys } from "./addon";
 import { chooseBackend } from "./backend-probe";
 import { loadNodeLlamaCpp, withoutBinaryTest } from "./runtime";
 
-export type GpuChoice = "auto" | "cuda" | "vulkan" | "cpu";
-export type Backend = "cuda" | "vulkan" | "cpu";
+export const GPU_CHOICES = ["auto", "cuda", "vulkan", "metal", "cpu"] as const;
+export type GpuChoice = (typeof GPU_CHOICES)[number];
+export type Backend = "cuda" | "vulkan" | "metal" | "cpu";
 
 const log = logger("llama");
 
@@ -29,7 +30,6 @@ export async function createLlama(choice: GpuChoice): Promise<{ llama: Llama; ba
       }),
     );
     const backend = llama.gpu === false ? "cpu" : llama.gpu;
-    if (backend === "metal") throw new Error("Metal is not supported by rbee");
     // A prompt then no longer evicts the decode graph's CUDA capture; RBEE_GRAPH_KEYS=0 turns it off for A/B runs.
     useGraphKeys(llama, process.env.RBEE_GRAPH_KEYS !== "0");
     return { llama, backend };

@@ -16,6 +16,8 @@ export const nodes = sqliteTable("nodes", {
   hivePort: integer("hive_port"),
   /** Where the node's hive last said it listens. */
   hiveUrl: text("hive_url"),
+  /** What `uname -sm` said when the node was added or rbee installed there (linux-arm64 …). */
+  platform: text("platform"),
   addedAt: integer("added_at", { mode: "timestamp_ms" }).notNull(),
 });
 
@@ -33,6 +35,7 @@ const MIGRATIONS = [
      hive_url TEXT,
      added_at INTEGER NOT NULL
    );`,
+  `ALTER TABLE nodes ADD COLUMN platform TEXT;`,
 ];
 
 export const LOCAL_NODE = "localhost";
@@ -60,9 +63,10 @@ export class NodeRegistry {
     return this.db.select().from(nodes).where(eq(nodes.name, name)).get();
   }
 
-  upsert(row: Omit<NodeRow, "addedAt"> & { addedAt?: Date }): NodeRow {
+  upsert(row: Omit<NodeRow, "addedAt" | "platform"> & { addedAt?: Date; platform?: string | null }): NodeRow {
     checkNodeName(row.name);
-    const value = { ...row, addedAt: row.addedAt ?? this.get(row.name)?.addedAt ?? new Date() };
+    const known = this.get(row.name);
+    const value = { ...row, platform: row.platform ?? known?.platform ?? null, addedAt: row.addedAt ?? known?.addedAt ?? new Date() };
     this.db.insert(nodes).values(value).onConflictDoUpdate({ target: nodes.name, set: value }).run();
     return value;
   }

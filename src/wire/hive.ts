@@ -1,5 +1,6 @@
 // The hive's wire format: request bodies, catalog entries and download progress as they travel over HTTP.
 import { z } from "zod";
+import { GPU_CHOICES } from "../inference/backend";
 import type { CatalogEntry } from "../catalog/catalog";
 import type { ModelShape } from "../inference/memory-plan";
 
@@ -7,7 +8,7 @@ export const DownloadRequest = z.strictObject({ ref: z.string().min(1, "must not
 
 export const SpawnRequest = z.strictObject({
   model: z.string().min(1, "must name a model (id, reference or name)"),
-  gpu: z.enum(["auto", "cuda", "vulkan", "cpu"]).default("auto"),
+  gpu: z.enum(GPU_CHOICES).default("auto"),
   slots: z.number().int().min(1).max(256).default(4),
   ctx: z.number().int().min(16).optional(),
   threads: z.number().int().min(1).max(1024).optional(),
@@ -71,10 +72,14 @@ export interface GpuDevice {
   pci_bus: string | null;
   /** What a process holds on it besides its own buffers (CUDA's context); absent where not known. */
   process_bytes?: number;
+  /** Its memory is the machine's RAM (Apple silicon): what is free is the lesser of this and ram_free_bytes. */
+  unified?: boolean;
 }
 
 /** What GET /v1/devices reports. */
 export interface DeviceReport {
+  /** The machine's platform, as rbee's builds name it (linux-x64, linux-arm64, darwin-arm64 …). */
+  platform: string;
   backend: string;
   backends: string[];
   /** One entry per device (on NVIDIA from nvidia-smi; elsewhere the backend's devices as one, memory summed). */

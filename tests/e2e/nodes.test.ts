@@ -70,7 +70,7 @@ async function installOn(host: TestHost): Promise<void> {
     expect(added.stdout).toContain(`rbee is not installed there: \`rbee setup install --node ${host.name}\` fixes it`);
     const installed = await keeper(["setup", "install", "--node", host.name]);
     expect(installed.stderr).toBe("");
-    expect(installed.stdout.trim()).toBe(`installed rbee ${VERSION} on ${host.name} at ${host.rbeePath}`);
+    expect(installed.stdout.trim()).toBe(`installed rbee ${VERSION} (linux-x64) on ${host.name} at ${host.rbeePath}`);
   }
 }
 
@@ -79,7 +79,7 @@ describe("nodes over SSH", () => {
     const [a] = net.hosts as [TestHost];
     await installOn(a);
     const again = await addNode(a);
-    expect(again.stdout.trim()).toBe(`added hosta (root@${a.ip}:22), rbee ${VERSION}`);
+    expect(again.stdout.trim()).toBe(`added hosta (root@${a.ip}:22, linux-x64), rbee ${VERSION}`);
     expect((await keeper(["setup", "list-nodes"])).stdout).toMatch(new RegExp(`hosta\\s+root@${a.ip.replaceAll(".", "\\.")}:22`));
 
     const run = await keeper(inferArgs("hosta", STORIES_HF_REF, ["--max-tokens", "40", "--seed", "1"]));
@@ -181,7 +181,7 @@ describe("nodes over SSH", () => {
       expect(Bun.spawnSync(["ssh-add", net.clientKey], { env: { ...process.env, SSH_AUTH_SOCK: socket }, stderr: "pipe" }).exitCode).toBe(0);
       const added = await addWithoutKey(socket);
       expect(added.stderr).toBe("");
-      expect(added.stdout.trim()).toBe(`added hosta-agent (root@${a.ip}:22), rbee ${VERSION}`);
+      expect(added.stdout.trim()).toBe(`added hosta-agent (root@${a.ip}:22, linux-x64), rbee ${VERSION}`);
       // The queen that `rbee infer` starts reaches the node through the same agent.
       const run = await keeper(inferArgs("hosta-agent", STORIES_HF_REF, ["--max-tokens", "30", "--seed", "2"]), { SSH_AUTH_SOCK: socket });
       expect(run.stderr).toBe("");

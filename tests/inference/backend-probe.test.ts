@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { FAILED_PROBE_KEPT_MS, probeBackendCached } from "../../src/inference/backend-probe";
+import { autoOrder, FAILED_PROBE_KEPT_MS, probeBackendCached } from "../../src/inference/backend-probe";
 import { removeTempHomes, tempHome } from "../support/home";
 
 let cache: string;
@@ -46,4 +46,9 @@ test("a recent failure is believed; an old one is probed again and remembered an
 test("a success is believed however old it is", async () => {
   remember({ ok: true, backend: "vulkan", device: "remembered GPU" }, 30 * 24 * 3600_000);
   expect(await probeBackendCached("vulkan")).toEqual({ ok: true, backend: "vulkan", device: "remembered GPU" });
+});
+
+test("--gpu auto tries Metal on macOS, CUDA then Vulkan elsewhere, before the CPU", () => {
+  expect(autoOrder("darwin")).toEqual(["metal"]);
+  expect(autoOrder("linux")).toEqual(["cuda", "vulkan"]);
 });

@@ -47,7 +47,11 @@ export function cannotCreateNamespaces(): string | undefined {
   return undefined;
 }
 
-export async function createTestNetwork(names: string[]): Promise<TestNetwork> {
+/**
+ * `unames`: what `uname -sm` says on a host (a wrapper first on its PATH), so that a node can pass for another
+ * machine (an aarch64 board, a Mac) while running this one's programs.
+ */
+export async function createTestNetwork(names: string[], { unames = {} }: { unames?: Record<string, string> } = {}): Promise<TestNetwork> {
   const root = mkdtempSync(join(tmpdir(), "rbee-net-"));
   chmodSync(root, 0o755);
   const clientKey = join(root, "client_key");
@@ -82,6 +86,9 @@ export async function createTestNetwork(names: string[]): Promise<TestNetwork> {
     mkdirSync(home, { recursive: true });
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", join(dir, "host_key")]);
     writeFileSync(join(dir, "authorized_keys"), await Bun.file(`${clientKey}.pub`).text());
+    const fakeBin = join(dir, "fakebin");
+    mkdirSync(fakeBin, { recursive: true });
+    if (unames[name]) writeFileSync(join(fakeBin, "uname"), `#!/bin/sh\nif [ "$1" = "-sm" ]; then echo "${unames[name]}"; else exec /bin/uname "$@"; fi\n`, { mode: 0o755 });
     writeFileSync(
       join(dir, "sshd_config"),
       [
@@ -95,7 +102,7 @@ export async function createTestNetwork(names: string[]): Promise<TestNetwork> {
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "PermitRootLogin prohibit-password",
-        `SetEnv RBEE_HOME=${home} RBEE_CACHE_DIR=${join(dir, "cache")}`,
+        `SetEnv RBEE_HOME=${home} RBEE_CACHE_DIR=${join(dir, "cache")} PATH=${fakeBin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
         "Subsystem sftp internal-sftp",
         "LogLevel ERROR",
         "",

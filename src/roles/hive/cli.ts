@@ -2,6 +2,7 @@
 // fall back to the catalog itself when none runs.
 import { defineCommand } from "citty";
 import { z } from "zod";
+import { GPU_CHOICES } from "../../inference/backend";
 import { parseArgs } from "../../cli-args";
 import { Catalog } from "../../catalog/catalog";
 import { HiveClient } from "../../clients/hive-client";
@@ -112,7 +113,7 @@ export const modelsCommand = defineCommand({ meta: { name: "models", description
 
 const SpawnArgs = ConnectionArgs.extend({
   model: z.string().min(1, "--model is required"),
-  gpu: z.enum(["auto", "cuda", "vulkan", "cpu"]).default("auto"),
+  gpu: z.enum(GPU_CHOICES).default("auto"),
   slots: z.coerce.number().int().min(1).max(256).default(4),
   ctx: z.coerce.number().int().min(16).optional(),
 });

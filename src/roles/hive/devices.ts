@@ -3,6 +3,7 @@ import type { Llama } from "node-llama-cpp";
 import { freemem, totalmem } from "node:os";
 import { type Backend, createLlama } from "../../inference/backend";
 import type { DeviceReport } from "../../wire/hive";
+import { thisPlatform } from "../../platforms";
 
 export type { DeviceReport };
 import { usableCores } from "../../inference/threads";
@@ -50,7 +51,7 @@ function fakeDevices(): Partial<DeviceReport> & { gpus: DeviceReport["gpus"] } |
 }
 
 export const probeDevices: DeviceProbe = async () => {
-  const machine = { ram_total_bytes: totalmem(), ram_free_bytes: freemem(), cpu_cores: usableCores() };
+  const machine = { platform: thisPlatform(), ram_total_bytes: totalmem(), ram_free_bytes: freemem(), cpu_cores: usableCores() };
   const fake = fakeDevices();
   if (fake) {
     const backend = fake.backend ?? (fake.gpus.length ? "cuda" : "cpu");
@@ -61,7 +62,8 @@ export const probeDevices: DeviceProbe = async () => {
   if (backend === "cuda") gpus = nvidiaGpus() ?? [];
   if (backend !== "cpu" && !gpus.length) {
     const [vram, names] = await Promise.all([llama.getVramState(), llama.getGpuDeviceNames()]);
-    gpus = [{ index: 0, name: names.join(", ") || backend, vram_total_bytes: vram.total, vram_free_bytes: vram.free, uuid: null, pci_bus: null }];
+    // Metal's memory is the Mac's RAM, shared with everything else: placement counts the lesser of the two as free.
+    gpus = [{ index: 0, name: names.join(", ") || backend, vram_total_bytes: vram.total, vram_free_bytes: vram.free, uuid: null, pci_bus: null, ...(backend === "metal" && { unified: true }) }];
   }
   return { backend, backends: backend === "cpu" ? ["cpu"] : [backend, "cpu"], gpus, ...machine };
 };

@@ -23,7 +23,9 @@ export async function estimateNeeds(modelPath: string, { onGpu, slots, ctxPerSlo
 /** Throws a clear error ("needs 7.9 GiB VRAM, 3.1 GiB free on GPU 0") when the model does not fit. */
 export function checkFit(needs: WorkerNeeds, devices: DeviceReport): void {
   // The GPU with the most free memory (a worker on one GPU; splits come with placement across GPUs).
-  const gpu = [...devices.gpus].sort((a, b) => b.vram_free_bytes - a.vram_free_bytes)[0];
+  // Apple's unified memory: the GPU has what the machine's RAM has free.
+  const gpus = devices.gpus.map((g) => (g.unified ? { ...g, vram_free_bytes: Math.min(g.vram_free_bytes, devices.ram_free_bytes) } : g));
+  const gpu = gpus.sort((a, b) => b.vram_free_bytes - a.vram_free_bytes)[0];
   const what = `${needs.slots} slots of ${needs.ctxPerSlot} tokens: weights ${formatBytes(needs.weightsBytes)}, KV cache ${formatBytes(needs.kvBytes)}, compute ${formatBytes(needs.computeBytes)}`;
   if (gpu && needs.vramBytes > gpu.vram_free_bytes)
     throw new RbeeError("INSUFFICIENT_VRAM", `needs ${formatBytes(needs.vramBytes)} VRAM, ${formatBytes(gpu.vram_free_bytes)} free on GPU ${gpu.index} (${gpu.name}); ${what}`);

@@ -1,5 +1,5 @@
-// `rbee setup …`: the node list (in the queen's SQLite registry, usable with no queen running) and putting this very
-// binary onto a node over SFTP.
+// `rbee setup …`: the node list (in the queen's SQLite registry, usable with no queen running) and putting the binary
+// for a node's platform (uname -sm) onto it over SFTP.
 import { defineCommand } from "citty";
 import { z } from "zod";
 import { parseArgs } from "../../cli-args";
@@ -8,7 +8,10 @@ import { RbeeError } from "../../errors";
 import { checkNodeName, NodeRegistry, type NodeRow } from "../../nodes/registry";
 import { isCompiled } from "../../self";
 import { shellQuote } from "../../ssh/connection";
-import { connectToNode, remoteRbeePath, remoteRbeeVersion } from "../../ssh/nodes";
+import { connectToNode, remotePlatform, remoteRbeePath, remoteRbeeVersion } from "../../ssh/nodes";
+import { type Platform, thisPlatform } from "../../platforms";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { formatTable } from "../../table";
 import { VERSION } from "../../version";
 
@@ -61,14 +64,15 @@ const addNode = defineCommand({
     checkNodeName(a.name);
     const target = parseSshTarget(a.ssh);
     await withNodes(a.home, async (nodes, home) => {
-      const row = { name: a.name, sshHost: target.host, sshPort: target.port, sshUser: target.user, keyPath: a.key ?? null, rbeePath: a["rbee-path"] ?? null, hivePort: a["hive-port"] ?? null, hiveUrl: null };
+      const row = { name: a.name, sshHost: target.host, sshPort: target.port, sshUser: target.user, keyPath: a.key ?? null, rbeePath: a["rbee-path"] ?? null, hivePort: a["hive-port"] ?? null, hiveUrl: null, platform: null };
       const conn = await connectToNode({ ...row, addedAt: new Date() }, home, a["accept-new-host-key"]);
       try {
+        const platform = await remotePlatform(conn, a.name);
         const version = await remoteRbeeVersion(conn, remoteRbeePath({ ...row, addedAt: new Date() }));
-        nodes.upsert(row);
-        if (version === VERSION) console.log(`added ${a.name} (${conn.label}), rbee ${version}`);
+        nodes.upsert({ ...row, platform });
+        if (version === VERSION) console.log(`added ${a.name} (${conn.label}, ${platform}), rbee ${version}`);
         else {
-          console.log(`added ${a.name} (${conn.label})`);
+          console.log(`added ${a.name} (${conn.label}, ${platform})`);
           console.log(`${version ? `rbee there is ${version}, this is ${VERSION}` : "rbee is not installed there"}: \`rbee setup install --node ${a.name}\` fixes it`);
         }
       } finally {
@@ -79,29 +83,48 @@ const addNode = defineCommand({
 });
 
 const install = defineCommand({
-  meta: { name: "install", description: "Copy this rbee binary to a node over SFTP and check it runs there" },
-  args: { node: { type: "string", description: "Node name", required: true }, ...homeArg },
+  meta: { name: "install", description: "Copy the rbee binary for the node's platform there over SFTP and check it runs" },
+  args: {
+    node: { type: "string", description: "Node name", required: true },
+    from: { type: "string", description: "Folder with rbee-PLATFORM binaries (default: the one this rbee is in, as dist/ after bun run build --all)" },
+    ...homeArg,
+  },
   run: async ({ args }) => {
-    const a = parseArgs(z.object({ node: z.string().min(1), home: z.string().optional() }), args);
-    if (!isCompiled()) throw new RbeeError("BAD_REQUEST", "run `rbee setup install` from the compiled binary (bun run build → dist/rbee): that file is what gets copied");
+    const a = parseArgs(z.object({ node: z.string().min(1), from: z.string().min(1).optional(), home: z.string().optional() }), args);
+    if (!isCompiled() && !a.from) throw new RbeeError("BAD_REQUEST", "run `rbee setup install` from the compiled binary (bun run build → dist/rbee), or name the folder of binaries with --from");
     await withNodes(a.home, async (nodes, home) => {
       const node = requireNode(nodes, a.node);
       const conn = await connectToNode(node, home);
       try {
+        const platform = await remotePlatform(conn, node.name);
+        const binary = binaryFor(platform, node.name, a.from);
         const path = remoteRbeePath(node);
         const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
         const mkdir = await conn.exec(`mkdir -p ${shellQuote(dir)}`);
         if (mkdir.code !== 0) throw new RbeeError("UNREACHABLE", `cannot create ${dir} on ${node.name}: ${mkdir.stderr.trim()}`);
-        await conn.upload(process.execPath, path, 0o755);
+        await conn.upload(binary, path, 0o755);
         const version = await remoteRbeeVersion(conn, path);
         if (version !== VERSION) throw new RbeeError("RBEE_MISSING", `rbee was copied to ${node.name}:${path} but does not run there (${version ?? "no output"})`);
-        console.log(`installed rbee ${version} on ${node.name} at ${path}`);
+        nodes.upsert({ ...node, platform });
+        console.log(`installed rbee ${version} (${platform}) on ${node.name} at ${path}`);
       } finally {
         conn.close();
       }
     });
   },
 });
+
+/**
+ * The binary for a node's platform: rbee-PLATFORM in the folder named (--from) or beside this binary (dist/ after
+ * `bun run build --all`); this very binary where the node is of its own platform and no such file is there.
+ */
+function binaryFor(platform: Platform, nodeName: string, from?: string): string {
+  const folder = from ?? dirname(process.execPath);
+  const named = join(folder, `rbee-${platform}`);
+  if (existsSync(named)) return named;
+  if (!from && platform === thisPlatform()) return process.execPath;
+  throw new RbeeError("NOT_FOUND", `node ${nodeName} is ${platform} and ${folder} has no rbee-${platform}: build it with \`bun run build --target ${platform}\` (or --all), or name a folder that has it with --from`);
+}
 
 const listNodes = defineCommand({
   meta: { name: "list-nodes", description: "List the registered nodes" },
@@ -111,7 +134,7 @@ const listNodes = defineCommand({
       const rows = nodes.list();
       if (args.json) return console.log(JSON.stringify(rows, null, 2));
       if (!rows.length) return console.log("no nodes");
-      console.log(formatTable(["NAME", "SSH", "KEY", "RBEE", "HIVE PORT"], rows.map((n) => [n.name, n.sshHost ? `${n.sshUser}@${n.sshHost}:${n.sshPort}` : "(local)", n.keyPath, remoteRbeePath(n), n.hivePort ?? 9200])));
+      console.log(formatTable(["NAME", "SSH", "PLATFORM", "KEY", "RBEE", "HIVE PORT"], rows.map((n) => [n.name, n.sshHost ? `${n.sshUser}@${n.sshHost}:${n.sshPort}` : "(local)", n.platform ?? (n.sshHost ? "?" : thisPlatform()), n.keyPath, remoteRbeePath(n), n.hivePort ?? 9200])));
     }),
 });
 

@@ -44,7 +44,7 @@ export function place(candidates: Candidate[], request: PlacementRequest): Place
   const ramNeed = needs(false).ramBytes;
   const options: Scored[] = [];
   for (const c of candidates) {
-    const gpus = c.devices?.gpus ?? [];
+    const gpus = (c.devices?.gpus ?? []).map((g) => (g.unified ? { ...g, vram_free_bytes: Math.min(g.vram_free_bytes, c.devices!.ram_free_bytes) } : g));
     // One GPU: the tightest fit keeps the roomy ones for bigger models.
     const single = gpus.filter((g) => g.vram_free_bytes >= vramOnGpus(gpuNeeds, [g])).sort((a, b) => a.vram_free_bytes - b.vram_free_bytes)[0];
     if (single) options.push({ node: c.node, devices: [single.index], gpu: "auto", rank: 0, fit: single.vram_free_bytes - vramOnGpus(gpuNeeds, [single]), hasModel: c.hasModel });

@@ -43,12 +43,24 @@ export interface QueenDeps {
   onShutdown: () => void;
 }
 
+/** Requests that do not keep an ephemeral queen alive: from hives, and probes. */
+const NOT_ACTIVITY = new Set(["/v1/health", "/metrics", "/v1/hives/ready", "/v1/workers/ready", "/v1/workers/gone"]);
+
 export function createQueenApp(deps: QueenDeps): Hono {
   const { registry, nodes, hives, scheduler, metrics } = deps;
   const app = createApp({ role: "queen", authenticate: clientAuth({ clusterToken: deps.apiToken, required: deps.clientsNeedCredential ?? deps.apiToken !== undefined, keys: deps.keys }) });
 
   app.use("*", async (c, next) => {
-    await next();
+    // A client's request counts as activity until its handler answers (a stream counts on until it ends, where it is
+    // relayed): an ephemeral queen must not leave while a request waits for a node's hive to start (an emulated one
+    // takes 10 s). What hives send and health checks do not count.
+    const counts = !NOT_ACTIVITY.has(c.req.path);
+    if (counts) deps.onActivity(+1);
+    try {
+      await next();
+    } finally {
+      if (counts) deps.onActivity(-1);
+    }
     metrics.requests.inc({ route: c.req.routePath, status: String(c.res.status) });
   });
 
@@ -64,7 +76,7 @@ export function createQueenApp(deps: QueenDeps): Hono {
     c.json({
       nodes: nodes.list().map((n) => {
         const hive = registry.hives.get(n.name);
-        return { name: n.name, ssh: n.sshHost ? `${n.sshUser}@${n.sshHost}:${n.sshPort}` : null, hive_url: hive?.url ?? n.hiveUrl, hive_state: hive?.state ?? "unknown", devices: hive?.devices ?? null };
+        return { name: n.name, ssh: n.sshHost ? `${n.sshUser}@${n.sshHost}:${n.sshPort}` : null, platform: n.platform, hive_url: hive?.url ?? n.hiveUrl, hive_state: hive?.state ?? "unknown", devices: hive?.devices ?? null };
       }),
     }),
   );

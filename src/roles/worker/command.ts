@@ -1,6 +1,7 @@
 // `rbee worker`: serve one GGUF model over HTTP until told to stop.
 import { defineCommand } from "citty";
 import { z } from "zod";
+import { GPU_CHOICES } from "../../inference/backend";
 import { commonServerArgs, parseArgs } from "../../cli-args";
 import { checkExposure } from "../../http/exposure";
 import { parseDevices, useOnlyDevices } from "../../inference/visible-devices";
@@ -15,7 +16,7 @@ const WorkerArgs = z.object({
   "insecure-no-auth": z.boolean().default(false),
   slots: z.coerce.number().int().min(1).max(256).default(4),
   ctx: z.coerce.number().int().min(16).optional(),
-  gpu: z.enum(["auto", "cuda", "vulkan", "cpu"]).default("auto"),
+  gpu: z.enum(GPU_CHOICES).default("auto"),
   threads: z.coerce.number().int().min(1).max(1024).optional(),
   queue: z.coerce.number().int().min(0).default(64),
   "hive-url": z.string().url().optional(),

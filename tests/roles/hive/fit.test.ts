@@ -6,6 +6,7 @@ import type { DeviceReport } from "../../../src/wire/hive";
 import { STORIES_MODEL } from "../../support/paths";
 
 const machine = (vramFree: number | null, ramFree: number): DeviceReport => ({
+  platform: "linux-x64",
   backend: vramFree === null ? "cpu" : "cuda",
   backends: vramFree === null ? ["cpu"] : ["cuda", "cpu"],
   gpus: vramFree === null ? [] : [{ index: 0, name: "Test GPU", vram_total_bytes: 8 * 2 ** 30, vram_free_bytes: vramFree, uuid: null, pci_bus: null }],

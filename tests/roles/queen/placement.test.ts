@@ -20,6 +20,7 @@ const GIB = 2 ** 30;
 const MIB = 2 ** 20;
 const gpu = (index: number, freeBytes: number) => ({ index, name: `GPU ${index}`, vram_total_bytes: 80 * GIB, vram_free_bytes: freeBytes, uuid: null, pci_bus: null });
 const machine = (gpus: ReturnType<typeof gpu>[], ramFree = 16 * GIB): DeviceReport => ({
+  platform: "linux-x64",
   backend: gpus.length ? "cuda" : "cpu",
   backends: gpus.length ? ["cuda", "cpu"] : ["cpu"],
   gpus,
@@ -57,6 +58,13 @@ describe("placement", () => {
     // Enough for the model's own buffers but not for a second GPU's compute buffer: not split there.
     const short = [{ node: "a", devices: machine([gpu(0, Math.ceil(need * 0.55)), gpu(1, Math.ceil(need * 0.55))]), hasModel: true }];
     expect(() => place(short, request)).toThrow(/nothing fits/);
+  });
+
+  test("Apple's unified memory: a Metal GPU has only what the machine's RAM has free", () => {
+    const mac = (ramFree: number): Candidate => ({ node: "mac", devices: { ...machine([{ ...gpu(0, 48 * GIB), unified: true } as ReturnType<typeof gpu>], ramFree), platform: "darwin-arm64", backend: "metal", backends: ["metal", "cpu"] }, hasModel: true });
+    expect(place([mac(8 * GIB)], request)).toEqual({ node: "mac", devices: [0], gpu: "auto" });
+    // Its GPU reports 48 GiB of working set, but the RAM behind it is taken.
+    expect(() => place([mac(Math.floor(need / 2))], request)).toThrow(/nothing fits/);
   });
 
   test("the CPU: always on a node without GPUs, on a GPU node only when allowed", () => {
