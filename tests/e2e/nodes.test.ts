@@ -7,11 +7,11 @@ import { join } from "node:path";
 import { writeSyntheticGguf } from "../../src/inference/synth-gguf";
 import { VERSION } from "../../src/version";
 import { ensureBinary } from "../support/binary";
-import { removeTempHomes, tempHome } from "../support/home";
-import { killLocalHubs, type LocalHub, startLocalHub, STORIES_HF_REF } from "../support/hub";
-import { cannotCreateNamespaces, createTestNetwork, type TestHost, type TestNetwork } from "../support/netns";
+import { tempHome } from "../support/home";
+import { type LocalHub, startLocalHub, STORIES_HF_REF } from "../support/hub";
+import { cannotCreateNamespaces, createTestNetwork, keeperEnv, tearDownHosts, type TestHost, type TestNetwork } from "../support/netns";
 
-import { killStartedProcesses, pidsWithCommandLine, runRbee, startRbee, waitFor } from "../support/processes";
+import { pidsWithCommandLine, runRbee, startRbee, waitFor } from "../support/processes";
 
 const QUEEN_TOKEN = "e2e-queen-token";
 
@@ -32,16 +32,12 @@ beforeAll(async () => {
   const synth = join(tempHome("rbee-synth-"), "tiny.gguf");
   writeSyntheticGguf(synth, "tiny");
   hub = await startLocalHub({ host: net.gatewayIp, extraFiles: [`synth/tiny/main/tiny.gguf=${synth}`] });
-  keeperHome = tempHome("rbee-keeper-");
-  env = { RBEE_HOME: keeperHome, RBEE_HF_ENDPOINT: hub.url, RBEE_CACHE_DIR: join(keeperHome, "cache"), RBEE_QUEEN_URL: "http://127.0.0.1:1" };
+  const keeperEnvironment = keeperEnv(hub.url);
+  env = keeperEnvironment;
+  keeperHome = keeperEnvironment.RBEE_HOME;
 }, 300_000);
 
-afterAll(async () => {
-  await killStartedProcesses();
-  await net?.teardown();
-  await killLocalHubs();
-  removeTempHomes();
-});
+afterAll(() => tearDownHosts(net));
 
 const keeper = (args: string[], extraEnv: Record<string, string> = {}) => runRbee(args, { exe: [rbee], env: { ...env, ...extraEnv } });
 const addNode = (host: TestHost, extra: string[] = []) =>
@@ -107,8 +103,8 @@ describe("nodes over SSH", () => {
       expect(json.text).toMatch(/there/);
     }
     const status = await keeper(["status"], viaQueen);
-    expect(status.stdout).toMatch(/hosta\s+root@\S+\s+http:\/\/10\.\S+\s+up/);
-    expect(status.stdout).toMatch(/hostb\s+root@\S+\s+http:\/\/10\.\S+\s+up/);
+    expect(status.stdout).toMatch(/hosta\s+root@\S+\s+linux-x64\s+http:\/\/10\.\S+\s+up/);
+    expect(status.stdout).toMatch(/hostb\s+root@\S+\s+linux-x64\s+http:\/\/10\.\S+\s+up/);
     const workers = JSON.parse((await keeper(["workers", "list", "--json"], viaQueen)).stdout);
     expect(workers.map((w: { node: string }) => w.node).sort()).toEqual(["hosta", "hostb"]);
     // The queen stays up between commands; stopping one worker leaves the other.

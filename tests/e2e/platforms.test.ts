@@ -6,11 +6,11 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { VERSION } from "../../src/version";
 import { ensureBinary } from "../support/binary";
-import { removeTempHomes, tempHome } from "../support/home";
-import { killLocalHubs, type LocalHub, startLocalHub, STORIES_HF_REF } from "../support/hub";
-import { cannotCreateNamespaces, createTestNetwork, type TestHost, type TestNetwork } from "../support/netns";
+import { tempHome } from "../support/home";
+import { type LocalHub, startLocalHub, STORIES_HF_REF } from "../support/hub";
+import { cannotCreateNamespaces, createTestNetwork, keeperEnv, tearDownHosts, type TestHost, type TestNetwork } from "../support/netns";
 import { REPO, STORIES_MODEL } from "../support/paths";
-import { killStartedProcesses, runRbee, startRbee, waitFor } from "../support/processes";
+import { runRbee, startRbee, waitFor } from "../support/processes";
 
 const ARM64_BINARY = join(REPO, "dist", "rbee-linux-arm64");
 const BINFMT = "/proc/sys/fs/binfmt_misc";
@@ -43,7 +43,6 @@ function build(targets: string): { code: number; out: string } {
 let net: TestNetwork;
 let hub: LocalHub;
 let rbee: string;
-let keeperHome: string;
 let env: Record<string, string>;
 
 beforeAll(async () => {
@@ -56,16 +55,10 @@ beforeAll(async () => {
   if (built.code !== 0) throw new Error(`bun scripts/build.ts --target linux-arm64 failed: ${built.out}`);
   net = await createTestNetwork(["armbox", "macbox"], { unames: { armbox: "Linux aarch64", macbox: "Darwin arm64" } });
   hub = await startLocalHub({ host: net.gatewayIp });
-  keeperHome = tempHome("rbee-keeper-");
-  env = { RBEE_HOME: keeperHome, RBEE_HF_ENDPOINT: hub.url, RBEE_CACHE_DIR: join(keeperHome, "cache"), RBEE_QUEEN_URL: "http://127.0.0.1:1" };
+  env = keeperEnv(hub.url);
 }, 300_000);
 
-afterAll(async () => {
-  await killStartedProcesses();
-  await net?.teardown();
-  await killLocalHubs();
-  removeTempHomes();
-});
+afterAll(() => tearDownHosts(net));
 
 const keeper = (args: string[]) => runRbee(args, { exe: [rbee], env });
 

@@ -3,6 +3,9 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { removeTempHomes, tempHome } from "./home";
+import { killLocalHubs } from "./hub";
+import { killStartedProcesses } from "./processes";
 
 export interface TestHost {
   name: string;
@@ -151,4 +154,18 @@ export async function createTestNetwork(names: string[], { unames = {} }: { unam
       rmSync(root, { recursive: true, force: true });
     },
   };
+}
+
+/** A keeper's environment for tests across hosts: its own home, the test's local Hub, and no queen found by default. */
+export function keeperEnv(hubUrl: string): Record<string, string> & { RBEE_HOME: string } {
+  const home = tempHome("rbee-keeper-");
+  return { RBEE_HOME: home, RBEE_HF_ENDPOINT: hubUrl, RBEE_CACHE_DIR: join(home, "cache"), RBEE_QUEEN_URL: "http://127.0.0.1:1" };
+}
+
+/** Everything such a test started: rbee processes, the hosts, local Hubs, temporary homes. */
+export async function tearDownHosts(net: TestNetwork | undefined): Promise<void> {
+  await killStartedProcesses();
+  await net?.teardown();
+  await killLocalHubs();
+  removeTempHomes();
 }

@@ -2,7 +2,7 @@
 // temporary name and renamed when whole) or by registering a local file. Two requests for one model share one download.
 import { fileDownloadInfo, HubApiError } from "@huggingface/hub";
 import { closeSync, mkdirSync, openSync, renameSync, rmSync, statSync, statfsSync, writeSync } from "node:fs";
-import { dirname, join, resolve, sep } from "node:path";
+import { dirname, resolve, sep } from "node:path";
 import type { Catalog, CatalogEntry } from "../../catalog/catalog";
 import { isHubShorthand, resolveHubShorthand } from "../../catalog/hub-shorthand";
 import { type ModelRef, modelId, modelName, parseModelRef } from "../../catalog/refs";

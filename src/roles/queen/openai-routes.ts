@@ -5,12 +5,8 @@ import { RbeeError } from "../../errors";
 import { modelList } from "../../dialects/openai";
 import { readJson } from "../../http/validate";
 import { ChatRequest, CompletionRequest, EmbeddingsRequest, RerankRequest } from "../../wire/openai";
-import type { QueenMetrics } from "./metrics";
 import { resolveModel } from "./models";
 import { LOCAL_NODE } from "../../nodes/registry";
-import type { Hives } from "./hives";
-import type { Registry } from "./registry";
-import type { Relay } from "./relay";
 import type { QueenDeps } from "./server";
 import { passThrough } from "./stream-out";
 

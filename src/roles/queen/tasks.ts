@@ -6,11 +6,7 @@ import { sseResponse } from "../../http/sse";
 import { readJson } from "../../http/validate";
 import { readEvents } from "../../clients/sse-client";
 import { TaskRequest } from "../../wire/worker";
-import type { QueenMetrics } from "./metrics";
 import { resolveModel } from "./models";
-import type { Hives } from "./hives";
-import type { Registry } from "./registry";
-import type { Relay } from "./relay";
 import type { QueenDeps } from "./server";
 
 type TaskState = "queued" | "running" | "done" | "error" | "cancelled";
