@@ -71,7 +71,7 @@ describe("rbee infer", () => {
     expect(JSON.parse(run.stdout)).toMatchObject({ queen: "existing", tokens: 8 });
     expect(queen.proc.exitCode).toBeNull();
     const status = await runRbee(["status"], { env });
-    expect(status.stdout).toMatch(/localhost\s+\(local\)\s+http:\/\/127\.0\.0\.1:\d+\s+up\s+cpu/);
+    expect(status.stdout).toMatch(/localhost\s+\(local\)\s+linux-x64\s+http:\/\/127\.0\.0\.1:\d+\s+up\s+cpu/);
     expect(status.stdout).toMatch(/w-\d+-1\s+localhost\s+file:.*stories260K\.gguf\s+4\s+0/);
     // The queen's default keep-alive, 5 minutes from the request.
     const listed = await runRbee(["workers", "list"], { env });
