@@ -9,7 +9,7 @@ import { shapeFromMetadata } from "./gguf-metadata";
 import { DEFAULT_MAX_CTX, estimateMemory, fittingCtxPerSlot, MAX_BATCH_TOKENS, MIN_CTX_PER_SLOT, type ModelShape } from "./memory-plan";
 import { freemem } from "node:os";
 import { formatBytes } from "../format";
-import { chooseThreads } from "./threads";
+import { choosePromptThreads, chooseThreads } from "./threads";
 
 export interface LoadOptions {
   modelPath: string;
@@ -38,6 +38,8 @@ export interface LoadedModel {
   device: string;
   vramBytes: number;
   threads: number;
+  /** Threads for steps that carry prompt chunks (on the CPU: every core). */
+  promptThreads: number;
   /** One KV buffer shared by all slots (rbee's rebuilt addon), so every step is one batch whichever slots are busy. */
   unifiedKv: boolean;
   ctxPerSlot: number;
@@ -79,6 +81,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   }
   const allLayersOnGpu = backend !== "cpu" && model.gpuLayers >= model.fileInsights.totalLayers;
   const threads = chooseThreads({ modelBytes: file.bytes, requested: options.threads, allLayersOnGpu });
+  const promptThreads = choosePromptThreads({ onCpu: backend === "cpu", requested: options.threads, decodeThreads: threads });
   const shape = shapeFromMetadata(model.fileInfo.metadata as unknown as Parameters<typeof shapeFromMetadata>[0]);
   // --ctx is honoured exactly (past the training context too, as llama.cpp allows); the default may shrink below.
   let ctxPerSlot = options.ctx ?? Math.min(model.trainContextSize, DEFAULT_MAX_CTX);
@@ -142,6 +145,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
     device,
     vramBytes,
     threads,
+    promptThreads,
     unifiedKv,
     ctxPerSlot,
     shape,

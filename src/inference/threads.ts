@@ -18,6 +18,14 @@ export function chooseThreads({ modelBytes, requested, allLayersOnGpu = false }:
   return usableCores();
 }
 
+/**
+ * Threads for steps with prompt chunks: on the CPU every usable core (a prompt is hundreds of tokens, where more threads
+ * pay), unless --threads fixed the count; elsewhere what decoding has (all layers on a GPU: it does the work).
+ */
+export function choosePromptThreads({ onCpu, requested, decodeThreads }: { onCpu: boolean; requested?: number; decodeThreads: number }): number {
+  return onCpu && requested === undefined ? usableCores() : decodeThreads;
+}
+
 function cgroupCpuLimit(): number | undefined {
   try {
     const text = readFileSync("/sys/fs/cgroup/cpu.max", "utf8");

@@ -56,10 +56,11 @@ export class WorkerService {
       kvPerSlot: !this.loaded.unifiedKv,
       decodeRunsAhead: decodeRunsAheadOn(this.loaded.backend),
       queueLimit: this.config.queueLimit,
+      ...(this.loaded.promptThreads !== this.loaded.threads && { threads: { prompt: this.loaded.promptThreads, decode: this.loaded.threads } }),
     });
-    const { backend, device, threads, ctxPerSlot, unifiedKv } = this.loaded;
+    const { backend, device, threads, promptThreads, ctxPerSlot, unifiedKv } = this.loaded;
     const sampling = this.engine.sampling === "batched" ? "batched" : "per-sequence (stock addon: run bun scripts/build-addon.ts)";
-    log.info(`loaded ${basename(this.config.modelPath)} in ${Math.round(performance.now() - started)} ms`, { backend, device, threads, ctxPerSlot, slots: this.config.slots, sampling, unifiedKv });
+    log.info(`loaded ${basename(this.config.modelPath)} in ${Math.round(performance.now() - started)} ms`, { backend, device, threads, promptThreads, ctxPerSlot, slots: this.config.slots, sampling, unifiedKv });
     return this.loaded;
   }
 
