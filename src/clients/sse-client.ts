@@ -1,4 +1,5 @@
-// Reads a server-sent event stream from a fetch Response: the client side of src/http/sse.ts.
+// Reads a server-sent event stream from a fetch Response: the client side of src/http/sse.ts, for rbee's own clients and
+// the dashboard in the browser (a reader, not async iteration of the body, which not every browser has).
 export interface SseMessage {
   event: string;
   data: string;
@@ -6,9 +7,12 @@ export interface SseMessage {
 
 export async function* readEvents(res: Response): AsyncGenerator<SseMessage> {
   const decoder = new TextDecoder();
+  const reader = res.body!.getReader();
   let buffer = "";
-  for await (const chunk of res.body!) {
-    buffer += decoder.decode(chunk, { stream: true });
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
     let end: number;
     while ((end = buffer.indexOf("\n\n")) !== -1) {
       const block = buffer.slice(0, end);

@@ -1,5 +1,7 @@
 // The dashboard's calls to its queen: the API key kept in this browser, JSON errors as messages, and server-sent
 // events read from a fetch body (EventSource cannot send the key).
+import { readEvents as sseMessages, type SseMessage } from "../clients/sse-client";
+
 const KEY = "rbee-api-key";
 
 export const apiKey = {
@@ -39,30 +41,7 @@ async function messageOf(res: Response): Promise<string> {
   }
 }
 
-export interface ServerEvent {
-  event: string;
-  data: string;
-}
-
-/** Calls `onEvent` for each event of the body until it ends or `signal` aborts. */
-export async function readEvents(res: Response, onEvent: (e: ServerEvent) => void): Promise<void> {
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    let end: number;
-    while ((end = buffer.indexOf("\n\n")) !== -1) {
-      const record = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let event = "message";
-      const data: string[] = [];
-      for (const line of record.split("\n")) {
-        if (line.startsWith("event:")) event = line.slice(6).trim();
-        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-      }
-      if (data.length) onEvent({ event, data: data.join("\n") });
-    }
-  }
+/** Calls `onEvent` for each event of the body until it ends (or its request is aborted, which throws). */
+export async function readEvents(res: Response, onEvent: (e: SseMessage) => void): Promise<void> {
+  for await (const e of sseMessages(res)) onEvent(e);
 }
