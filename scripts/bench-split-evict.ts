@@ -1,7 +1,7 @@
-// On a machine with two GPUs: a model split over both by llama.cpp's layer, row and tensor modes (tokens/s at 1 and 8 streams,
-// each GPU's memory); the layer split beside a worker that already holds memory on one GPU (the layers follow the free
-// memory, unless --tensor-split says otherwise); and eviction through the queen, read off nvidia-smi: two big idle
-// workers fill both GPUs, a request for a third model stops the least recently used one and takes its place.
+// On a machine with two GPUs: a model split over both by llama.cpp's layer, row and tensor modes (tokens/s at 1 and 8
+// streams, each GPU's memory); the layer split beside a worker that already holds memory on one GPU (the layers follow
+// the free memory, unless --tensor-split says otherwise); and eviction through the queen, read off nvidia-smi: two big
+// idle workers fill both GPUs, a request for a third model stops the least recently used one and takes its place.
 //   bun scripts/bench-split-evict.ts --big /opt/models/8b.gguf --small /opt/models/1b.gguf [--tokens 128] [--rounds 2]
 //                                    [--parts split,weighted,evict]
 import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
