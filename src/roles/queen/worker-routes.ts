@@ -70,7 +70,9 @@ export function addWorkerRoutes(app: Hono, deps: QueenDeps): void {
   // As Ollama's keep_alive 0: every worker of the model stops once it has no request in flight.
   app.post("/v1/models/unload", async (c) => {
     const { model } = await readJson(c, UnloadModel);
-    const modelRef = names.resolve(model) ?? registry.findModel(model)?.ref ?? model;
+    // A name (alias), what a catalog calls the model, or its reference, as requests name it.
+    const target = names.resolve(model) ?? model;
+    const modelRef = registry.findModel(target)?.ref ?? target;
     const workers = registry.workersFor(modelRef);
     if (!workers.length) throw new RbeeError("NOT_FOUND", `no worker serves ${model}`);
     keepAlive.touch(modelRef, 0);

@@ -112,8 +112,9 @@ describe("dashboard API", () => {
     await bad(await fetch(`${url}/v1/nodes/nowhere/logs`), 404, "nowhere");
     await bad(await fetch(`${url}/v1/workers/w-none/stop`, { method: "POST" }), 404, "w-none");
 
-    // Unload: the model's workers stop (none has a request in flight), and the snapshot shows it.
-    const unloading = await fetch(`${url}/v1/models/unload`, { method: "POST", body: JSON.stringify({ model: "stories260K" }) });
+    // Unload, by a name given to the model: its workers stop (none has a request in flight), and the snapshot shows it.
+    expect((await runRbee(["models", "alias", "tale", "stories260K"], { env: { RBEE_HOME: queen.home } })).code).toBe(0);
+    const unloading = await fetch(`${url}/v1/models/unload`, { method: "POST", body: JSON.stringify({ model: "tale" }) });
     expect((await unloading.json()).unloading).toEqual([worker.id]);
     snapshot = await waitFor("the worker gone", async () => {
       const s = await (await fetch(`${url}/v1/cluster`)).json();
