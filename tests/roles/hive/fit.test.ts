@@ -37,6 +37,13 @@ describe("memory fit", () => {
     expect((err as RbeeError).message).toMatch(/^needs [\d.]+ MiB VRAM, 1\.0 MiB free on GPU 0 \(Test GPU\); 4 slots of 2048 tokens: weights 1\.1 MiB, KV cache 5\.0 MiB, compute [\d.]+ MiB$/);
   });
 
+  test("Apple's unified memory: a Metal GPU has no more free than the machine's RAM", async () => {
+    const needs = await estimateNeeds(STORIES_MODEL, { onGpu: true, slots: 4, ctxPerSlot: 2048 });
+    const mac = (ramFree: number): DeviceReport => ({ ...machine(8 * 2 ** 30, ramFree), platform: "darwin-arm64", backend: "metal", backends: ["metal", "cpu"], gpus: [{ index: 0, name: "Apple M2", vram_total_bytes: 8 * 2 ** 30, vram_free_bytes: 8 * 2 ** 30, uuid: null, pci_bus: null, unified: true }] });
+    expect(() => checkFit(needs, mac(2 ** 30))).not.toThrow();
+    expect(() => checkFit(needs, mac(2 ** 20))).toThrow(/VRAM, 1\.0 MiB free on GPU 0 \(Apple M2\)/);
+  });
+
   test("without a context per slot, the default shrinks to what fits, as the worker does", async () => {
     const roomy = await estimateNeeds(STORIES_MODEL, { onGpu: false, slots: 32 });
     expect(roomy.ctxPerSlot).toBe(2048);
