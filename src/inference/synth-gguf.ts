@@ -183,12 +183,21 @@ export function writeSyntheticGguf(path: string, shape: Shape, { tokenizer }: { 
   return { bytes: statSync(path).size };
 }
 
-/** Q8_0 blocks with a small fp16 scale (0.002) and random int8 values, reused across tensors. */
+/** Q8_0 blocks with a small fp16 scale (0.002) and pseudo-random int8 values, reused across tensors. */
 function randomQ8Blocks(count: number): Buffer {
-  const buf = Buffer.alloc(count * Q8_0_BLOCK);
+  // Its own ArrayBuffer: the words below need an offset that is a multiple of 4.
+  const buf = Buffer.from(new ArrayBuffer(count * Q8_0_BLOCK));
   const scale = Buffer.alloc(2);
   scale.writeUInt16LE(0x1819); // 0.002 in fp16
-  crypto.getRandomValues(new Uint8Array(buf.buffer, buf.byteOffset, buf.length));
+  // The same bytes every time (xorshift32 from a fixed seed): a test that samples a synthetic model with a seed gets the
+  // same text in every run, as with a real model.
+  const words = new Uint32Array(buf.buffer, buf.byteOffset, Math.floor(buf.length / 4));
+  for (let i = 0, x = 0x9e3779b9; i < words.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x >>> 0;
+  }
   for (let i = 0; i < count; i++) scale.copy(buf, i * Q8_0_BLOCK);
   return buf;
 }
