@@ -1,5 +1,6 @@
 // The queen's Prometheus metrics (prom-client), served at GET /metrics.
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { WorkerEntry } from "./registry";
 
 export class QueenMetrics {
   readonly registry = new Registry();
@@ -10,4 +11,10 @@ export class QueenMetrics {
   readonly tokens = new Counter({ name: "rbee_tokens_generated_total", help: "Tokens streamed to clients", labelNames: ["model"], registers: [this.registry] });
   readonly evictions = new Counter({ name: "rbee_evictions_total", help: "Idle workers stopped to make room for another model", labelNames: ["model"], registers: [this.registry] });
   readonly workers = new Gauge({ name: "rbee_workers", help: "Workers by state", labelNames: ["state"], registers: [this.registry] });
+
+  /** Tokens a worker streamed to a client through the queen: the model's counter, and the worker's (the dashboard's tokens/s). */
+  generated(worker: WorkerEntry, n: number): void {
+    this.tokens.inc({ model: worker.modelRef }, n);
+    worker.tokensOut += n;
+  }
 }

@@ -67,12 +67,10 @@ async function relayOpenAi(c: Context, deps: Parameters<typeof addQueenOpenAiRou
     }
     deps.metrics.ttft.observe((performance.now() - startedAt) / 1000);
     const answer = Buffer.concat(chunks);
-    const generated = completionTokens(answer);
-    relayed.lease.worker.tokensOut += generated;
-    deps.metrics.tokens.inc({ model: modelRef }, generated);
+    deps.metrics.generated(relayed.lease.worker, completionTokens(answer));
     return new Response(answer, { status: relayed.status, headers: { "content-type": "application/json" } });
   }
-  const stream = passThrough(relayed, deps.metrics, modelRef, startedAt, (message) => `data: ${JSON.stringify({ error: { code: "WORKER_FAILED", message } })}\n\n`, done);
+  const stream = passThrough(relayed, deps.metrics, startedAt, (message) => `data: ${JSON.stringify({ error: { code: "WORKER_FAILED", message } })}\n\n`, done);
   return new Response(stream, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
 }
 

@@ -6,7 +6,7 @@ import type { Relayed } from "./relay";
 const encoder = new TextEncoder();
 const DATA = "data: ";
 
-export function passThrough(relayed: Relayed, metrics: QueenMetrics, modelRef: string, startedAt: number, errorRecord: (message: string) => string, onEnd: () => void): ReadableStream<Uint8Array> {
+export function passThrough(relayed: Relayed, metrics: QueenMetrics, startedAt: number, errorRecord: (message: string) => string, onEnd: () => void): ReadableStream<Uint8Array> {
   const { reader } = relayed;
   let ended = false;
   const end = () => {
@@ -30,8 +30,7 @@ export function passThrough(relayed: Relayed, metrics: QueenMetrics, modelRef: s
     const now = performance.now();
     metrics.tokenLatency.observe((now - last) / 1000 / n);
     last = now;
-    metrics.tokens.inc({ model: modelRef }, n);
-    relayed.lease.worker.tokensOut += n;
+    metrics.generated(relayed.lease.worker, n);
   };
   return new ReadableStream<Uint8Array>({
     start(controller) {

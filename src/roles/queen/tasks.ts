@@ -93,8 +93,7 @@ export function addTaskRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hiv
               const now = performance.now();
               deps.metrics.tokenLatency.observe((now - last) / 1000);
               last = now;
-              deps.metrics.tokens.inc({ model: modelRef });
-              relayed.lease.worker.tokensOut++;
+              deps.metrics.generated(relayed.lease.worker, 1);
               sink.send("token", data);
             } else if (event.event === "end") {
               task.stop_reason = data.stop_reason;
