@@ -78,8 +78,11 @@ export async function runQueen(options: QueenOptions): Promise<void> {
     spawn: createSpawner({ registry, ensureHive: (n) => hives.ensure(n), knowsNode: (n) => hives.knows(n), workerSlots: options.workerSlots, settingsFor: (ref) => names.settingsFor(ref),
       allowCpu: options.allowCpu,
       // Never evicted: pinned models, and the replicas a model keeps by min_replicas.
-      pinned: (ref) => names.settingsFor(ref)?.pinned === true || (names.settingsFor(ref)?.min_replicas ?? 0) >= registry.workersFor(ref).length,
-      stopWorker: (worker) => stopWorker(worker),
+      pinned: (ref) => {
+        const settings = names.settingsFor(ref);
+        return settings?.pinned === true || (settings?.min_replicas ?? 0) >= registry.workersFor(ref).length;
+      },
+      stopWorker,
       onEvicted: (worker) => metrics.evictions.inc({ model: worker.modelRef }),
     }),
     affinity,
@@ -92,7 +95,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
     const settings = names.settingsFor(ref);
     return settings?.pinned ? -1 : (settings?.keep_alive ?? defaultKeepAliveMs);
   };
-  const keepAlive = new KeepAlive(registry, keepAliveFor, (worker) => stopWorker(worker), (ref) => names.settingsFor(ref)?.min_replicas ?? 0);
+  const keepAlive = new KeepAlive(registry, keepAliveFor, stopWorker, (ref) => names.settingsFor(ref)?.min_replicas ?? 0);
   keepAlive.start();
   const relay = new Relay(registry, scheduler, options.apiToken, keepAlive, affinity);
 
@@ -120,7 +123,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
 
   const keys = new ApiKeys(options.home);
   const cluster = new ClusterView({ registry, nodes, scheduler, keepAlive });
-  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, keepAlive, names, keys, cluster, apiToken: options.apiToken, clientsNeedCredential: options.clientsNeedCredential ?? options.apiToken !== undefined, onActivity, onShutdown: () => void shutdown() });
+  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, keepAlive, names, keys, cluster, stopWorker, apiToken: options.apiToken, clientsNeedCredential: options.clientsNeedCredential ?? options.apiToken !== undefined, onActivity, onShutdown: () => void shutdown() });
   const server = serve(app, { host: options.host, port: options.port });
   url = httpUrl(options.host === "0.0.0.0" ? "127.0.0.1" : options.host, server.port!);
   process.on("SIGTERM", () => void shutdown());
@@ -136,6 +139,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
       }
     }, Math.min(1000, options.ephemeralIdleMs / 2)).unref();
   log.info(`listening on ${url}`, { home: options.home, ephemeral: options.ephemeral });
-  void preload(names.preloads(), { registry, hives, scheduler, names, keepAlive }).then(() => keepMinReplicas(names.preloads(), { registry, hives, scheduler, names, keepAlive }));
+  const preloadDeps = { registry, hives, scheduler, names, keepAlive };
+  void preload(names.preloads(), preloadDeps).then(() => keepMinReplicas(names.preloads(), preloadDeps));
   if (options.urlFile) await Bun.write(options.urlFile, url);
 }

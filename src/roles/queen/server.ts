@@ -18,7 +18,7 @@ import { addAnthropicRoutes } from "./anthropic-routes";
 import { clientAuth } from "./client-auth";
 import { addOllamaRoutes } from "./ollama-routes";
 import { addQueenOpenAiRoutes } from "./openai-routes";
-import type { Registry } from "./registry";
+import type { Registry, WorkerEntry } from "./registry";
 import type { Relay } from "./relay";
 import type { Scheduler } from "./scheduler";
 import { addTaskRoutes } from "./tasks";
@@ -37,6 +37,8 @@ export interface QueenDeps {
   names: ModelNames;
   keys: ApiKeys;
   cluster: ClusterView;
+  /** Stops a worker through its hive and forgets it (the registry, the prompt routing). */
+  stopWorker: (worker: WorkerEntry) => Promise<void>;
   apiToken?: string;
   clientsNeedCredential?: boolean;
   onActivity: (delta: number) => void;

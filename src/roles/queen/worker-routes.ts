@@ -62,8 +62,7 @@ export function addWorkerRoutes(app: Hono, deps: QueenDeps): void {
     const worker = workerOf(c);
     const hive = registry.hives.get(worker.node);
     if (!hive) throw new RbeeError("NOT_FOUND", `the hive of ${worker.node} is gone`);
-    await hive.client.stopWorker(worker.id);
-    registry.removeWorker(worker.id);
+    await deps.stopWorker(worker);
     return c.json({ stopped: worker.id });
   });
 
