@@ -48,6 +48,7 @@ export const STOP_GRACE_MS = 5000;
 const HEALTH_TIMEOUT_MS = 2000;
 /** Consecutive failed health checks before a worker counts as dead. */
 const HEALTH_FAILURES = 2;
+/** The last lines of a worker's stderr searched for its last words when it dies. */
 const STDERR_TAIL_LINES = 20;
 
 const log = logger("hive");
@@ -56,8 +57,7 @@ interface Entry {
   info: WorkerInfo;
   proc: Subprocess<"pipe", "ignore", "pipe">;
   ready: PromiseWithResolvers<WorkerInfo>;
-  stderrTail: string[];
-  /** What it wrote to stderr, for the dashboard's log view. */
+  /** What it wrote to stderr: its last words when it dies, and the dashboard's log view. */
   log: LogBook;
   failures: number;
   stopping?: Promise<void>;
@@ -121,7 +121,6 @@ export class WorkerPool {
       info: { id, model_id: request.model.id, model_ref: request.model.ref, state: "starting", pid: proc.pid, url: null, backend: null, device: null, devices: request.devices ?? null, slots_total: request.slots, started_at: new Date().toISOString(), ready_at: null },
       proc,
       ready: Promise.withResolvers<WorkerInfo>(),
-      stderrTail: [],
       log: new LogBook(),
       failures: 0,
       idleTimeoutMs: request.idle_timeout_s === undefined ? options.idleTimeoutMs : request.idle_timeout_s * 1000,
@@ -184,7 +183,8 @@ export class WorkerPool {
     const { info } = entry;
     const wasReady = info.state === "ready";
     this.entries.delete(info.id);
-    const lastWords = entry.stderrTail.filter((l) => l.startsWith("rbee: ")).at(-1)?.slice(6) ?? entry.stderrTail.at(-1) ?? "";
+    const tail = entry.log.backlog().slice(-STDERR_TAIL_LINES).map((l) => l.line);
+    const lastWords = tail.filter((l) => l.startsWith("rbee: ")).at(-1)?.slice(6) ?? tail.at(-1) ?? "";
     const reason = info.state === "stopping" ? "stopped" : `exited with code ${code}${lastWords ? `: ${lastWords}` : ""}`;
     // A worker that found too little memory says so by its exit code: the queen may then make room and try again.
     const outOfMemory = code === OUT_OF_MEMORY_EXIT ? (lastWords.includes("VRAM") ? "INSUFFICIENT_VRAM" : "INSUFFICIENT_MEMORY") : undefined;
@@ -229,8 +229,6 @@ export class WorkerPool {
         if (!line) continue;
         process.stderr.write(`${line}\n`);
         entry.log.add(line);
-        entry.stderrTail.push(line);
-        if (entry.stderrTail.length > STDERR_TAIL_LINES) entry.stderrTail.shift();
       }
     }
   }
