@@ -65,7 +65,6 @@ export function computeBytes(shape: ModelShape, { ctxPerSlot, batch, flash }: { 
   return Math.max(output, scores + mask + activations);
 }
 
-/** What a worker with `slots` sequences of `ctxPerSlot` tokens each takes; `weightsBytes` is the GGUF file's size. */
 /**
  * VRAM a worker needs on these GPUs together: on each one the process's own memory (CUDA's context, where the device
  * report knows it), and on every one past the first its own compute buffer besides.
@@ -74,6 +73,12 @@ export function vramOnGpus(needs: MemoryNeeds, gpus: { process_bytes?: number }[
   return needs.vramBytes + gpus.reduce((sum, g) => sum + (g.process_bytes ?? 0), 0) + Math.max(0, gpus.length - 1) * needs.computeBytes;
 }
 
+/** A GPU's free memory as a worker can have it: Apple's unified memory (Metal) has no more than the RAM that is free. */
+export function usableVramBytes(gpu: { vram_free_bytes: number; unified?: boolean }, ramFreeBytes: number): number {
+  return gpu.unified ? Math.min(gpu.vram_free_bytes, ramFreeBytes) : gpu.vram_free_bytes;
+}
+
+/** What a worker with `slots` sequences of `ctxPerSlot` tokens each takes; `weightsBytes` is the GGUF file's size. */
 export function estimateMemory(shape: ModelShape, { weightsBytes, slots, ctxPerSlot, onGpu }: { weightsBytes: number; slots: number; ctxPerSlot: number; onGpu: boolean }): MemoryNeeds {
   const kvBytes = slots * ctxPerSlot * kvBytesPerToken(shape);
   const batch = Math.min(MAX_BATCH_TOKENS, ctxPerSlot * slots);

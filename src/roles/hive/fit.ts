@@ -4,7 +4,7 @@ import { statSync } from "node:fs";
 import { RbeeError } from "../../errors";
 import { formatBytes } from "../../format";
 import { readModelShape } from "../../inference/gguf-metadata";
-import { defaultCtxPerSlot, estimateMemory, fittingCtxPerSlot, type MemoryNeeds, MIN_CTX_PER_SLOT } from "../../inference/memory-plan";
+import { defaultCtxPerSlot, estimateMemory, fittingCtxPerSlot, type MemoryNeeds, MIN_CTX_PER_SLOT, usableVramBytes } from "../../inference/memory-plan";
 import type { DeviceReport } from "../../wire/hive";
 
 export type WorkerNeeds = MemoryNeeds & { slots: number; ctxPerSlot: number };
@@ -23,8 +23,7 @@ export async function estimateNeeds(modelPath: string, { onGpu, slots, ctxPerSlo
 /** Throws a clear error ("needs 7.9 GiB VRAM, 3.1 GiB free on GPU 0") when the model does not fit. */
 export function checkFit(needs: WorkerNeeds, devices: DeviceReport): void {
   // The GPU with the most free memory (a worker on one GPU; splits come with placement across GPUs).
-  // Apple's unified memory: the GPU has what the machine's RAM has free.
-  const gpus = devices.gpus.map((g) => (g.unified ? { ...g, vram_free_bytes: Math.min(g.vram_free_bytes, devices.ram_free_bytes) } : g));
+  const gpus = devices.gpus.map((g) => ({ ...g, vram_free_bytes: usableVramBytes(g, devices.ram_free_bytes) }));
   const gpu = gpus.sort((a, b) => b.vram_free_bytes - a.vram_free_bytes)[0];
   const what = `${needs.slots} slots of ${needs.ctxPerSlot} tokens: weights ${formatBytes(needs.weightsBytes)}, KV cache ${formatBytes(needs.kvBytes)}, compute ${formatBytes(needs.computeBytes)}`;
   if (gpu && needs.vramBytes > gpu.vram_free_bytes)

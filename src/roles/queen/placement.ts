@@ -4,7 +4,7 @@
 // Pure: the hives' device reports and the model's shape in, a choice out (tests drive it with fake devices).
 import { RbeeError } from "../../errors";
 import { formatBytes } from "../../format";
-import { defaultCtxPerSlot, estimateMemory, type ModelShape, vramOnGpus } from "../../inference/memory-plan";
+import { defaultCtxPerSlot, estimateMemory, type ModelShape, usableVramBytes, vramOnGpus } from "../../inference/memory-plan";
 import type { DeviceReport } from "../../wire/hive";
 
 export interface Candidate {
@@ -44,7 +44,7 @@ export function place(candidates: Candidate[], request: PlacementRequest): Place
   const ramNeed = needs(false).ramBytes;
   const options: Scored[] = [];
   for (const c of candidates) {
-    const gpus = (c.devices?.gpus ?? []).map((g) => (g.unified ? { ...g, vram_free_bytes: Math.min(g.vram_free_bytes, c.devices!.ram_free_bytes) } : g));
+    const gpus = (c.devices?.gpus ?? []).map((g) => ({ ...g, vram_free_bytes: usableVramBytes(g, c.devices!.ram_free_bytes) }));
     // One GPU: the tightest fit keeps the roomy ones for bigger models.
     const single = gpus.filter((g) => g.vram_free_bytes >= vramOnGpus(gpuNeeds, [g])).sort((a, b) => a.vram_free_bytes - b.vram_free_bytes)[0];
     if (single) options.push({ node: c.node, devices: [single.index], gpu: "auto", rank: 0, fit: single.vram_free_bytes - vramOnGpus(gpuNeeds, [single]), hasModel: c.hasModel });
