@@ -9,6 +9,9 @@ import { loadNodeLlamaCpp, withoutBinaryTest } from "./runtime";
 export const GPU_CHOICES = ["auto", "cuda", "vulkan", "metal", "cpu"] as const;
 export type GpuChoice = (typeof GPU_CHOICES)[number];
 export type Backend = "cuda" | "vulkan" | "metal" | "cpu";
+/** How a model over several GPUs is split (llama.cpp's split modes): by layers, by rows, by tensors. */
+export const SPLIT_MODES = ["layer", "row", "tensor"] as const;
+export type SplitMode = (typeof SPLIT_MODES)[number];
 
 const log = logger("llama");
 

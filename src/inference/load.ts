@@ -2,7 +2,7 @@
 import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { RbeeError } from "../errors";
 import { logger } from "../log";
-import { type Backend, createLlama, type GpuChoice } from "./backend";
+import { type Backend, createLlama, type GpuChoice, type SplitMode } from "./backend";
 import { addonContextOf, supportsModelSplit, useUnifiedKvCache } from "./addon";
 import { checkGgufFile } from "./gguf-file";
 import { shapeFromMetadata } from "./gguf-metadata";
@@ -25,8 +25,6 @@ export interface LoadOptions {
   onProgress?: (fraction: number) => void;
 }
 
-export const SPLIT_MODES = ["layer", "row", "tensor"] as const;
-export type SplitMode = (typeof SPLIT_MODES)[number];
 /** llama.cpp's llama_split_mode values. */
 const SPLIT_MODE_VALUES: Record<SplitMode, number> = { layer: 1, row: 2, tensor: 3 };
 

@@ -1,6 +1,6 @@
 // The hive's wire format: request bodies, catalog entries and download progress as they travel over HTTP.
 import { z } from "zod";
-import { GPU_CHOICES } from "../inference/backend";
+import { GPU_CHOICES, SPLIT_MODES } from "../inference/backend";
 import type { CatalogEntry } from "../catalog/catalog";
 import type { ModelShape } from "../inference/memory-plan";
 
@@ -15,7 +15,7 @@ export const SpawnRequest = z.strictObject({
   /** The GPUs (indexes on the node) the worker may use; one to pin it, several to split the model over them. */
   devices: z.array(z.number().int().nonnegative()).min(1).max(64).optional(),
   /** How the model is split over several devices (llama.cpp's split mode; layer by default). */
-  split_mode: z.enum(["layer", "row", "tensor"]).optional(),
+  split_mode: z.enum(SPLIT_MODES).optional(),
   /** Seconds idle before the hive stops the worker; 0: never (the queen's keep-alive decides). The hive's default when absent. */
   idle_timeout_s: z.number().nonnegative().optional(),
 });

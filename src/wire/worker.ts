@@ -1,5 +1,6 @@
 // The worker's wire format: request bodies and SSE event payloads, as zod schemas the server and clients share.
 import { z } from "zod";
+import { SPLIT_MODES } from "../inference/backend";
 
 /** Stop strings: at most 8, each at most MAX_STOP_CHARS characters. */
 export const MAX_STOP_CHARS = 256;
@@ -41,7 +42,7 @@ export const ReadyResponse = z.object({
   /** The GPUs it was pinned to (--devices); null: every GPU it sees. */
   devices: z.array(z.number()).nullable(),
   /** How the model is split where it spans several GPUs (llama.cpp's split mode). */
-  split_mode: z.enum(["layer", "row", "tensor"]),
+  split_mode: z.enum(SPLIT_MODES),
   vram_bytes: z.number(),
   slots_total: z.number(),
   slots_idle: z.number(),

@@ -8,6 +8,7 @@ import { logger } from "../../log";
 import type { WorkerInfo } from "../../wire/hive";
 import type { ReadyResponse, WorkerReadyCallback } from "../../wire/worker";
 import { devicesEnv } from "../../inference/visible-devices";
+import type { SplitMode } from "../../inference/backend";
 import { LogBook } from "../../log-book";
 
 export type { WorkerInfo };
@@ -21,7 +22,7 @@ export interface SpawnRequest {
   threads?: number;
   /** The GPUs it may use (--devices). */
   devices?: number[];
-  split_mode?: "layer" | "row" | "tensor";
+  split_mode?: SplitMode;
   /** The VRAM it was estimated to take (what fake devices count as held). */
   vramBytes?: number;
   /** Seconds idle before this worker is stopped; 0: never (its queen decides). The pool's default when absent. */

@@ -18,6 +18,7 @@ import { z } from "zod";
 import { withTag } from "../../catalog/aliases";
 import { keepAliveMs } from "../../duration";
 import { RbeeError } from "../../errors";
+import { SPLIT_MODES } from "../../inference/backend";
 
 const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   try {
@@ -40,7 +41,7 @@ const ModelEntry = z.strictObject({
   /** At least this many workers, kept loaded whatever the keep-alive (default 0: the model scales to zero). */
   min_replicas: z.number().int().min(0).max(64).default(0),
   /** Where it is split over several GPUs: by layer (default), row or tensor (llama.cpp's split modes). */
-  split_mode: z.enum(["layer", "row", "tensor"]).optional(),
+  split_mode: z.enum(SPLIT_MODES).optional(),
 }).refine((m) => m.max_replicas === undefined || m.min_replicas <= m.max_replicas, { message: "min_replicas is more than max_replicas", path: ["min_replicas"] });
 export type ModelConfig = z.infer<typeof ModelEntry> & { name: string };
 

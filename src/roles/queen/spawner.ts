@@ -2,6 +2,7 @@
 // hive that downloads the model first where it lacks it; starts the local hive when there is none. The scheduler asks for
 // another replica while requests wait: one per GPU, one per CPU-only node, up to config.toml's max_replicas.
 import { RbeeError } from "../../errors";
+import type { SplitMode } from "../../inference/backend";
 import { logger } from "../../log";
 import { LOCAL_NODE } from "../../nodes/registry";
 import { place } from "./placement";
@@ -15,7 +16,7 @@ export interface SpawnerOptions {
   knowsNode: (node: string) => boolean;
   workerSlots: number;
   /** config.toml's slots, context and replica limit for a model, where it has any. */
-  settingsFor?: (modelRef: string) => { slots?: number; ctx?: number; max_replicas?: number; split_mode?: "layer" | "row" | "tensor" } | undefined;
+  settingsFor?: (modelRef: string) => { slots?: number; ctx?: number; max_replicas?: number; split_mode?: SplitMode } | undefined;
   /** Workers may go onto the CPU of a node that has GPUs (--allow-cpu). */
   allowCpu?: boolean;
   /** Models never unloaded to make room (config.toml's pinned). */

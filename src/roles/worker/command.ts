@@ -1,11 +1,10 @@
 // `rbee worker`: serve one GGUF model over HTTP until told to stop.
 import { defineCommand } from "citty";
 import { z } from "zod";
-import { GPU_CHOICES } from "../../inference/backend";
+import { GPU_CHOICES, SPLIT_MODES } from "../../inference/backend";
 import { commonServerArgs, parseArgs } from "../../cli-args";
 import { checkExposure } from "../../http/exposure";
 import { parseDevices, useOnlyDevices } from "../../inference/visible-devices";
-import { SPLIT_MODES } from "../../inference/load";
 import { runWorker } from "./run";
 
 const WorkerArgs = z.object({
