@@ -10,6 +10,11 @@ export interface EventSink {
   signal: AbortSignal;
 }
 
+/** Settles once the client has gone: for streams that only follow something (a log, the cluster) until then. */
+export function clientGone(sink: EventSink): Promise<void> {
+  return new Promise((resolve) => (sink.signal.aborted ? resolve() : sink.signal.addEventListener("abort", () => resolve(), { once: true })));
+}
+
 const encoder = new TextEncoder();
 const SSE_HEADERS = { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" };
 

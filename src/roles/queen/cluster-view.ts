@@ -27,7 +27,7 @@ export interface ClusterViewDeps {
 export class ClusterView {
   private readonly samples: ClusterSample[] = [];
   private readonly tokensSeen = new Map<string, number>();
-  private readonly listeners = new Set<(sample: ClusterSample) => void>();
+  private readonly listeners = new Set<(sample: ClusterSample, snapshot: ClusterSnapshot) => void>();
   private lastSampleAt = Date.now();
   private readonly timer: Timer;
 
@@ -44,8 +44,8 @@ export class ClusterView {
     return this.samples;
   }
 
-  /** Called after every sample; returns what stops it. */
-  onSample(listener: (sample: ClusterSample) => void): () => void {
+  /** Called after every sample, with the snapshot then (made once for every listener); returns what stops it. */
+  onSample(listener: (sample: ClusterSample, snapshot: ClusterSnapshot) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -106,7 +106,9 @@ export class ClusterView {
     for (const id of this.tokensSeen.keys()) if (!present.has(id)) this.tokensSeen.delete(id);
     this.samples.push(sample);
     if (this.samples.length > HISTORY_SAMPLES) this.samples.shift();
-    for (const listener of this.listeners) listener(sample);
+    if (!this.listeners.size) return;
+    const snapshot = this.snapshot();
+    for (const listener of this.listeners) listener(sample, snapshot);
   }
 }
 

@@ -1,7 +1,7 @@
 // The dashboard: its page at / for browsers (API clients probing / keep their plain answer, further on), its script and
 // styles, and what it draws: the cluster snapshot as JSON, and as server-sent events (history, then one sample a second).
 import type { Context, Hono } from "hono";
-import { sseResponse } from "../../http/sse";
+import { clientGone, sseResponse } from "../../http/sse";
 import type { QueenDeps } from "./server";
 
 const ASSET_TYPES: Record<string, string> = { "app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8" };
@@ -29,8 +29,8 @@ export function addDashboardRoutes(app: Hono, { cluster }: Pick<QueenDeps, "clus
     sseResponse(c, async (sink) => {
       sink.send("history", cluster.history());
       sink.send("snapshot", cluster.snapshot());
-      const stop = cluster.onSample((sample) => sink.send("sample", { sample, snapshot: cluster.snapshot() }));
-      await new Promise<void>((resolve) => (sink.signal.aborted ? resolve() : sink.signal.addEventListener("abort", () => resolve(), { once: true })));
+      const stop = cluster.onSample((sample, snapshot) => sink.send("sample", { sample, snapshot }));
+      await clientGone(sink);
       stop();
     }),
   );
