@@ -41,6 +41,11 @@ const MIGRATIONS = [
 export const LOCAL_NODE = "localhost";
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
+/** How a node is reached over SSH (user@host:port), or null for one that is not. */
+export function sshLabel(node: Pick<NodeRow, "sshHost" | "sshUser" | "sshPort">): string | null {
+  return node.sshHost ? `${node.sshUser}@${node.sshHost}:${node.sshPort}` : null;
+}
+
 export function checkNodeName(name: string): string {
   if (!NODE_NAME.test(name)) throw new RbeeError("BAD_REQUEST", `invalid node name "${name}": letters, digits, '.', '_' and '-' only`);
   return name;

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { parseArgs } from "../../cli-args";
 import { rbeeHome } from "../../config";
 import { RbeeError } from "../../errors";
-import { checkNodeName, NodeRegistry, type NodeRow } from "../../nodes/registry";
+import { checkNodeName, NodeRegistry, type NodeRow, sshLabel } from "../../nodes/registry";
 import { isCompiled } from "../../self";
 import { shellQuote } from "../../ssh/connection";
 import { connectToNode, remotePlatform, remoteRbeePath, remoteRbeeVersion } from "../../ssh/nodes";
@@ -134,7 +134,7 @@ const listNodes = defineCommand({
       const rows = nodes.list();
       if (args.json) return console.log(JSON.stringify(rows, null, 2));
       if (!rows.length) return console.log("no nodes");
-      console.log(formatTable(["NAME", "SSH", "PLATFORM", "KEY", "RBEE", "HIVE PORT"], rows.map((n) => [n.name, n.sshHost ? `${n.sshUser}@${n.sshHost}:${n.sshPort}` : "(local)", n.platform ?? (n.sshHost ? "?" : thisPlatform()), n.keyPath, remoteRbeePath(n), n.hivePort ?? 9200])));
+      console.log(formatTable(["NAME", "SSH", "PLATFORM", "KEY", "RBEE", "HIVE PORT"], rows.map((n) => [n.name, sshLabel(n) ?? "(local)", n.platform ?? (n.sshHost ? "?" : thisPlatform()), n.keyPath, remoteRbeePath(n), n.hivePort ?? 9200])));
     }),
 });
 

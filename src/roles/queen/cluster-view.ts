@@ -1,6 +1,6 @@
 // What the dashboard shows: one snapshot of the cluster (nodes and their devices, workers, models per node, queues),
 // and a history sampled every second of tokens/s and requests in flight, per worker and in total, for its charts.
-import { LOCAL_NODE, type NodeRegistry } from "../../nodes/registry";
+import { LOCAL_NODE, type NodeRegistry, sshLabel } from "../../nodes/registry";
 import type { KeepAlive } from "./keep-alive";
 import type { Registry } from "./registry";
 import type { Scheduler } from "./scheduler";
@@ -62,7 +62,7 @@ export class ClusterView {
         const hive = registry.hives.get(name);
         return {
           name,
-          ssh: row?.sshHost ? `${row.sshUser}@${row.sshHost}:${row.sshPort}` : null,
+          ssh: row ? sshLabel(row) : null,
           state: hive?.state ?? (name === LOCAL_NODE && !row?.sshHost ? "not started" : "unknown"),
           hive_url: hive?.url ?? row?.hiveUrl ?? null,
           devices: hive?.devices ?? null,

@@ -7,7 +7,7 @@ import { isHubShorthand } from "../../catalog/hub-shorthand";
 import { parseModelRef } from "../../catalog/refs";
 import { RbeeError } from "../../errors";
 import { sseResponse } from "../../http/sse";
-import { LOCAL_NODE } from "../../nodes/registry";
+import { LOCAL_NODE, sshLabel } from "../../nodes/registry";
 import { HiveAnnouncement, QueenDownloadRequest } from "../../wire/hive";
 import type { Hives } from "./hives";
 import type { ModelNames } from "./model-names";
@@ -78,7 +78,7 @@ export function createQueenApp(deps: QueenDeps): Hono {
     c.json({
       nodes: nodes.list().map((n) => {
         const hive = registry.hives.get(n.name);
-        return { name: n.name, ssh: n.sshHost ? `${n.sshUser}@${n.sshHost}:${n.sshPort}` : null, platform: n.platform, hive_url: hive?.url ?? n.hiveUrl, hive_state: hive?.state ?? "unknown", devices: hive?.devices ?? null };
+        return { name: n.name, ssh: sshLabel(n), platform: n.platform, hive_url: hive?.url ?? n.hiveUrl, hive_state: hive?.state ?? "unknown", devices: hive?.devices ?? null };
       }),
     }),
   );
