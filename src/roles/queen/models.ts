@@ -9,10 +9,15 @@ import { LOCAL_NODE } from "../../nodes/registry";
 import type { Hives } from "./hives";
 import type { Registry } from "./registry";
 
-export async function resolveModel(registry: Registry, hives: Hives, key: string, node?: string, names?: Pick<ModelNames, "resolve">): Promise<string> {
-  if (node && !hives.knows(node)) throw new RbeeError("NOT_FOUND", `unknown node "${node}"`);
+/** The pinned node's hive, or where no hive is up, this machine's: started if it is not running. */
+export async function ensureHiveToAsk(registry: Registry, hives: Hives, node?: string): Promise<void> {
   if (node) await hives.ensure(node);
   else if (!registry.upHives().length) await hives.ensure(LOCAL_NODE);
+}
+
+export async function resolveModel(registry: Registry, hives: Hives, key: string, node?: string, names?: Pick<ModelNames, "resolve">): Promise<string> {
+  if (node && !hives.knows(node)) throw new RbeeError("NOT_FOUND", `unknown node "${node}"`);
+  await ensureHiveToAsk(registry, hives, node);
   // A name (alias) first, then what a catalog calls the model; "name:latest" is the name.
   const target = names?.resolve(key) ?? key;
   const known = registry.findModel(target) ?? (target.endsWith(":latest") ? registry.findModel(target.slice(0, -":latest".length)) : undefined);

@@ -5,8 +5,7 @@ import { RbeeError } from "../../errors";
 import { modelList } from "../../dialects/openai";
 import { readJson } from "../../http/validate";
 import { ChatRequest, CompletionRequest, EmbeddingsRequest, RerankRequest } from "../../wire/openai";
-import { resolveModel } from "./models";
-import { LOCAL_NODE } from "../../nodes/registry";
+import { ensureHiveToAsk, resolveModel } from "./models";
 import type { QueenDeps } from "./server";
 import { passThrough } from "./stream-out";
 
@@ -20,7 +19,7 @@ export function addQueenOpenAiRoutes(app: Hono, deps: Pick<QueenDeps, "registry"
   // Every model by its reference, then every name (config.toml's, names.db's) as a model of its own, as clients list.
   app.get("/v1/models", async (c) => {
     // This machine's catalog counts before its hive has started: start it (as a request for a model would).
-    if (!deps.registry.upHives().length) await deps.hives.ensure(LOCAL_NODE).catch(() => {});
+    await ensureHiveToAsk(deps.registry, deps.hives).catch(() => {});
     const listing = deps.registry.modelListing();
     const named = deps.names.list().flatMap(({ name, ref }) => {
       const target = listing.find((m) => m.ref === ref);
