@@ -207,9 +207,8 @@ void sampleSpread(const std::vector<const float*>& rows, const std::vector<Addon
         if (failure) std::rethrow_exception(failure);
 }
 
-}  // namespace
-
-void rbeeSampleRows(const std::vector<const float*>& rows, const std::vector<AddonSampler*>& samplers, size_t nVocab, std::vector<int32_t>& tokens) {
+// Samples rows[i] with samplers[i] (rows[i] null: skip), spread over threads; tokens[i] is -1 where nothing was sampled.
+void sampleRows(const std::vector<const float*>& rows, const std::vector<AddonSampler*>& samplers, size_t nVocab, std::vector<int32_t>& tokens) {
     const size_t outputs = rows.size();
     tokens.assign(outputs, -1);
     size_t sampled = 0;
@@ -226,6 +225,8 @@ void rbeeSampleRows(const std::vector<const float*>& rows, const std::vector<Add
         if (masked[i]) sampleMasked(samplers[i], rows[i], nVocab, tokens, i);
 }
 
+}  // namespace
+
 void rbeeSampleOutputs(llama_context* ctx, const std::vector<AddonSampler*>& samplers, const std::vector<int32_t>& logitIndexes,
                        std::vector<int32_t>& tokens) {
     const size_t outputs = logitIndexes.size();
@@ -235,5 +236,5 @@ void rbeeSampleOutputs(llama_context* ctx, const std::vector<AddonSampler*>& sam
     std::vector<const float*> logits(outputs, nullptr);
     for (size_t i = 0; i < outputs; i++)
         if (samplers[i] != nullptr) logits[i] = llama_get_logits_ith(ctx, logitIndexes[i]);
-    rbeeSampleRows(logits, samplers, llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx))), tokens);
+    sampleRows(logits, samplers, llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx))), tokens);
 }

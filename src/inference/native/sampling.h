@@ -10,6 +10,3 @@ class AddonSampler;
 // where samplers[i] is null or nothing was sampled. Call after the decode has finished (llama_synchronize).
 void rbeeSampleOutputs(llama_context* ctx, const std::vector<AddonSampler*>& samplers, const std::vector<int32_t>& logitIndexes,
                        std::vector<int32_t>& tokens);
-
-// The same from rows of logits (rows[i] null: skip), e.g. rows copied out before the next decode overwrites them.
-void rbeeSampleRows(const std::vector<const float*>& rows, const std::vector<AddonSampler*>& samplers, size_t nVocab, std::vector<int32_t>& tokens);
