@@ -36,7 +36,6 @@ export function addTaskRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hiv
     tasks.set(task.id, task);
     if (tasks.size > KEEP_FINISHED) for (const [id, t] of tasks) if (t.finished_at) { tasks.delete(id); break; }
   };
-  const view = (task: Task) => task;
 
   app.post("/v2/tasks", async (c) => {
     const body = await readJson(c, TaskRequest);
@@ -129,13 +128,13 @@ export function addTaskRoutes(app: Hono, deps: Pick<QueenDeps, "registry" | "hiv
   app.get("/v2/tasks/:id", (c) => {
     const task = tasks.get(c.req.param("id"));
     if (!task) throw new RbeeError("NOT_FOUND", `no task ${c.req.param("id")}`);
-    return c.json(view(task));
+    return c.json(task);
   });
 
   app.delete("/v2/tasks/:id", (c) => {
     const task = tasks.get(c.req.param("id"));
     if (!task) throw new RbeeError("NOT_FOUND", `no task ${c.req.param("id")}`);
     if (!task.finished_at) cancellers.get(task.id)?.abort();
-    return c.json(view(task));
+    return c.json(task);
   });
 }
