@@ -6,7 +6,7 @@
 // 1,390 tokens with stories260K's tokenizer).
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type Daemon, startDaemon } from "./lib/daemon";
+import { type Daemon, startDaemon, untilReady, workerReady } from "./lib/daemon";
 import { percentile } from "./lib/http-load";
 
 const { values: opts } = parseArgs({
@@ -66,19 +66,10 @@ async function measure(name: string, url: string): Promise<void> {
   console.log(`${name.padEnd(28)} prompts of ${tokens || "?"} tokens: TTFT p50 1 request ${p50(one)} ms, 8 at once ${p50(eight)} ms (p90 ${percentile([...eight].sort((a, b) => a - b), 90).toFixed(0)} ms)`);
 }
 
-async function until(url: string, path: string, ready: (body: unknown) => boolean): Promise<void> {
-  for (let i = 0; ; i++) {
-    const body = await fetch(`${url}${path}`).then((r) => r.json(), () => undefined);
-    if (body && ready(body)) return;
-    if (i > 1200) throw new Error(`${url} never got ready`);
-    await Bun.sleep(100);
-  }
-}
-
 for (const variant of opts.variants!.split(";").map((v) => v.trim())) {
   const extra = variant === "auto" ? [] : variant.split(/\s+/);
   const worker: Daemon = await startDaemon(["worker", "--model", opts.model!, "--port", "0", "--slots", String(slots), "--ctx", String(ctx), "--gpu", opts.gpu!, ...extra]);
-  await until(worker.url, "/v1/ready", (b) => (b as { ready: boolean }).ready);
+  await workerReady(worker);
   await measure(`rbee ${variant}`, worker.url);
   await worker.stop();
 }
@@ -87,7 +78,7 @@ if (opts["llama-server"]) {
   const extra = opts["llama-server-args"]!.split(/\s+/).filter(Boolean);
   const server = Bun.spawn([opts["llama-server"], "-m", opts.model!, "--port", String(port), "-np", "8", "-c", String(ctx * 8), "-ngl", "999", ...extra], { stdout: "ignore", stderr: "ignore" });
   const url = `http://127.0.0.1:${port}`;
-  await until(url, "/health", (b) => (b as { status?: string }).status === "ok");
+  await untilReady(url, "/health", (b) => (b as { status?: string }).status === "ok");
   await measure(`llama-server -np 8 ${extra.join(" ")}`, url);
   server.kill("SIGTERM");
   await server.exited;

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
-import { RBEE_CLI, startDaemon } from "./lib/daemon";
+import { RBEE_CLI, startDaemon, workerReady } from "./lib/daemon";
 import { benchHttp } from "./lib/http-load";
 
 const { values: opts } = parseArgs({
@@ -72,10 +72,7 @@ console.log(`after the queen stopped: MiB used ${usedMiB().join(" / ")}`);
 
 // One worker over both GPUs (llama.cpp's layer split).
 const split = await startDaemon(["worker", "--model", opts.model, "--port", "0", "--slots", "8", "--devices", "0,1"], { ...process.env, RBEE_HOME: home });
-for (let i = 0; !((await (await fetch(`${split.url}/v1/ready`)).json()) as { ready: boolean }).ready; i++) {
-  if (i > 600) throw new Error("the split worker never got ready");
-  await Bun.sleep(200);
-}
+await workerReady(split);
 const splitRun = await benchHttp({ url: split.url, concurrency: 8, tokens, rounds, model: name });
 report.split = splitRun;
 report.splitMiB = usedMiB();

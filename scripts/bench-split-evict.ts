@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type Daemon, startDaemon } from "./lib/daemon";
+import { type Daemon, startDaemon, workerReady } from "./lib/daemon";
 import { benchHttp } from "./lib/http-load";
 
 const { values: opts } = parseArgs({
@@ -32,14 +32,9 @@ const minus = (a: number[], b: number[]) => a.map((x, i) => x - b[i]!);
 
 async function worker(model: string, args: string[]): Promise<Daemon> {
   const w = await startDaemon(["worker", "--model", model, "--port", "0", ...args]);
-  for (let i = 0; !((await fetch(`${w.url}/v1/ready`).then((r) => r.json()).catch(() => ({ ready: false }))) as { ready: boolean }).ready; i++) {
-    if (w.proc.exitCode !== null) {
-      const said = w.log().split("\n").filter((l) => /error|rbee:/i.test(l)).slice(-8).map((l) => `  > ${l}`).join("\n");
-      throw new Error(`worker ${args.join(" ")} exited with code ${w.proc.exitCode}:\n${said}`);
-    }
-    if (i > 900) throw new Error(`worker ${args.join(" ")} never got ready`);
-    await Bun.sleep(200);
-  }
+  await workerReady(w).catch((err) => {
+    throw new Error(`worker ${args.join(" ")}: ${err instanceof Error ? err.message : err}`);
+  });
   return w;
 }
 
