@@ -3,7 +3,7 @@ import type { ClusterSample, ClusterSnapshot } from "../roles/queen/cluster-view
 import { ApiError, api, apiJson, apiKey, readEvents } from "./api";
 import { Charts } from "./charts";
 import { renderCluster } from "./cluster";
-import { byId, el } from "./dom";
+import { byId, fillSelect } from "./dom";
 import { follow, mountLogs, setLogSources } from "./logs";
 import { mountOperations, stopWorker, unloadModel } from "./operations";
 import { mountPlayground } from "./playground";
@@ -19,11 +19,7 @@ function showTab(name: string): void {
 function setOptions(selector: string, values: [string, string][], keepFirst: boolean): void {
   for (const select of document.querySelectorAll<HTMLSelectElement>(selector)) {
     const first = keepFirst ? [...select.options].slice(0, 1).map((o) => [o.value, o.text] as [string, string]) : [];
-    const wanted = [...first, ...values];
-    if ([...select.options].map((o) => o.value).join("\n") === wanted.map(([v]) => v).join("\n")) continue;
-    const chosen = select.value;
-    select.replaceChildren(...wanted.map(([value, text]) => el("option", { value }, text)));
-    if (wanted.some(([v]) => v === chosen)) select.value = chosen;
+    fillSelect(select, [...first, ...values]);
   }
 }
 

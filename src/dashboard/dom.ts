@@ -14,6 +14,15 @@ export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   return node as T;
 }
 
+/** Gives a select these [value, text] options where they changed, keeping the one chosen if it is still there. */
+export function fillSelect(select: HTMLSelectElement, options: [string, string][]): void {
+  const key = (pairs: [string, string][]) => pairs.map(([v, t]) => `${v}|${t}`).join("\n");
+  if (key([...select.options].map((o) => [o.value, o.text])) === key(options)) return;
+  const chosen = select.value;
+  select.replaceChildren(...options.map(([value, text]) => el("option", { value }, text)));
+  if (options.some(([v]) => v === chosen)) select.value = chosen;
+}
+
 /** A table with a header row; an empty-state line where there are no rows. */
 export function table(headers: string[], rows: Child[][], empty: string, rowAttrs: (i: number) => Record<string, string> = () => ({})): HTMLElement {
   if (!rows.length) return el("p", { class: "empty" }, empty);

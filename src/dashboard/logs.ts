@@ -1,6 +1,6 @@
 // The live log view: a hive's own log or a worker's, followed as server-sent events until another is chosen.
 import { api, readEvents } from "./api";
-import { byId, el } from "./dom";
+import { byId, el, fillSelect } from "./dom";
 
 const MAX_LINES = 1000;
 let following: AbortController | undefined;
@@ -12,13 +12,11 @@ export function mountLogs(): void {
 
 /** Keeps the choices in step with the cluster: every up node's hive, every worker. */
 export function setLogSources(nodes: string[], workers: { id: string; node: string }[]): void {
-  const select = byId<HTMLSelectElement>("log-source");
-  const wanted = [["", "choose a log…"], ...nodes.map((n) => [`/v1/nodes/${encodeURIComponent(n)}/logs`, `hive of ${n}`]), ...workers.map((w) => [`/v1/workers/${encodeURIComponent(w.id)}/logs`, `worker ${w.id} on ${w.node}`])];
-  const current = [...select.options].map((o) => `${o.value}|${o.text}`).join("\n");
-  if (current === wanted.map(([v, t]) => `${v}|${t}`).join("\n")) return;
-  const chosen = select.value;
-  select.replaceChildren(...wanted.map(([value, text]) => el("option", { value: value! }, text!)));
-  select.value = wanted.some(([v]) => v === chosen) ? chosen : "";
+  fillSelect(byId<HTMLSelectElement>("log-source"), [
+    ["", "choose a log…"],
+    ...nodes.map((n): [string, string] => [`/v1/nodes/${encodeURIComponent(n)}/logs`, `hive of ${n}`]),
+    ...workers.map((w): [string, string] => [`/v1/workers/${encodeURIComponent(w.id)}/logs`, `worker ${w.id} on ${w.node}`]),
+  ]);
 }
 
 export function follow(path: string): void {
