@@ -170,7 +170,9 @@ export function writeSyntheticGguf(path: string, shape: Shape, { tokenizer }: { 
   try {
     writeSync(fd, header);
     writeSync(fd, Buffer.alloc((ALIGNMENT - (header.length % ALIGNMENT)) % ALIGNMENT));
-    const blocks = randomQ8Blocks(Math.min(1 << 18, Math.max(...tensors.map(([, d, t]) => nbytes(d, t))) / Q8_0_BLOCK));
+    // A tensor larger than the blocks repeats them. An odd count keeps the repeat from lining up with rows: with 2^18
+    // blocks, rows 131,072 apart of a 150k vocabulary's output (64 wide) were equal, so their tokens' logits tied.
+    const blocks = randomQ8Blocks(Math.min((1 << 18) - 1, Math.max(...tensors.map(([, d, t]) => nbytes(d, t))) / Q8_0_BLOCK));
     for (const [, dims, type] of tensors) {
       const n = nbytes(dims, type);
       if (type === F32) writeSync(fd, Buffer.from(new Float32Array(dims[0]!).fill(1).buffer));

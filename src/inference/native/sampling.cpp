@@ -10,6 +10,7 @@
 #include <thread>
 #include "AddonGrammarEvaluationState.h"
 #include "AddonSampler.h"
+#include "candidates.h"
 #include "helper-pool.h"
 #include "logprobs.h"
 
@@ -31,66 +32,9 @@ size_t threadsFor(size_t outputs, size_t nVocab) {
     return std::min({outputs, hardware, byWork, kMaxThreads});
 }
 
-// The largest value of row[from, to), on eight independent lanes so that the compiler can overlap (or vectorise) them.
-float blockMax(const float* row, size_t from, size_t to) {
-    float lane[8];
-    std::fill(lane, lane + 8, -INFINITY);
-    size_t i = from;
-    for (; i + 8 <= to; i += 8)
-        for (size_t j = 0; j < 8; j++) lane[j] = row[i + j] > lane[j] ? row[i + j] : lane[j];
-    for (; i < to; i++) lane[0] = row[i] > lane[0] ? row[i] : lane[0];
-    return *std::max_element(lane, lane + 8);
-}
-
-// The k largest logits of a row, in no particular order, instead of copying the whole vocabulary into candidates for
-// llama.cpp's top-k to sort (32 µs per 32k row on the 2-core machine). The k-th largest of the per-block maxima is a
-// lower bound for the k-th largest logit, so only blocks reaching it are read again: about k of them. 7 µs per row.
-// Ties at the k-th place may keep a different token than llama.cpp's own partial sort would, as either may.
-size_t fillTopK(std::vector<llama_token_data>& candidates, const float* row, size_t nVocab, size_t k) {
-    constexpr size_t kBlock = 64;
-    const size_t blocks = (nVocab + kBlock - 1) / kBlock;
-    thread_local std::vector<float> maxima, order;
-    maxima.resize(blocks);
-    for (size_t b = 0; b < blocks; b++) maxima[b] = blockMax(row, b * kBlock, std::min(nVocab, (b + 1) * kBlock));
-    float threshold = -INFINITY;
-    if (blocks >= k) {
-        order.assign(maxima.begin(), maxima.end());
-        std::nth_element(order.begin(), order.begin() + (k - 1), order.end(), std::greater<float>());
-        threshold = order[k - 1];
-    }
-    size_t count = 0;
-    for (size_t b = 0; b < blocks; b++) {
-        if (maxima[b] < threshold) continue;
-        const size_t to = std::min(nVocab, (b + 1) * kBlock);
-        if (candidates.size() < count + kBlock) candidates.resize(count + kBlock);
-        for (size_t id = b * kBlock; id < to; id++)
-            if (row[id] >= threshold) candidates[count++] = llama_token_data{static_cast<llama_token>(id), row[id], 0.0f};
-    }
-    const auto greater = [](const llama_token_data& a, const llama_token_data& b) { return a.logit > b.logit; };
-    if (count > k) std::nth_element(candidates.begin(), candidates.begin() + (k - 1), candidates.begin() + count, greater);
-    return std::min(count, k);
-}
-
 // The sampler's grammar (JSON, a JSON schema), if it has one: it masks the tokens the grammar does not allow next.
 llama_sampler* grammarOf(const AddonSampler* sampler) {
     return sampler->grammarEvaluationState != nullptr ? sampler->grammarEvaluationState->sampler : nullptr;
-}
-
-// The chain starts with top-k when nothing that looks at every token (biases, penalties, greedy, a grammar) comes first.
-size_t topKPrefilter(const AddonSampler* sampler, size_t nVocab) {
-    if (sampler->tokenBiasSampler != nullptr || sampler->repeatPenaltySampler != nullptr || sampler->dryRepeatPenaltySampler != nullptr ||
-        sampler->greedySampler != nullptr || sampler->topKSampler == nullptr || grammarOf(sampler) != nullptr)
-        return 0;
-    const int k = sampler->topKSampler_topK;
-    return k > 0 && static_cast<size_t>(k) < nVocab ? static_cast<size_t>(k) : 0;
-}
-
-
-// Every token of the vocabulary as a candidate.
-size_t fillAll(std::vector<llama_token_data>& candidates, const float* row, size_t nVocab) {
-    if (candidates.size() < nVocab) candidates.resize(nVocab);
-    for (size_t id = 0; id < nVocab; id++) candidates[id] = llama_token_data{static_cast<llama_token>(id), row[id], 0.0f};
-    return nVocab;
 }
 
 // Whether the grammar allows `token` next.
@@ -101,25 +45,39 @@ bool grammarAllows(llama_sampler* grammar, llama_token token) {
     return single.logit != -INFINITY;
 }
 
-// Masking the whole vocabulary with a grammar costs milliseconds for a 150k vocabulary. Where the chain only keeps the
-// k most likely tokens (top-k, or greedy's one) and nothing before it changes logits (biases, penalties), the k most
-// likely allowed tokens are among the most likely few hundred whenever at least k of those are allowed: the grammar
-// masks only those, and the chain picks exactly what it would have picked from the masked vocabulary. False (nothing
-// sampled) where that does not hold; the caller masks everything then.
+// Masking the whole vocabulary with a grammar costs milliseconds for a 150k vocabulary, and even a few hundred tokens
+// cost a grammar inside a JSON string 0.3-0.6 ms. Where the chain only keeps the k most likely tokens (top-k, or
+// greedy's one), the k most likely allowed tokens are found by asking the grammar about the most likely tokens one by
+// one, most likely first (after biases and penalties: rbeeFillMostLikely), as long as no token left out of those could
+// be more likely; the chain then gets those k and picks exactly what it would have picked from the masked vocabulary.
+// False (nothing sampled) where that does not hold; the caller masks everything then.
 bool sampleAmongTopAllowed(AddonSampler* sampler, llama_sampler* grammar, const float* row, size_t nVocab, llama_token_data_array& current) {
-    if (sampler->tokenBiasSampler != nullptr || sampler->repeatPenaltySampler != nullptr || sampler->dryRepeatPenaltySampler != nullptr)
-        return false;
-    const size_t needed = sampler->greedySampler != nullptr ? 1 : (sampler->topKSampler != nullptr && sampler->topKSampler_topK > 0 ? sampler->topKSampler_topK : 0);
+    const size_t needed = rbeeKeptByChain(sampler, nVocab);
     if (needed == 0) return false;
-    const size_t wanted = std::min(nVocab, std::max<size_t>(256, 4 * needed));
+    const size_t wanted = std::max<size_t>(256, 4 * needed);
     if (wanted >= nVocab) return false;
+    size_t unchanged = 0;
+    const size_t size = rbeeFillMostLikely(sampler, row, nVocab, wanted, unchanged);
+    if (size == 0 || unchanged == 0) return false;
     auto& candidates = sampler->tokenCandidates;
-    const size_t size = fillTopK(candidates, row, nVocab, wanted);
-    current = llama_token_data_array{candidates.data(), size, -1, false};
-    llama_sampler_apply(grammar, &current);
-    size_t allowed = 0;
-    for (size_t i = 0; i < current.size; i++) allowed += current.data[i].logit != -INFINITY;
-    if (allowed < needed) return false;
+    // No token left out is more likely than the least likely of those the biases and penalties leave alone.
+    float floor = INFINITY;
+    for (size_t i = 0; i < unchanged; i++) floor = std::min(floor, candidates[i].logit);
+    thread_local std::vector<llama_token_data> ranked;
+    ranked.assign(candidates.begin(), candidates.begin() + size);
+    llama_token_data_array adjusted{ranked.data(), size, -1, false};
+    rbeeApplyBiasesAndPenalties(sampler, &adjusted);
+    std::sort(ranked.begin(), ranked.end(), [](const llama_token_data& a, const llama_token_data& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); });
+    size_t found = 0;
+    for (const auto& entry : ranked) {
+        if (entry.logit < floor) break;
+        if (!grammarAllows(grammar, entry.id)) continue;
+        // The raw logit: the chain applies the biases and penalties itself.
+        candidates[found++] = llama_token_data{entry.id, row[entry.id], 0.0f};
+        if (found == needed) break;
+    }
+    if (found < needed) return false;
+    current = llama_token_data_array{candidates.data(), found, -1, false};
     llama_sampler_apply(sampler->chain, &current);
     return true;
 }
@@ -140,7 +98,7 @@ void take(AddonSampler* sampler, const float* row, size_t nVocab, const llama_to
 // state while it masks), then samples with the chain.
 void sampleMasked(AddonSampler* sampler, const float* row, size_t nVocab, std::vector<int32_t>& tokens, size_t i) {
     auto& candidates = sampler->tokenCandidates;
-    const size_t all = fillAll(candidates, row, nVocab);
+    const size_t all = rbeeFillAll(sampler, row, nVocab);
     llama_sampler* grammar = grammarOf(sampler);
     static const long fixed = std::getenv("RBEE_SAMPLING_THREADS") ? std::atol(std::getenv("RBEE_SAMPLING_THREADS")) : 0;
     static const size_t hardware = std::max<size_t>(1, std::thread::hardware_concurrency() / 2);
@@ -157,7 +115,7 @@ void sampleMasked(AddonSampler* sampler, const float* row, size_t nVocab, std::v
     for (const auto& failure : failures)
         if (failure) std::rethrow_exception(failure);
     llama_token_data_array current{candidates.data(), all, -1, false};
-    llama_sampler_apply(sampler->chain, &current);
+    rbeeApplyChainToAll(sampler, &current);
     take(sampler, row, nVocab, current, tokens, i);
 }
 
@@ -169,12 +127,7 @@ void sampleRange(const std::vector<const float*>& logits, const std::vector<Addo
         const float* row = logits[i];
         AddonSampler* sampler = samplers[i];
         if (row == nullptr || sampler == nullptr) continue;
-        auto& candidates = sampler->tokenCandidates;
-        const size_t k = topKPrefilter(sampler, nVocab);
-        // Filled first: filling may grow the buffer.
-        const size_t size = k > 0 ? fillTopK(candidates, row, nVocab, k) : fillAll(candidates, row, nVocab);
-        llama_token_data_array current{candidates.data(), size, -1, false};
-        llama_sampler_apply(sampler->chain, &current);
+        llama_token_data_array current = rbeeApplyChain(sampler, row, nVocab);
         // With a grammar (JSON, a JSON schema), as node-llama-cpp samples: the chain's pick if the grammar allows it (one
         // check instead of masking the whole vocabulary), else the chain again over what the grammar allows.
         llama_sampler* grammar = grammarOf(sampler);
