@@ -29,3 +29,12 @@ async function addStories(home: string): Promise<void> {
 export async function queenWorkers(queenUrl: string): Promise<{ id: string; node: string; url: string; inflight: number; slots_total: number }[]> {
   return (await (await fetch(`${queenUrl}/v1/workers`)).json()).workers;
 }
+
+/** The queen's rbee_tokens_generated_total, over all models, from its /metrics. */
+export async function tokensGenerated(queenUrl: string): Promise<number> {
+  const text = await (await fetch(`${queenUrl}/metrics`)).text();
+  return text
+    .split("\n")
+    .filter((line) => line.startsWith("rbee_tokens_generated_total{"))
+    .reduce((sum, line) => sum + Number(line.split(" ").at(-1)), 0);
+}

@@ -1,5 +1,6 @@
 // A dialect's request, translated into OpenAI's, carried to a worker of the model: its answer as parsed OpenAI stream
-// chunks, or as one JSON body. The lease, the activity count and the keep-alive end with it, however it ends.
+// chunks, or as one JSON body. The lease, the activity count and the keep-alive end with it, however it ends; the tokens
+// it generated count in the queen's metrics like those of OpenAI's own routes.
 import { RbeeError } from "../../errors";
 import { resolveModel } from "./models";
 import type { QueenDeps } from "./server";
@@ -13,7 +14,7 @@ export interface WorkerCall {
   keepAliveMs?: number;
 }
 
-type Deps = Pick<QueenDeps, "registry" | "hives" | "relay" | "onActivity" | "names">;
+type Deps = Pick<QueenDeps, "registry" | "hives" | "relay" | "onActivity" | "names" | "metrics">;
 
 async function start(deps: Deps, call: WorkerCall) {
   const modelRef = await resolveModel(deps.registry, deps.hives, call.model, call.node, deps.names);
@@ -39,6 +40,15 @@ export async function* openAiChunks(deps: Deps, call: WorkerCall): AsyncGenerato
   const { relayed, end } = await start(deps, call);
   const decoder = new TextDecoder();
   let buffer = relayed.first ? decoder.decode(relayed.first, { stream: true }) : "";
+  // One per piece of text as it comes (the dashboard's tokens/s); the usage at the end brings the count to the exact
+  // figure where a piece carried several tokens.
+  let counted = 0;
+  const countTokens = (chunk: Record<string, unknown>, before: number): number => {
+    const total = (chunk.usage as { completion_tokens?: number } | undefined)?.completion_tokens;
+    const n = total !== undefined ? Math.max(0, total - before) : carriesGeneratedText(chunk) ? 1 : 0;
+    if (n) deps.metrics.generated(relayed.lease.worker, n);
+    return n;
+  };
   try {
     for (;;) {
       let at: number;
@@ -47,7 +57,10 @@ export async function* openAiChunks(deps: Deps, call: WorkerCall): AsyncGenerato
         buffer = buffer.slice(at + 2);
         const data = record.startsWith("data: ") ? record.slice(6) : "";
         if (data === "[DONE]") return;
-        if (data) yield JSON.parse(data) as Record<string, unknown>;
+        if (!data) continue;
+        const chunk = JSON.parse(data) as Record<string, unknown>;
+        counted += countTokens(chunk, counted);
+        yield chunk;
       }
       const { value, done } = await relayed.reader.read();
       if (done) return;
@@ -72,8 +85,17 @@ export async function openAiJson(deps: Deps, call: WorkerCall): Promise<Record<s
       if (done) break;
       chunks.push(value);
     }
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    const answer = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>;
+    const generated = (answer.usage as { completion_tokens?: number } | undefined)?.completion_tokens;
+    if (generated) deps.metrics.generated(relayed.lease.worker, generated);
+    return answer;
   } finally {
     end();
   }
+}
+
+/** A stream chunk with a piece of the answer (the worker sends one per generated token), not the role or usage alone. */
+function carriesGeneratedText(chunk: Record<string, unknown>): boolean {
+  const choice = (chunk.choices as { delta?: { content?: string; tool_calls?: unknown[] }; text?: string }[] | undefined)?.[0];
+  return Boolean(choice && (choice.text || choice.delta?.content || choice.delta?.tool_calls?.length));
 }

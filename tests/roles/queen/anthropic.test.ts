@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { qwenChatModel } from "../../support/chat-model";
 import { removeTempHomes } from "../../support/home";
 import { killStartedProcesses, runRbee } from "../../support/processes";
-import { startQueen } from "../../support/queen";
+import { startQueen, tokensGenerated } from "../../support/queen";
 
 const TOKEN = "anthropic-test-token";
 let queen: Awaited<ReturnType<typeof startQueen>>;
@@ -33,6 +33,7 @@ const weather = {
 
 describe("Anthropic Messages API on the queen", () => {
   test("a message: system and turns through the template, text content, stop_reason and usage", async () => {
+    const countedBefore = await tokensGenerated(queen.url);
     const msg = await client.messages.create({
       model: "stories260K",
       max_tokens: 20,
@@ -52,6 +53,8 @@ describe("Anthropic Messages API on the queen", () => {
     expect(msg.stop_reason).toBe("max_tokens");
     expect(msg.usage.output_tokens).toBe(20);
     expect(msg.usage.input_tokens).toBeGreaterThan(10);
+    // Its tokens count in the queen's metrics, as OpenAI's do.
+    expect(await tokensGenerated(queen.url)).toBe(countedBefore + 20);
   });
 
   test("streamed: Anthropic's events in order, and the same message as unstreamed", async () => {

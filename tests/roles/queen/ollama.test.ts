@@ -8,7 +8,7 @@ import { removeTempHomes, tempHome } from "../../support/home";
 import { STORIES_HF_REF, startLocalHub } from "../../support/hub";
 import { killStartedProcesses, runRbee, startRbee, waitFor } from "../../support/processes";
 import { STORIES_MODEL } from "../../support/paths";
-import { queenWorkers, startQueen } from "../../support/queen";
+import { queenWorkers, startQueen, tokensGenerated } from "../../support/queen";
 
 let queen: Awaited<ReturnType<typeof startQueen>>;
 let ollama: Ollama;
@@ -44,6 +44,7 @@ describe("Ollama API on the queen", () => {
 
   test("chat, streamed: pieces, then a closing record with the counters; the same text as not streamed", async () => {
     const messages = [{ role: "user", content: "Tell me a story" }];
+    const countedBefore = await tokensGenerated(queen.url);
     const whole = await ollama.chat({ model: "stories260K:latest", messages, options: { num_predict: 25, seed: 7 } });
     const parts = await ollama.chat({ model: "stories260K", messages, options: { num_predict: 25, seed: 7 }, stream: true });
     let text = "";
@@ -58,6 +59,8 @@ describe("Ollama API on the queen", () => {
     expect(text).toBe(whole.message.content);
     expect(last!.done).toBe(true);
     expect(last!.eval_count).toBe(whole.eval_count);
+    // Both answers' tokens count in the queen's metrics, as OpenAI's do.
+    expect(await tokensGenerated(queen.url)).toBe(countedBefore + whole.eval_count + last!.eval_count);
   });
 
   test("num_ctx bounds a request's context: without num_predict it generates up to it", async () => {
