@@ -68,13 +68,18 @@ bool sampleAmongTopAllowed(AddonSampler* sampler, llama_sampler* grammar, const 
     llama_token_data_array adjusted{ranked.data(), size, -1, false};
     rbeeApplyBiasesAndPenalties(sampler, &adjusted);
     std::sort(ranked.begin(), ranked.end(), [](const llama_token_data& a, const llama_token_data& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); });
+    // Asked a block at a time, in order: one grammar call per token costs its allocations each time.
+    constexpr size_t kBlock = 32;
+    thread_local std::vector<llama_token_data> block;
     size_t found = 0;
-    for (const auto& entry : ranked) {
-        if (entry.logit < floor) break;
-        if (!grammarAllows(grammar, entry.id)) continue;
-        // The raw logit: the chain applies the biases and penalties itself.
-        candidates[found++] = llama_token_data{entry.id, row[entry.id], 0.0f};
-        if (found == needed) break;
+    for (size_t from = 0; from < ranked.size() && found < needed && ranked[from].logit >= floor; from += kBlock) {
+        block.clear();
+        for (size_t i = from; i < std::min(ranked.size(), from + kBlock) && ranked[i].logit >= floor; i++) block.push_back({ranked[i].id, 1.0f, 0.0f});
+        llama_token_data_array asked{block.data(), block.size(), -1, false};
+        llama_sampler_apply(grammar, &asked);
+        for (size_t i = 0; i < block.size() && found < needed; i++)
+            // The raw logit: the chain applies the biases and penalties itself.
+            if (block[i].logit != -INFINITY) candidates[found++] = llama_token_data{block[i].id, row[block[i].id], 0.0f};
     }
     if (found < needed) return false;
     current = llama_token_data_array{candidates.data(), found, -1, false};
