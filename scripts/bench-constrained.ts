@@ -4,6 +4,7 @@
 //   bun scripts/bench-constrained.ts [--model PATH] [--gpu auto] [--pairs 3] [--tokens 128] [--plain 8]
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { startDaemon, workerReady } from "./lib/daemon";
 import { benchHttp } from "./lib/http-load";
 
 const { values: opts } = parseArgs({
@@ -18,21 +19,9 @@ const { values: opts } = parseArgs({
 const plain = Number(opts.plain);
 const tokens = Number(opts.tokens);
 
-const proc = Bun.spawn([process.execPath, join(import.meta.dir, "..", "src", "cli.ts"), "worker", "--model", opts.model, "--port", "0", "--slots", String(plain + 1), "--ctx", "1024", "--gpu", opts.gpu], {
-  stdout: "ignore",
-  stderr: "pipe",
-  env: { ...process.env, RBEE_LOG_FORMAT: "json" },
-});
-let log = "";
-void (async () => {
-  for await (const chunk of proc.stderr) log += new TextDecoder().decode(chunk);
-})();
-let url: string | undefined;
-while (!url || !(await fetch(`${url}/v1/ready`).then((r) => r.json()).then((r) => r.ready).catch(() => false))) {
-  url = /listening on (http:\/\/\S+?)["\s]/.exec(log)?.[1];
-  if (proc.exitCode !== null) throw new Error(`worker failed: ${log}`);
-  await Bun.sleep(50);
-}
+const worker = await startDaemon(["worker", "--model", opts.model, "--port", "0", "--slots", String(plain + 1), "--ctx", "1024", "--gpu", opts.gpu]);
+await workerReady(worker);
+const url = worker.url;
 
 const schema = { type: "object", properties: { hero: { type: "string" }, age: { type: "integer" }, friends: { type: "array", items: { type: "string" } } }, required: ["hero", "age", "friends"] };
 /** Keeps one request running until stopped (constrained, or a plain chat of the same length); counts its tokens. */
@@ -66,12 +55,12 @@ const vsAlone: number[] = [];
 async function beside(constrained: boolean) {
   const stop = new AbortController();
   const extra = extraStream(stop.signal, constrained);
-  const result = await benchHttp({ url: url!, concurrency: plain, tokens, rounds: 3 });
+  const result = await benchHttp({ url, concurrency: plain, tokens, rounds: 3 });
   stop.abort();
   return { tokensPerS: result.tokensPerS, extraTokens: await extra };
 }
 for (let pair = 0; pair < Number(opts.pairs); pair++) {
-  const alone = await benchHttp({ url: url!, concurrency: plain, tokens, rounds: 3 });
+  const alone = await benchHttp({ url, concurrency: plain, tokens, rounds: 3 });
   const withPlain = await beside(false);
   const withConstrained = await beside(true);
   vsPlain.push(withConstrained.tokensPerS / withPlain.tokensPerS);
@@ -82,7 +71,6 @@ for (let pair = 0; pair < Number(opts.pairs); pair++) {
   );
 }
 console.log(`mean: beside the constrained stream the plain streams keep ${(100 * mean(vsPlain)).toFixed(1)}% of their rate beside a plain one, ${(100 * mean(vsAlone)).toFixed(1)}% of their rate alone`);
-proc.kill("SIGTERM");
-await proc.exited;
+await worker.stop();
 // RBEE_PROFILE_STEPS=1: the per-step split the worker logged each time it went idle.
-for (const line of log.split("\n")) if (line.includes("step profile")) console.error(line);
+for (const line of worker.log().split("\n")) if (line.includes("step profile")) console.error(line);

@@ -6,6 +6,7 @@
 //   bun scripts/bench-worker.ts --url http://127.0.0.1:8001   (an already running worker or queen)
 import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { startDaemon, workerReady } from "./lib/daemon";
 import { benchHttp, type LevelResult } from "./lib/http-load";
 import { benchNaive } from "./lib/naive-node-llama-cpp";
 
@@ -32,33 +33,18 @@ const rounds = Number(opts.rounds);
 const maxLevel = Math.max(...levels);
 
 async function startWorker(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const exe = opts.binary ? [opts.binary] : [process.execPath, join(import.meta.dir, "..", "src", "cli.ts")];
   const args = ["worker", "--model", opts.model, "--port", "0", "--slots", opts.slots ?? String(maxLevel), "--ctx", opts.ctx ?? String(tokens + 64), "--gpu", opts.gpu, "--queue", "256"];
   if (opts.threads) args.push("--threads", opts.threads);
-  const proc = Bun.spawn([...exe, ...args], { stdout: "ignore", stderr: "pipe", env: { ...process.env, RBEE_LOG_FORMAT: "json" } });
-  let log = "";
-  const decoder = new TextDecoder();
-  void (async () => {
-    for await (const chunk of proc.stderr) log += decoder.decode(chunk);
-  })();
-  for (let i = 0; ; i++) {
-    const url = /listening on (http:\/\/\S+?)["\s]/.exec(log)?.[1];
-    if (url) {
-      const ready = (await fetch(`${url}/v1/ready`).then((r) => r.json()).catch(() => ({}))) as { ready?: boolean; backend?: string; device?: string };
-      if (ready.ready) {
-        console.error(`worker ready: ${ready.backend} on ${ready.device}, ${/"threads":(\d+)/.exec(log)?.[1] ?? "?"} threads`);
-        const stop = async () => {
-          proc.kill("SIGTERM");
-          await proc.exited;
-          // RBEE_PROFILE_STEPS=1: the per-step split the worker logged each time it went idle.
-          for (const line of log.split("\n")) if (line.includes("step profile")) console.error(line);
-        };
-        return { url, stop };
-      }
-    }
-    if (proc.exitCode !== null || i > 6000) throw new Error(`worker failed to start: ${log}`);
-    await Bun.sleep(20);
-  }
+  const worker = await startDaemon(args, process.env, opts.binary ? [opts.binary] : undefined);
+  await workerReady(worker);
+  const ready = (await fetch(`${worker.url}/v1/ready`).then((r) => r.json())) as { backend?: string; device?: string };
+  console.error(`worker ready: ${ready.backend} on ${ready.device}, ${/"threads":(\d+)/.exec(worker.log())?.[1] ?? "?"} threads`);
+  const stop = async () => {
+    await worker.stop();
+    // RBEE_PROFILE_STEPS=1: the per-step split the worker logged each time it went idle.
+    for (const line of worker.log().split("\n")) if (line.includes("step profile")) console.error(line);
+  };
+  return { url: worker.url, stop };
 }
 
 const worker = opts.url ? { url: opts.url, stop: async () => {} } : await startWorker();

@@ -12,8 +12,9 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(args: string[], env: Record<string, string | undefined> = process.env): Promise<Daemon> {
-  const proc = Bun.spawn([...RBEE_CLI, ...args], { stdout: "ignore", stderr: "pipe", env: { ...env, RBEE_LOG_FORMAT: "json" } });
+/** `exe`: the command that runs rbee (default: this source tree through Bun; a compiled binary's path instead). */
+export async function startDaemon(args: string[], env: Record<string, string | undefined> = process.env, exe: string[] = RBEE_CLI): Promise<Daemon> {
+  const proc = Bun.spawn([...exe, ...args], { stdout: "ignore", stderr: "pipe", env: { ...env, RBEE_LOG_FORMAT: "json" } });
   let log = "";
   void (async () => {
     for await (const chunk of proc.stderr) log += new TextDecoder().decode(chunk);
