@@ -74,6 +74,8 @@ export function addWorkerRoutes(app: Hono, deps: QueenDeps): void {
     const modelRef = registry.findModel(target)?.ref ?? target;
     const workers = registry.workersFor(modelRef);
     if (!workers.length) throw new RbeeError("NOT_FOUND", `no worker serves ${model}`);
+    const kept = names.settingsFor(modelRef)?.min_replicas ?? 0;
+    if (kept > 0) throw new RbeeError("MODEL_KEPT", `${model} keeps ${kept} worker(s) loaded by min_replicas in config.toml: lower it there to unload the model`);
     keepAlive.touch(modelRef, 0);
     return c.json({ unloading: workers.map((w) => w.id) });
   });

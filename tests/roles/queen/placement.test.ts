@@ -197,6 +197,13 @@ describe("replicas", () => {
     // Past the 1 s keep-alive, with no request at all: both stay.
     await Bun.sleep(2500);
     expect((await queenWorkers(queen.url)).map((w) => w.id).sort()).toEqual(first.map((w) => w.id).sort());
+    // Unloading it is refused with the reason, not accepted and then not done.
+    const unload = await fetch(`${queen.url}/v1/models/unload`, { method: "POST", body: JSON.stringify({ model: "tale" }) });
+    expect(unload.status).toBe(409);
+    const { error } = await unload.json();
+    expect(error.code).toBe("MODEL_KEPT");
+    expect(error.message).toContain("min_replicas");
+    expect((await queenWorkers(queen.url)).length).toBe(2);
     // One dies: another takes its place.
     const { nodes } = await (await fetch(`${queen.url}/v1/nodes`)).json();
     const victim = first[0]!;
