@@ -54,6 +54,8 @@ export class BatchEngine {
   private readonly waiting: Generation[] = [];
   private running = false;
   private closed = false;
+  /** What the context's CPU threads were last set to (undefined: as it was created). */
+  private threadsInUse: number | undefined;
   /** Unix ms of the last request start or finish, for idle accounting. */
   lastActivityAt = Date.now();
 
@@ -157,7 +159,7 @@ export class BatchEngine {
         }
         // Never while a decode runs: the threads are only switched on the CPU, where a step's decode ends within it.
         const threads = this.options.threads;
-        if (threads && !this.options.decodeRunsAhead) this.addon.setThreads(preparedTokens >= PROMPT_STEP_TOKENS ? threads.prompt : threads.decode);
+        if (threads && !this.options.decodeRunsAhead) this.useThreads(preparedTokens >= PROMPT_STEP_TOKENS ? threads.prompt : threads.decode);
         this.profile?.called();
         step = this.stepper(plans, preparedTokens);
         const { tokens, goesOn } = await step.sampled;
@@ -336,6 +338,13 @@ export class BatchEngine {
       room -= tokens.length;
     }
     return plan;
+  }
+
+  /** The CPU threads the next decode runs on; llama.cpp is told only when that changes. */
+  private useThreads(count: number): void {
+    if (count === this.threadsInUse) return;
+    this.addon.setThreads(count);
+    this.threadsInUse = count;
   }
 
   /** Lowest slots first: with one KV buffer per slot, llama.cpp batches only runs of consecutive slots. */
