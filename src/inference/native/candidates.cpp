@@ -92,6 +92,11 @@ size_t rbeeFillMostLikely(AddonSampler* sampler, const float* row, size_t nVocab
     if (!changedTokens(sampler, nVocab, changed)) return 0;
     auto& candidates = sampler->tokenCandidates;
     const size_t most = fillTopK(candidates, row, nVocab, std::min(nVocab, count + changed.size()));
+    // A plain sampler (every output of a plain step) has nothing to move.
+    if (changed.empty()) {
+        unchanged = most;
+        return most;
+    }
     // Those the biases and penalties leave alone first, then all they may change.
     const auto isChanged = [&](const llama_token_data& c) { return std::binary_search(changed.begin(), changed.end(), c.id); };
     unchanged = std::stable_partition(candidates.begin(), candidates.begin() + most, [&](const llama_token_data& c) { return !isChanged(c); }) - candidates.begin();
@@ -107,7 +112,6 @@ size_t rbeeFillAll(AddonSampler* sampler, const float* row, size_t nVocab) {
     for (size_t id = 0; id < nVocab; id++) candidates[id] = llama_token_data{static_cast<llama_token>(id), row[id], 0.0f};
     return nVocab;
 }
-
 
 void rbeeApplyBiasesAndPenalties(AddonSampler* sampler, llama_token_data_array* candidates) {
     for (int32_t i = 0; i < leadingSamplers(sampler); i++) llama_sampler_apply(llama_sampler_chain_get(sampler->chain, i), candidates);
@@ -133,13 +137,14 @@ llama_token_data_array rbeeApplyChain(AddonSampler* sampler, const float* row, s
     const size_t kept = rbeeKeptByChain(sampler, nVocab);
     size_t unchanged = 0;
     const size_t most = kept > 0 ? rbeeFillMostLikely(sampler, row, nVocab, kept, unchanged) : 0;
-    llama_token_data_array current{sampler->tokenCandidates.data(), most, -1, false};
     if (most > 0) {
+        llama_token_data_array current{sampler->tokenCandidates.data(), most, -1, false};
         llama_sampler_apply(sampler->chain, &current);
-    } else {
-        current.size = rbeeFillAll(sampler, row, nVocab);
-        current.data = sampler->tokenCandidates.data();
-        rbeeApplyChainToAll(sampler, &current);
+        return current;
     }
+    // Filled first: filling may grow the buffer.
+    const size_t all = rbeeFillAll(sampler, row, nVocab);
+    llama_token_data_array current{sampler->tokenCandidates.data(), all, -1, false};
+    rbeeApplyChainToAll(sampler, &current);
     return current;
 }

@@ -21,15 +21,24 @@ namespace {
 constexpr size_t kEntriesPerThread = 2 * 32000;
 constexpr size_t kMaxThreads = 8;
 
-size_t threadsFor(size_t outputs, size_t nVocab) {
-    // RBEE_SAMPLING_THREADS fixes the count (tests use it to take the threaded path on a 2-core machine).
+// RBEE_SAMPLING_THREADS, where set, fixes the thread count (tests use it to take the threaded paths on a 2-core
+// machine); 0 where not.
+size_t fixedThreads() {
     static const long fixed = std::getenv("RBEE_SAMPLING_THREADS") ? std::atol(std::getenv("RBEE_SAMPLING_THREADS")) : 0;
-    if (fixed > 0) return std::min(outputs, static_cast<size_t>(fixed));
-    // Half the cores at most: the HTTP server, llama.cpp's own threads and the clients share the machine. Asked once:
-    // hardware_concurrency() reads /sys/devices/system/cpu/online on every call (50-100 µs per step here).
+    return fixed > 0 ? static_cast<size_t>(fixed) : 0;
+}
+
+// Half the cores at most: the HTTP server, llama.cpp's own threads and the clients share the machine. Asked once:
+// hardware_concurrency() reads /sys/devices/system/cpu/online on every call (50-100 µs per step here).
+size_t halfTheCores() {
     static const size_t hardware = std::max<size_t>(1, std::thread::hardware_concurrency() / 2);
+    return hardware;
+}
+
+size_t threadsFor(size_t outputs, size_t nVocab) {
+    if (fixedThreads() > 0) return std::min(outputs, fixedThreads());
     const size_t byWork = std::max<size_t>(1, outputs * nVocab / kEntriesPerThread);
-    return std::min({outputs, hardware, byWork, kMaxThreads});
+    return std::min({outputs, halfTheCores(), byWork, kMaxThreads});
 }
 
 // The sampler's grammar (JSON, a JSON schema), if it has one: it masks the tokens the grammar does not allow next.
@@ -106,9 +115,7 @@ void sampleMasked(AddonSampler* sampler, const float* row, size_t nVocab, std::v
     auto& candidates = sampler->tokenCandidates;
     const size_t all = rbeeFillAll(sampler, row, nVocab);
     llama_sampler* grammar = grammarOf(sampler);
-    static const long fixed = std::getenv("RBEE_SAMPLING_THREADS") ? std::atol(std::getenv("RBEE_SAMPLING_THREADS")) : 0;
-    static const size_t hardware = std::max<size_t>(1, std::thread::hardware_concurrency() / 2);
-    const size_t chunks = std::min({fixed > 0 ? static_cast<size_t>(fixed) : hardware, kMaxThreads, std::max<size_t>(1, all / kMaskEntriesPerThread)});
+    const size_t chunks = std::min({fixedThreads() > 0 ? fixedThreads() : halfTheCores(), kMaxThreads, std::max<size_t>(1, all / kMaskEntriesPerThread)});
     std::vector<std::exception_ptr> failures(chunks);
     rbeeRunChunks(chunks, [&](size_t c) {
         try {
