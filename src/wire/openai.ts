@@ -126,6 +126,12 @@ export function usage(result: { promptTokens: number; cachedPromptTokens: number
   };
 }
 
+/** The completion tokens an answer or a stream chunk reports in its usage; undefined where it reports none. */
+export function reportedCompletionTokens(record: unknown): number | undefined {
+  const n = (record as { usage?: { completion_tokens?: unknown } } | null)?.usage?.completion_tokens;
+  return typeof n === "number" ? n : undefined;
+}
+
 export function messageText(content: z.infer<typeof Content> | null | undefined): string {
   if (content === null || content === undefined) return "";
   return typeof content === "string" ? content : content.map((p) => p.text).join("");

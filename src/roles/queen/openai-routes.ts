@@ -4,7 +4,7 @@ import { z } from "zod";
 import { RbeeError } from "../../errors";
 import { modelList } from "../../dialects/openai";
 import { readJson } from "../../http/validate";
-import { ChatRequest, CompletionRequest, EmbeddingsRequest, RerankRequest } from "../../wire/openai";
+import { ChatRequest, CompletionRequest, EmbeddingsRequest, RerankRequest, reportedCompletionTokens } from "../../wire/openai";
 import { ensureHiveToAsk, resolveModel } from "./models";
 import type { QueenDeps } from "./server";
 import { passThrough } from "./stream-out";
@@ -76,7 +76,7 @@ async function relayOpenAi(c: Context, deps: Parameters<typeof addQueenOpenAiRou
 /** The tokens a whole (not streamed) answer reports in its usage; 0 where it has none (embeddings, an error). */
 function completionTokens(answer: Buffer): number {
   try {
-    return Number(JSON.parse(answer.toString("utf8"))?.usage?.completion_tokens) || 0;
+    return reportedCompletionTokens(JSON.parse(answer.toString("utf8"))) ?? 0;
   } catch {
     return 0;
   }

@@ -2,6 +2,7 @@
 // chunks, or as one JSON body. The lease, the activity count and the keep-alive end with it, however it ends; the tokens
 // it generated count in the queen's metrics like those of OpenAI's own routes.
 import { RbeeError } from "../../errors";
+import { reportedCompletionTokens } from "../../wire/openai";
 import { resolveModel } from "./models";
 import type { QueenDeps } from "./server";
 
@@ -43,12 +44,6 @@ export async function* openAiChunks(deps: Deps, call: WorkerCall): AsyncGenerato
   // One per piece of text as it comes (the dashboard's tokens/s); the usage at the end brings the count to the exact
   // figure where a piece carried several tokens.
   let counted = 0;
-  const countTokens = (chunk: Record<string, unknown>, before: number): number => {
-    const total = (chunk.usage as { completion_tokens?: number } | undefined)?.completion_tokens;
-    const n = total !== undefined ? Math.max(0, total - before) : carriesGeneratedText(chunk) ? 1 : 0;
-    if (n) deps.metrics.generated(relayed.lease.worker, n);
-    return n;
-  };
   try {
     for (;;) {
       let at: number;
@@ -59,7 +54,10 @@ export async function* openAiChunks(deps: Deps, call: WorkerCall): AsyncGenerato
         if (data === "[DONE]") return;
         if (!data) continue;
         const chunk = JSON.parse(data) as Record<string, unknown>;
-        counted += countTokens(chunk, counted);
+        const total = reportedCompletionTokens(chunk);
+        const n = total !== undefined ? Math.max(0, total - counted) : carriesGeneratedText(chunk) ? 1 : 0;
+        if (n) deps.metrics.generated(relayed.lease.worker, n);
+        counted += n;
         yield chunk;
       }
       const { value, done } = await relayed.reader.read();
@@ -86,7 +84,7 @@ export async function openAiJson(deps: Deps, call: WorkerCall): Promise<Record<s
       chunks.push(value);
     }
     const answer = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>;
-    const generated = (answer.usage as { completion_tokens?: number } | undefined)?.completion_tokens;
+    const generated = reportedCompletionTokens(answer);
     if (generated) deps.metrics.generated(relayed.lease.worker, generated);
     return answer;
   } finally {

@@ -60,8 +60,7 @@ export function addWorkerRoutes(app: Hono, deps: QueenDeps): void {
 
   app.post("/v1/workers/:id/stop", async (c) => {
     const worker = workerOf(c);
-    const hive = registry.hives.get(worker.node);
-    if (!hive) throw new RbeeError("NOT_FOUND", `the hive of ${worker.node} is gone`);
+    hiveOf(worker); // the hive stops it: it must still be there
     await deps.stopWorker(worker);
     return c.json({ stopped: worker.id });
   });
@@ -82,9 +81,7 @@ export function addWorkerRoutes(app: Hono, deps: QueenDeps): void {
 
   app.get("/v1/workers/:id/logs", async (c) => {
     const worker = workerOf(c);
-    const hive = registry.hives.get(worker.node);
-    if (!hive) throw new RbeeError("NOT_FOUND", `the hive of ${worker.node} is gone`);
-    return relayEvents(await hive.client.logs(worker.id, c.req.raw.signal));
+    return relayEvents(await hiveOf(worker).client.logs(worker.id, c.req.raw.signal));
   });
 
   app.get("/v1/nodes/:node/logs", async (c) => {
@@ -97,6 +94,12 @@ export function addWorkerRoutes(app: Hono, deps: QueenDeps): void {
     const worker = registry.workers.get(c.req.param("id")!);
     if (!worker) throw new RbeeError("NOT_FOUND", `no worker ${c.req.param("id")}`);
     return worker;
+  }
+
+  function hiveOf(worker: WorkerEntry) {
+    const hive = registry.hives.get(worker.node);
+    if (!hive) throw new RbeeError("NOT_FOUND", `the hive of ${worker.node} is gone`);
+    return hive;
   }
 }
 
