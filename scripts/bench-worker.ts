@@ -36,8 +36,7 @@ async function startWorker(): Promise<{ url: string; stop: () => Promise<void> }
   const args = ["worker", "--model", opts.model, "--port", "0", "--slots", opts.slots ?? String(maxLevel), "--ctx", opts.ctx ?? String(tokens + 64), "--gpu", opts.gpu, "--queue", "256"];
   if (opts.threads) args.push("--threads", opts.threads);
   const worker = await startDaemon(args, process.env, opts.binary ? [opts.binary] : undefined);
-  await workerReady(worker);
-  const ready = (await fetch(`${worker.url}/v1/ready`).then((r) => r.json())) as { backend?: string; device?: string };
+  const ready = (await workerReady(worker)) as { backend?: string; device?: string };
   console.error(`worker ready: ${ready.backend} on ${ready.device}, ${/"threads":(\d+)/.exec(worker.log())?.[1] ?? "?"} threads`);
   const stop = async () => {
     await worker.stop();

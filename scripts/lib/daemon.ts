@@ -32,11 +32,11 @@ export async function startDaemon(args: string[], env: Record<string, string | u
   return { url: listening.exec(log)![1]!, proc, log: () => log, stop };
 }
 
-/** Polls `url`+`path` until `ready(body)` says so; where `daemon` exits first, its error lines say why. */
-export async function untilReady(url: string, path: string, ready: (body: unknown) => boolean, daemon?: Daemon, timeoutMs = 180_000): Promise<void> {
+/** Polls `url`+`path` until `ready(body)` says so, and returns that body; where `daemon` exits first, its error lines say why. */
+export async function untilReady(url: string, path: string, ready: (body: unknown) => boolean, daemon?: Daemon, timeoutMs = 180_000): Promise<unknown> {
   for (const deadline = Date.now() + timeoutMs; ; ) {
     const body = await fetch(`${url}${path}`).then((r) => r.json(), () => undefined);
-    if (body && ready(body)) return;
+    if (body && ready(body)) return body;
     if (daemon && daemon.proc.exitCode !== null) {
       const said = daemon.log().split("\n").filter((l) => /error|rbee:/i.test(l)).slice(-8).map((l) => `  > ${l}`).join("\n");
       throw new Error(`${url} exited with code ${daemon.proc.exitCode}:\n${said}`);
@@ -46,5 +46,5 @@ export async function untilReady(url: string, path: string, ready: (body: unknow
   }
 }
 
-/** A worker daemon's /v1/ready says ready. */
+/** A worker daemon's /v1/ready says ready; returns what it said (backend, device, …). */
 export const workerReady = (worker: Daemon) => untilReady(worker.url, "/v1/ready", (b) => (b as { ready?: boolean }).ready === true, worker);
