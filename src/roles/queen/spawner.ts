@@ -28,6 +28,12 @@ export interface SpawnerOptions {
 }
 
 const log = logger("queen");
+
+/** Reads a hive's devices again (what workers started or stopped since its last heartbeat hold); the last report stays where it cannot answer. */
+async function refreshDevices(hive: HiveEntry): Promise<void> {
+  hive.devices = await hive.client.devices().catch(() => hive.devices);
+}
+
 /** Spawns of one worker that ran out of memory, each after an eviction, before the error goes to the client. */
 const MAX_SPAWN_ATTEMPTS = 3;
 
@@ -44,7 +50,7 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
     await stopWorker(victim);
     onEvicted?.(victim);
     const hive = registry.hives.get(victim.node);
-    if (hive) hive.devices = await hive.client.devices().catch(() => hive.devices);
+    if (hive) await refreshDevices(hive);
     return true;
   }
 
@@ -80,7 +86,7 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
     const hasModel = (h: HiveEntry) => h.models.some((m) => m.ref === modelRef && m.status === "ready");
     const known = hives.flatMap((h) => h.models).find((m) => m.ref === modelRef && m.shape);
     // Fresh device reports: what workers started since the last heartbeat hold counts.
-    await Promise.all(free.map(async ({ hive: h }) => (h.devices = await h.client.devices().catch(() => h.devices))));
+    await Promise.all(free.map(({ hive: h }) => refreshDevices(h)));
     // The estimate decides where; the worker's own load has the last word: one that finds too little memory (the
     // estimate was short, or another process took some meanwhile) makes the queen evict and place again.
     for (let attempt = 1; ; attempt++) {
