@@ -2,7 +2,7 @@
 // eight at once, for each worker variant in one run (and llama-server beside them, where given).
 //   bun scripts/bench-long-prompt.ts [--model PATH] [--words 760] [--rounds 3] [--variants "auto;--threads 1"]
 //                                    [--slots 8] [--ctx 2048] [--gpu cpu|cuda|…] [--llama-server PATH [--llama-server-args="-t 1"]]
-// A variant is extra `rbee worker` arguments ("auto": none). --words sets the prompt length (760 words of this text are
+// A variant is extra `rbee worker` arguments ("auto": none), after any NAME=value settings for its environment. --words sets the prompt length (760 words of this text are
 // 1,390 tokens with stories260K's tokenizer).
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -67,8 +67,11 @@ async function measure(name: string, url: string): Promise<void> {
 }
 
 for (const variant of opts.variants!.split(";").map((v) => v.trim())) {
-  const extra = variant === "auto" ? [] : variant.split(/\s+/);
-  const worker: Daemon = await startDaemon(["worker", "--model", opts.model!, "--port", "0", "--slots", String(slots), "--ctx", String(ctx), "--gpu", opts.gpu!, ...extra]);
+  // Leading NAME=value words are the worker's environment (RBEE_BATCH_TOKENS=2048 --threads 1).
+  const words = variant === "auto" ? [] : variant.split(/\s+/);
+  const env = Object.fromEntries(words.filter((w) => /^[A-Z_]+=/.test(w)).map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)]));
+  const extra = words.filter((w) => !/^[A-Z_]+=/.test(w));
+  const worker: Daemon = await startDaemon(["worker", "--model", opts.model!, "--port", "0", "--slots", String(slots), "--ctx", String(ctx), "--gpu", opts.gpu!, ...extra], { ...process.env, ...env });
   await workerReady(worker);
   await measure(`rbee ${variant}`, worker.url);
   await worker.stop();

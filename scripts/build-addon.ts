@@ -86,12 +86,13 @@ function edit(file: string, edits: [anchor: string, replacement: string][]): voi
 function registerNativeCalls(addonDir: string): void {
   const include = '#include "addonGlobals.h"\n';
   edit(join(addonDir, "addon.cpp"), [
-    [include, `${include}void rbeeRegisterSampleThenDecode(Napi::Object exports);\nvoid rbeeRegisterKvUnified(Napi::Object exports);\nvoid rbeeRegisterGraphKeys(Napi::Object exports);\nvoid rbeeRegisterLogprobs(Napi::Object exports);\nvoid rbeeRegisterEmbeddings(Napi::Object exports);\nvoid rbeeRegisterModelSplit(Napi::Object exports);\n`],
-    ["    AddonSampler::init(exports);\n", "    AddonSampler::init(exports);\n    rbeeRegisterSampleThenDecode(exports);\n    rbeeRegisterKvUnified(exports);\n    rbeeRegisterGraphKeys(exports);\n    rbeeRegisterLogprobs(exports);\n    rbeeRegisterEmbeddings(exports);\n    rbeeRegisterModelSplit(exports);\n"],
+    [include, `${include}void rbeeRegisterSampleThenDecode(Napi::Object exports);\nvoid rbeeRegisterKvUnified(Napi::Object exports);\nvoid rbeeRegisterGraphKeys(Napi::Object exports);\nvoid rbeeRegisterLogprobs(Napi::Object exports);\nvoid rbeeRegisterEmbeddings(Napi::Object exports);\nvoid rbeeRegisterModelSplit(Napi::Object exports);\nvoid rbeeRegisterMicroBatch(Napi::Object exports);\n`],
+    ["    AddonSampler::init(exports);\n", "    AddonSampler::init(exports);\n    rbeeRegisterSampleThenDecode(exports);\n    rbeeRegisterKvUnified(exports);\n    rbeeRegisterGraphKeys(exports);\n    rbeeRegisterLogprobs(exports);\n    rbeeRegisterEmbeddings(exports);\n    rbeeRegisterModelSplit(exports);\n    rbeeRegisterMicroBatch(exports);\n"],
   ]);
   edit(join(addonDir, "AddonContext.cpp"), [
-    ['#include "AddonContext.h"\n', '#include "AddonContext.h"\n\nbool rbeeKvUnified();\n'],
+    ['#include "AddonContext.h"\n', '#include "AddonContext.h"\n\nbool rbeeKvUnified();\nuint32_t rbeeMicroBatch(uint32_t batch);\n'],
     ["    context_params.kv_unified = false;\n", "    context_params.kv_unified = rbeeKvUnified();\n"],
+    ["            context_params.n_ubatch = context_params.n_batch;", "            context_params.n_ubatch = rbeeMicroBatch(context_params.n_batch);"],
   ]);
   // The model's split over several GPUs (native/model-split.cpp): options node-llama-cpp's JavaScript passes on.
   edit(join(addonDir, "AddonModel.h"), [["        std::vector<llama_model_kv_override> kv_overrides;\n", "        std::vector<llama_model_kv_override> kv_overrides;\n        std::vector<float> rbeeTensorSplit;\n"]]);

@@ -53,11 +53,11 @@ for (const streams of list(o.streams).map(Number))
           // The first step holds one prompt token per stream; every later one the streams' sampled tokens.
           addon.initBatch(streams);
           for (const s of slotsOf) addon.addToBatch(s, 0, Uint32Array.of(1), Uint32Array.of(0));
-          await step([], streams).launched;
+          await step([], streams, slotsOf.map((s) => ({ index: s, sampler: samplers[s]! }))).launched;
           for (let pos = 1; pos <= tokens; pos++) {
             addon.initBatch(streams);
             const position = pos < tokens ? pos : -1;
-            const current = step(slotsOf.map((s) => ({ sampler: samplers[s]!, index: s, slot: s, position, stopAtEog: false, first: pos === 1 })), 0);
+            const current = step(slotsOf.map((s) => ({ sampler: samplers[s]!, index: s, slot: s, position, stopAtEog: false, first: pos === 1 })), 0, []);
             await current.sampled;
             await current.launched;
             if (native) timings!().forEach((us, i) => (split[i]! += us));

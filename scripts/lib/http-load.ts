@@ -21,13 +21,15 @@ export function percentile(sorted: number[], p: number): number {
 // Every request has the same prompt, so from the second on a server with a prompt cache (rbee, llama-server) evaluates
 // only its last token. BENCH_CACHE_PROMPT=0 asks it to evaluate the whole prompt each time (cache_prompt: false).
 const cachePrompt = process.env.BENCH_CACHE_PROMPT === "0" ? { cache_prompt: false } : {};
+// BENCH_TEMPERATURE=0 asks for greedy picks; unset, the server's default sampling (rbee: temperature 0.8, top-p 0.95).
+const temperature = process.env.BENCH_TEMPERATURE ? { temperature: Number(process.env.BENCH_TEMPERATURE) } : {};
 
 async function oneRequest(url: string, tokens: number, seed: number, model?: string): Promise<{ ttftMs: number; tokens: number; decodeMs: number }> {
   const start = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model, prompt: "Once upon a time", max_tokens: tokens, ignore_eos: true, stream: true, stream_options: { include_usage: true }, seed, ...cachePrompt }),
+    body: JSON.stringify({ model, prompt: "Once upon a time", max_tokens: tokens, ignore_eos: true, stream: true, stream_options: { include_usage: true }, seed, ...cachePrompt, ...temperature }),
   });
   if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   let ttftMs = 0;

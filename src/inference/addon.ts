@@ -49,11 +49,29 @@ export type SampleThenDecode = (
   stopAtEog: Uint8Array,
   onSampled: (tokensThenFlags: Int32Array) => void,
   tokensBeforeLaunch?: boolean,
+  preparedSamplers?: AddonSampler[],
+  preparedIndexes?: Int32Array,
 ) => Promise<void>;
 
 /** rbee's step, present when scripts/build-addon.ts rebuilt the addon this model was loaded with. */
 export function sampleThenDecodeOf(model: LlamaModel): SampleThenDecode | undefined {
   return rbeeCall<SampleThenDecode>(bindingsOf(model), "rbeeSampleThenDecode");
+}
+
+/**
+ * Greedy picks on the backend (native/backend-sampling.cpp) for this context from now on, where the addon has them;
+ * returns whether it does. Call before the context's first step; off detaches every chain (after its last step).
+ */
+export function useBackendSampling(model: LlamaModel, context: AddonContext, on: boolean): boolean {
+  const set = rbeeCall<(context: AddonContext, on: boolean) => void>(bindingsOf(model), "rbeeBackendSampling");
+  set?.(context, on);
+  return set !== undefined && on;
+}
+
+/** Tokens picked on the backend and sampler chains attached since useBackendSampling turned it on (0 where it is off). */
+export function backendSamplingCountsOf(model: LlamaModel, context: AddonContext): { picks: number; attachments: number } {
+  const [picks = 0, attachments = 0] = rbeeCall<(context: AddonContext) => number[]>(bindingsOf(model), "rbeeBackendSamplingCounts")?.(context) ?? [];
+  return { picks, attachments };
 }
 
 /** The parts of the last native step, in microseconds, in this order (launch_cpu: with RBEE_PROFILE_STEPS=1 only). */
@@ -71,6 +89,16 @@ export function lastStepTimingsOf(model: LlamaModel): (() => number[]) | undefin
 export function useUnifiedKvCache(llama: Llama, on: boolean): boolean {
   const set = rbeeCall<(on: boolean) => void>(bindingsOfLlama(llama), "rbeeSetKvUnified");
   set?.(on);
+  return set !== undefined;
+}
+
+/**
+ * Contexts created from now on split each decode call into micro-batches of at most `tokens` (0: one, as large as the
+ * call), where the addon was rebuilt by scripts/build-addon.ts (native/micro-batch.cpp); returns whether it could.
+ */
+export function useMicroBatch(llama: Llama, tokens: number): boolean {
+  const set = rbeeCall<(tokens: number) => void>(bindingsOfLlama(llama), "rbeeSetMicroBatch");
+  set?.(tokens);
   return set !== undefined;
 }
 

@@ -8,7 +8,7 @@ import { logger } from "../log";
 import { Generation, type GenerationRequest, type GenerationResult } from "./generation";
 import { PromptCache, sharedStart } from "./prompt-cache";
 import { StepProfile } from "./step-profile";
-import { type AddonContext, type AddonSampler, addonContextOf, createSampler, lastStepTimingsOf, takeLogprobs, wantLogprobs } from "./addon";
+import { type AddonContext, type AddonSampler, addonContextOf, backendSamplingCountsOf, createSampler, lastStepTimingsOf, takeLogprobs, useBackendSampling, wantLogprobs } from "./addon";
 import { type OutputPlan, type Step, type Stepper, stepperFor } from "./step";
 
 export type { GenerationRequest, GenerationResult };
@@ -31,6 +31,8 @@ export interface EngineOptions {
    * one thread against two: a 1,390-token prompt 424 against 245 ms, one stream 4,643 against 113 tok/s).
    */
   threads?: { prompt: number; decode: number };
+  /** Tokens picked on the backend, in the decode's graph, where the sampler allows (rbee's rebuilt addon; see backendSamplingWanted). */
+  backendSampling?: boolean;
 }
 
 /** A step with at least this many prompt tokens runs on the prompt threads. */
@@ -46,6 +48,8 @@ export class BatchEngine {
   private readonly addon: AddonContext;
   private readonly stepper: Stepper;
   private readonly nativeSteps: boolean;
+  /** Requests whose samplers allow it get their tokens picked on the backend (off unless asked for). */
+  readonly backendSampling: boolean;
   private readonly profile: StepProfile | undefined;
   private readonly batchSize: number;
   private readonly freeSlots: number[];
@@ -63,8 +67,14 @@ export class BatchEngine {
     this.addon = addonContextOf(options.context);
     ({ step: this.stepper, native: this.nativeSteps } = stepperFor(options.model, this.addon, options));
     this.profile = StepProfile.fromEnv(this.nativeSteps ? lastStepTimingsOf(options.model) : undefined);
+    this.backendSampling = this.nativeSteps && useBackendSampling(options.model, this.addon, options.backendSampling === true);
     this.batchSize = options.context.batchSize;
     this.freeSlots = Array.from({ length: options.slots }, (_, i) => i);
+  }
+
+  /** Tokens picked on the backend so far, and sampler chains attached to slots for that (each costs a graph reserve). */
+  get backendSamplingCounts(): { picks: number; attachments: number } {
+    return backendSamplingCountsOf(this.options.model, this.addon);
   }
 
   get slotsTotal(): number {
@@ -117,6 +127,8 @@ export class BatchEngine {
     for (const g of [...this.waiting, ...this.active]) g.cancel();
     this.kick();
     while (this.running) await Bun.sleep(1);
+    // The loop stops with no decode in flight; another engine on this context starts with no chains attached.
+    if (this.backendSampling) useBackendSampling(this.options.model, this.addon, false);
   }
 
   private kick(): void {
@@ -141,7 +153,10 @@ export class BatchEngine {
         await this.admitWaiting();
         await this.closeGaps();
         if (!decoding && this.active.size === 0) {
-          this.profile?.report();
+          if (this.profile) {
+            const { picks, attachments } = this.backendSamplingCounts;
+            this.profile.report(this.backendSampling ? { backend_picks: picks, backend_attachments: attachments } : {});
+          }
           break;
         }
         // In slot order: with one KV buffer per slot llama.cpp puts only runs of consecutive slots into one pass.
@@ -161,7 +176,7 @@ export class BatchEngine {
         const threads = this.options.threads;
         if (threads && !this.options.decodeRunsAhead) this.useThreads(preparedTokens >= PROMPT_STEP_TOKENS ? threads.prompt : threads.decode);
         this.profile?.called();
-        step = this.stepper(plans, preparedTokens);
+        step = this.stepper(plans, preparedTokens, next.map(({ g, index }) => ({ index, sampler: g.sampler! })));
         const { tokens, goesOn } = await step.sampled;
         this.profile?.sampled(plans.length);
         for (const [i, { g }] of inFlight.entries()) {

@@ -3,7 +3,7 @@ import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { RbeeError } from "../errors";
 import { logger } from "../log";
 import { type Backend, createLlama, type GpuChoice, type SplitMode } from "./backend";
-import { addonContextOf, supportsModelSplit, useUnifiedKvCache } from "./addon";
+import { addonContextOf, supportsModelSplit, useMicroBatch, useUnifiedKvCache } from "./addon";
 import { checkGgufFile } from "./gguf-file";
 import { shapeFromMetadata } from "./gguf-metadata";
 import { DEFAULT_MAX_CTX, estimateMemory, fittingCtxPerSlot, MAX_BATCH_TOKENS, MIN_CTX_PER_SLOT, type ModelShape } from "./memory-plan";
@@ -49,7 +49,22 @@ export interface LoadedModel {
 
 const log = logger("load");
 
+/**
+ * A token count the environment sets (RBEE_BATCH_TOKENS, RBEE_UBATCH_TOKENS; measured in docs/performance.md, issue
+ * 21); undefined where unset.
+ */
+export function tokensFromEnv(name: string, env: Record<string, string | undefined> = process.env): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const tokens = Number(raw);
+  if (!Number.isInteger(tokens) || tokens < 1 || tokens > 65536) throw new RbeeError("BAD_REQUEST", `${name}=${raw}: a whole number of tokens from 1 to 65536`);
+  return tokens;
+}
+
 export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
+  // Tokens one decode call carries (prompt chunks), and at most per micro-batch inside it (default: as many).
+  const batchTokens = tokensFromEnv("RBEE_BATCH_TOKENS") ?? MAX_BATCH_TOKENS;
+  const microBatchTokens = tokensFromEnv("RBEE_UBATCH_TOKENS") ?? 0;
   const file = await checkGgufFile(options.modelPath);
   const { llama, backend } = await createLlama(options.gpu);
   const vramBefore = backend === "cpu" ? 0 : (await llama.getVramState()).used;
@@ -107,6 +122,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   // slot's cells costs more. RBEE_KV_LAYOUT=unified chooses it anyway (rbee's rebuilt addon).
   const wantUnified = process.env.RBEE_KV_LAYOUT === "unified";
   const unifiedKv = useUnifiedKvCache(llama, wantUnified) && wantUnified;
+  useMicroBatch(llama, microBatchTokens);
   // Size the context from the memory left: halve the tokens per slot until it fits (unless --ctx fixed them).
   for (;;) {
     try {
@@ -114,7 +130,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
         // Per sequence: node-llama-cpp asks llama.cpp for contextSize × sequences cells.
         contextSize: ctxPerSlot,
         sequences: options.slots,
-        batchSize: Math.min(MAX_BATCH_TOKENS, ctxPerSlot * options.slots),
+        batchSize: Math.min(batchTokens, ctxPerSlot * options.slots),
         threads,
         // llama.cpp turns it off by itself where the GPU kernel does not exist (head sizes such as 32).
         flashAttention: backend === "cpu" ? false : "auto",

@@ -59,8 +59,8 @@ export class StepProfile {
     if (split) split.forEach((us, i) => (this.split[i]! += us));
   }
 
-  /** Logs the busy period that just ended and starts over. */
-  report(): void {
+  /** Logs the busy period that just ended and starts over; `totals`: counters to log with it (so far, not per period). */
+  report(totals: Record<string, number> = {}): void {
     if (this.steps > 1) {
       const us = (ms: number, steps = this.steps) => Math.round((ms / steps) * 1000);
       const native = this.nativeSplit ? Object.fromEntries(NATIVE_STEP_PARTS.map((part, i) => [`${part}_us`, Math.round(this.split[i]! / this.steps)])) : {};
@@ -72,6 +72,7 @@ export class StepProfile {
         ...native,
         emit_us: us(this.emitMs),
         after_launch_us: us(this.afterLaunchMs, this.steps - 1),
+        ...totals,
         slowest_us: this.slowestMs.map((ms) => Math.round(ms * 1000)),
       });
     }

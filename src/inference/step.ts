@@ -3,6 +3,7 @@
 // hands the tokens over while the decode starts; the stock addon needs a call per sampled sequence and one decode call.
 import type { LlamaModel, Token } from "node-llama-cpp";
 import { type AddonContext, type AddonSampler, type SampleThenDecode, sampleThenDecodeOf } from "./addon";
+import { RbeeError } from "../errors";
 import type { Backend } from "./backend";
 
 /** What to do with one output of the batch in flight. */
@@ -30,12 +31,32 @@ export interface Step {
   launched: Promise<void>;
 }
 
-/** `preparedTokens`: tokens already in the batch (prompt chunks), before the sequences that go on. */
-export type Stepper = (outputs: OutputPlan[], preparedTokens: number) => Step;
+/** An output of the prompt chunks already in the batch: its index there and the sampler that will sample it. */
+export interface PreparedOutput {
+  index: number;
+  sampler: AddonSampler;
+}
+
+/**
+ * `preparedTokens`: tokens already in the batch (prompt chunks), before the sequences that go on; `prepared`: their
+ * outputs (the native step samples a plain greedy one on the backend where that is on).
+ */
+export type Stepper = (outputs: OutputPlan[], preparedTokens: number, prepared: PreparedOutput[]) => Step;
 
 /** On a GPU, starting a decode returns before the decode ends; on the CPU the start is the decode. */
 export function decodeRunsAheadOn(backend: Backend): boolean {
   return backend !== "cpu";
+}
+
+/**
+ * Tokens picked on the backend, in the decode's graph (native/backend-sampling.cpp), only with RBEE_BACKEND_SAMPLING=1:
+ * on an H100 it gained nothing for greedy requests and lost 15% at one stream and half at 32 for drawn ones, whose own
+ * chains make llama.cpp reserve its graphs again (docs/performance.md, issue 21).
+ */
+export function backendSamplingWanted(env: Record<string, string | undefined> = process.env): boolean {
+  const value = env.RBEE_BACKEND_SAMPLING ?? "";
+  if (!["", "0", "1"].includes(value)) throw new RbeeError("BAD_REQUEST", `RBEE_BACKEND_SAMPLING=${value}: 1 (on) or 0 (off, the default)`);
+  return value === "1";
 }
 
 /**
@@ -48,7 +69,7 @@ export function stepperFor(model: LlamaModel, addon: AddonContext, { decodeRunsA
 }
 
 function nativeStepper(addon: AddonContext, sampleThenDecode: SampleThenDecode, decodeRunsAhead: boolean): Stepper {
-  return (outputs) => {
+  return (outputs, _preparedTokens, prepared) => {
     const n = outputs.length;
     let resolveSampled!: (r: Int32Array) => void;
     let rejectSampled!: (err: unknown) => void;
@@ -62,6 +83,8 @@ function nativeStepper(addon: AddonContext, sampleThenDecode: SampleThenDecode, 
       Uint8Array.from(outputs, (o) => (o.stopAtEog ? 1 : 0)),
       resolveSampled,
       !decodeRunsAhead || outputs.some((o) => o.first && o.sampler),
+      prepared.map((p) => p.sampler),
+      Int32Array.from(prepared, (p) => p.index),
     );
     if (n === 0) resolveSampled(new Int32Array(0));
     // A failed step may fail before sampling: the tokens never come then.

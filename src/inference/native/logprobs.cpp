@@ -49,6 +49,11 @@ Napi::Value TakeLogprobs(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+bool rbeeWantsLogprobs(const AddonSampler* sampler) {
+    std::lock_guard<std::mutex> guard(lock);
+    return wanted.count(sampler) > 0;
+}
+
 void rbeeRecordLogprobs(AddonSampler* sampler, const float* row, size_t nVocab, int32_t token) {
     int32_t top;
     {

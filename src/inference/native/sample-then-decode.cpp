@@ -19,6 +19,7 @@
 #include "napi.h"
 #include "AddonContext.h"
 #include "AddonSampler.h"
+#include "backend-sampling.h"
 #include "sampling.h"
 #include "step-thread.h"
 
@@ -53,6 +54,8 @@ struct Outputs {
     std::vector<int32_t> slots;
     std::vector<int32_t> positions;
     std::vector<uint8_t> stopAtEog;
+    // The outputs of the prompt chunks JavaScript put into the next batch: batch index and sampler.
+    std::vector<std::pair<int32_t, AddonSampler*>> prepared;
 };
 
 // One call: made and freed on JavaScript's thread, run on the step thread in between.
@@ -92,9 +95,12 @@ void sendTokens(StepCall* call, std::vector<int32_t> tokensThenFlags) {
     lastTimings[kSend] = microsSince(started);
 }
 
-// Starts the decode and returns without waiting for it: the next call's llama_synchronize does.
-void launch(AddonContext* context) {
+// Starts the decode and returns without waiting for it: the next call's llama_synchronize does. `outputSamplers`: the
+// sampler of each output in the batch (batch index, sampler; the first `firstAppended` are the prompts'), which says
+// where it can be sampled on the backend.
+void launch(AddonContext* context, const std::vector<std::pair<int32_t, AddonSampler*>>& outputSamplers, size_t firstAppended) {
     if (context->batch.n_tokens == 0) return;
+    rbeeBackendSamplersForBatch(context->ctx, context->batch, outputSamplers, firstAppended);
     // The stock sampleToken reads these after a decode; keep them consistent for callers that mix both.
     context->sharedSamplerData.gotLogit = false;
     context->sharedSamplerData.hasLogits = false;
@@ -102,6 +108,20 @@ void launch(AddonContext* context) {
     context->batch.n_tokens = 0;
     if (status == 1) throw std::runtime_error("could not find a KV slot for the batch (try reducing the size of the batch or increase the context)");
     if (status != 0) throw std::runtime_error("Eval has failed");
+}
+
+// Samples each output: read back where the backend picked it, else on the host (rbeeSampleOutputs).
+void sampleOutputs(llama_context* ctx, const Outputs& outputs, std::vector<int32_t>& tokens) {
+    std::vector<AddonSampler*> onHost = outputs.samplers;
+    const std::vector<llama_token> picked = rbeeBackendSampledTokens(ctx, outputs.logitIndexes);
+    for (size_t i = 0; i < onHost.size(); i++) {
+        if (onHost[i] == nullptr || picked[i] < 0) continue;
+        onHost[i]->acceptToken(picked[i]);
+        onHost[i] = nullptr;
+    }
+    rbeeSampleOutputs(ctx, onHost, outputs.logitIndexes, tokens);
+    for (size_t i = 0; i < picked.size(); i++)
+        if (picked[i] >= 0 && outputs.samplers[i] != nullptr) tokens[i] = picked[i];
 }
 
 // On the step thread.
@@ -115,15 +135,17 @@ void run(StepCall* call) {
         started = std::chrono::steady_clock::now();
         // Sent as the tokens, then one flag per output: 1 where it was appended to the next batch.
         std::vector<int32_t> result;
-        rbeeSampleOutputs(context->ctx, outputs.samplers, outputs.logitIndexes, result);
+        sampleOutputs(context->ctx, outputs, result);
         const size_t n = result.size();
         result.resize(2 * n, 0);
+        std::vector<std::pair<int32_t, AddonSampler*>> outputSamplers = outputs.prepared;
         const llama_vocab* vocab = llama_model_get_vocab(llama_get_model(context->ctx));
         for (size_t i = 0; i < n; i++) {
             const llama_token token = result[i];
             const bool goesOn = token >= 0 && outputs.positions[i] >= 0 && !(outputs.stopAtEog[i] && llama_vocab_is_eog(vocab, token));
             if (!goesOn) continue;
             if (context->batch.n_tokens >= context->batch_n_tokens) throw std::runtime_error("the batch has no room for the sequences that go on");
+            outputSamplers.emplace_back(context->batch.n_tokens, outputs.samplers[i]);
             common_batch_add(context->batch, token, outputs.positions[i], {outputs.slots[i]}, true);
             result[n + i] = 1;
         }
@@ -131,7 +153,7 @@ void run(StepCall* call) {
         if (call->tokensBeforeLaunch) sendTokens(call, std::move(result));
         started = std::chrono::steady_clock::now();
         const int64_t cpuBefore = profiling() ? threadCpuMicros() : 0;
-        launch(context);
+        launch(context, outputSamplers, outputs.prepared.size());
         lastTimings[kLaunch] = microsSince(started);
         lastTimings[kLaunchCpu] = profiling() ? threadCpuMicros() - cpuBefore : 0;
         if (!call->tokensBeforeLaunch) sendTokens(call, std::move(result));
@@ -164,6 +186,7 @@ void deliver(Napi::Env env, Napi::Function, void*, Message* message) {
     call->context->Unref();
     for (auto* sampler : call->outputs.samplers)
         if (sampler != nullptr) sampler->Unref();
+    for (auto& [index, sampler] : call->outputs.prepared) sampler->Unref();
     delete call;
     if (--callsRunning == 0) deliverer.Unref(env);
 }
@@ -174,12 +197,14 @@ std::vector<T> vectorOf(const Napi::TypedArrayOf<T>& array) {
 }
 
 // sampleThenDecode(context, samplers: (AddonSampler|null)[], logitIndexes, slots, positions: Int32Array,
-//                  stopAtEog: Uint8Array, onSampled: (tokensThenFlags: Int32Array) => void, tokensBeforeLaunch = true)
+//                  stopAtEog: Uint8Array, onSampled: (tokensThenFlags: Int32Array) => void, tokensBeforeLaunch = true,
+//                  preparedSamplers: AddonSampler[] = [], preparedIndexes: Int32Array = [])
 //   -> Promise<void>
+// preparedSamplers[i] samples the output at batch index preparedIndexes[i] of the prompt chunks already in the batch.
 // The promise settles once the next decode has started (or failed to); until then the context must not be touched.
 Napi::Value SampleThenDecode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const char* usage = "sampleThenDecode(context, samplers, logitIndexes, slots, positions: Int32Array, stopAtEog: Uint8Array, onSampled, tokensBeforeLaunch?: boolean)";
+    const char* usage = "sampleThenDecode(context, samplers, logitIndexes, slots, positions: Int32Array, stopAtEog: Uint8Array, onSampled, tokensBeforeLaunch?: boolean, preparedSamplers?: AddonSampler[], preparedIndexes?: Int32Array)";
     if (info.Length() < 7 || !info[0].IsObject() || !info[1].IsArray() || !info[2].IsTypedArray() || !info[3].IsTypedArray() ||
         !info[4].IsTypedArray() || !info[5].IsTypedArray() || !info[6].IsFunction())
         throw Napi::TypeError::New(env, usage);
@@ -199,6 +224,17 @@ Napi::Value SampleThenDecode(const Napi::CallbackInfo& info) {
         outputs.samplers.push_back(sampler);
     }
     const bool tokensBeforeLaunch = info.Length() < 8 || !info[7].IsBoolean() || info[7].As<Napi::Boolean>().Value();
+    if (info.Length() >= 10 && info[8].IsArray() && info[9].IsTypedArray()) {
+        const auto preparedArray = info[8].As<Napi::Array>();
+        const auto indexes = vectorOf(info[9].As<Napi::Int32Array>());
+        if (indexes.size() != preparedArray.Length()) throw Napi::RangeError::New(env, "one prepared index per prepared sampler");
+        for (uint32_t i = 0; i < indexes.size(); i++) {
+            const Napi::Value value = preparedArray.Get(i);
+            AddonSampler* sampler = value.IsObject() ? Napi::ObjectWrap<AddonSampler>::Unwrap(value.As<Napi::Object>()) : nullptr;
+            if (sampler == nullptr || sampler->disposed) throw Napi::Error::New(env, "a prepared sampler is missing or disposed");
+            outputs.prepared.emplace_back(indexes[i], sampler);
+        }
+    }
     if (!deliverer) deliverer = Deliverer::New(env, "rbeeSampleThenDecode", 0, 1);
     if (callsRunning++ == 0) deliverer.Ref(env);
     auto* call = new StepCall{context, std::move(outputs), Napi::Persistent(info[6].As<Napi::Function>()), Napi::Promise::Deferred::New(env),
@@ -206,6 +242,7 @@ Napi::Value SampleThenDecode(const Napi::CallbackInfo& info) {
     context->Ref();
     for (auto* sampler : call->outputs.samplers)
         if (sampler != nullptr) sampler->Ref();
+    for (auto& [index, sampler] : call->outputs.prepared) sampler->Ref();
     const Napi::Promise promise = call->deferred.Promise();
     rbeeRunOnStepThread([call] { run(call); });
     return promise;
@@ -222,4 +259,5 @@ Napi::Value LastStepTimings(const Napi::CallbackInfo& info) {
 void rbeeRegisterSampleThenDecode(Napi::Object exports) {
     exports.Set("rbeeSampleThenDecode", Napi::Function::New(exports.Env(), SampleThenDecode, "rbeeSampleThenDecode"));
     exports.Set("rbeeLastStepTimings", Napi::Function::New(exports.Env(), LastStepTimings, "rbeeLastStepTimings"));
+    rbeeRegisterBackendSampling(exports);
 }

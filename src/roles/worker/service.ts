@@ -10,7 +10,7 @@ import { type LoadedModel, loadModel } from "../../inference/load";
 import { Embedder } from "../../inference/embeddings";
 import { longestTokenPiece } from "../../inference/addon";
 import { Grammars } from "../../inference/grammars";
-import { decodeRunsAheadOn } from "../../inference/step";
+import { backendSamplingWanted, decodeRunsAheadOn } from "../../inference/step";
 import type { ReadyResponse } from "../../wire/worker";
 
 export interface WorkerConfig {
@@ -44,6 +44,8 @@ export class WorkerService {
 
   async load(): Promise<LoadedModel> {
     const started = performance.now();
+    // Settings are checked before the model loads: a wrong one fails the worker at once.
+    const backendSampling = backendSamplingWanted();
     this.loaded = await loadModel({ ...this.config, onProgress: (p) => (this.progress = p) });
     // Its chat template is parsed before the first request, not during it (a quarter second for Qwen2.5's).
     await chatWrapperOf(this.loaded.model);
@@ -55,12 +57,13 @@ export class WorkerService {
       ctxPerSlot: this.loaded.ctxPerSlot,
       kvPerSlot: !this.loaded.unifiedKv,
       decodeRunsAhead: decodeRunsAheadOn(this.loaded.backend),
+      backendSampling,
       queueLimit: this.config.queueLimit,
       ...(this.loaded.promptThreads !== this.loaded.threads && { threads: { prompt: this.loaded.promptThreads, decode: this.loaded.threads } }),
     });
     const { backend, device, threads, promptThreads, ctxPerSlot, unifiedKv } = this.loaded;
     const sampling = this.engine.sampling === "batched" ? "batched" : "per-sequence (stock addon: run bun scripts/build-addon.ts)";
-    log.info(`loaded ${basename(this.config.modelPath)} in ${Math.round(performance.now() - started)} ms`, { backend, device, threads, promptThreads, ctxPerSlot, slots: this.config.slots, sampling, unifiedKv });
+    log.info(`loaded ${basename(this.config.modelPath)} in ${Math.round(performance.now() - started)} ms`, { backend, device, threads, promptThreads, ctxPerSlot, slots: this.config.slots, sampling, backendSampling: this.engine.backendSampling, unifiedKv });
     return this.loaded;
   }
 

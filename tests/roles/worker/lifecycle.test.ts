@@ -73,6 +73,18 @@ describe("worker lifecycle", () => {
     hive.stop(true);
   });
 
+  test("a wrong tuning setting in the environment stops the worker before it loads, with the setting named", async () => {
+    for (const [name, value, says] of [
+      ["RBEE_BATCH_TOKENS", "lots", "RBEE_BATCH_TOKENS=lots: a whole number of tokens from 1 to 65536"],
+      ["RBEE_UBATCH_TOKENS", "0", "RBEE_UBATCH_TOKENS=0: a whole number of tokens from 1 to 65536"],
+      ["RBEE_BACKEND_SAMPLING", "yes", "RBEE_BACKEND_SAMPLING=yes: 1 (on) or 0 (off, the default)"],
+    ] as const) {
+      const worker = await startRbee(["worker", "--model", STORIES_MODEL, "--port", "0"], { env: { [name]: value } });
+      expect(await worker.proc.exited).toBe(2);
+      expect(worker.stderr()).toContain(says);
+    }
+  });
+
   test("with --api-token every route but health and ready needs the bearer token", async () => {
     const worker = await startWorker(["--api-token", "tok"]);
     expect((await fetch(`${worker.url}/v1/health`)).status).toBe(200);

@@ -1,0 +1,50 @@
+// Tokens per decode call (RBEE_BATCH_TOKENS, default 512) and per micro-batch inside one (RBEE_UBATCH_TOKENS, default
+// as many; rbee's addon: native/micro-batch.cpp). llama.cpp sizes its compute buffers for one micro-batch, so the
+// same 2,048-token calls in micro-batches of 512 need less memory; a long prompt goes in one call either way.
+import { afterEach, expect, test } from "bun:test";
+import type { Token } from "node-llama-cpp";
+import { BatchEngine } from "../../src/inference/engine";
+import { loadModel, tokensFromEnv } from "../../src/inference/load";
+import { STORIES_MODEL } from "../support/paths";
+
+function clearSettings(): void {
+  delete process.env.RBEE_BATCH_TOKENS;
+  delete process.env.RBEE_UBATCH_TOKENS;
+}
+afterEach(clearSettings);
+
+async function loadWith(env: Record<string, string>): Promise<{ batchSize: number; ramBytes: number; text: string }> {
+  clearSettings();
+  Object.assign(process.env, env);
+  const loaded = await loadModel({ modelPath: STORIES_MODEL, gpu: "cpu", slots: 2, ctx: 2048 });
+  try {
+    const engine = new BatchEngine({ model: loaded.model, context: loaded.context, slots: 2, ctxPerSlot: loaded.ctxPerSlot, kvPerSlot: true, decodeRunsAhead: false, queueLimit: 4 });
+    const promptTokens = loaded.model.tokenize("Once upon a time there was a little girl. ".repeat(140)) as Token[];
+    expect(promptTokens.length).toBeGreaterThan(1024);
+    expect(promptTokens.length).toBeLessThan(2000);
+    const result = await engine.submit({ promptTokens, maxTokens: 20, stop: [], ignoreEos: true, temperature: 0, topP: 1 });
+    await engine.close();
+    expect(result.stopReason).toBe("length");
+    return { batchSize: loaded.context.batchSize, ramBytes: loaded.contextBytes.ram, text: result.text };
+  } finally {
+    await loaded.dispose();
+  }
+}
+
+test("2,048-token decode calls in micro-batches of 512 take a 512-token batch's compute memory", async () => {
+  const whole = await loadWith({ RBEE_BATCH_TOKENS: "2048" });
+  const micro = await loadWith({ RBEE_BATCH_TOKENS: "2048", RBEE_UBATCH_TOKENS: "512" });
+  const plain = await loadWith({});
+  expect(whole.batchSize).toBe(2048);
+  expect(micro.batchSize).toBe(2048);
+  expect(plain.batchSize).toBe(512);
+  expect(micro.ramBytes).toBeLessThan(whole.ramBytes);
+  expect(micro.ramBytes).toBe(plain.ramBytes);
+  for (const run of [whole, micro, plain]) expect(run.text.length).toBeGreaterThan(20);
+});
+
+test("a token count from the environment is a whole number from 1 to 65536", () => {
+  expect(tokensFromEnv("X", {})).toBeUndefined();
+  expect(tokensFromEnv("X", { X: "2048" })).toBe(2048);
+  for (const bad of ["0", "-1", "1.5", "lots", "70000"]) expect(() => tokensFromEnv("X", { X: bad })).toThrow(`X=${bad}: a whole number of tokens from 1 to 65536`);
+});
