@@ -3,28 +3,21 @@
 // seeded draw). A request whose grammar, biases, penalties or logprobs need the row of logits is sampled on the host.
 // The CPU backend has the same samplers as CUDA, so the path runs here while slots change hands between kinds of
 // requests (chains attached, replaced and detached) and sequences move down to close gaps.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import type { Token } from "node-llama-cpp";
-import { BatchEngine, type GenerationRequest } from "../../src/inference/engine";
-import { type LoadedModel, loadModel } from "../../src/inference/load";
+import type { BatchEngine, GenerationRequest } from "../../src/inference/engine";
 import { backendSamplingWanted } from "../../src/inference/step";
-import { STORIES_MODEL } from "../support/paths";
+import { engineOn, storiesForFile } from "../support/engine";
 
 const SLOTS = 3;
-let loaded: LoadedModel;
-beforeAll(async () => {
-  loaded = await loadModel({ modelPath: STORIES_MODEL, gpu: "cpu", slots: SLOTS, ctx: 256 });
-});
-afterAll(async () => {
-  await loaded.dispose();
-});
+const model = storiesForFile(SLOTS, 256);
 
 type Settings = Omit<GenerationRequest, "promptTokens" | "stop"> & { prompt: string };
 const greedy = (maxTokens: number, prompt: string): Settings => ({ prompt, maxTokens, ignoreEos: true, temperature: 0, topP: 1 });
 const drawn = (maxTokens: number, prompt: string, seed: number): Settings => ({ prompt, maxTokens, ignoreEos: true, temperature: 0.9, topP: 0.95, seed });
 
 function engineWith(backendSampling: boolean): BatchEngine {
-  const engine = new BatchEngine({ model: loaded.model, context: loaded.context, slots: SLOTS, ctxPerSlot: loaded.ctxPerSlot, kvPerSlot: !loaded.unifiedKv, decodeRunsAhead: false, queueLimit: 16, backendSampling });
+  const engine = engineOn(model(), SLOTS, { queueLimit: 16, backendSampling });
   expect(engine.backendSampling).toBe(backendSampling);
   return engine;
 }
@@ -34,7 +27,7 @@ async function run(backendSampling: boolean, waves: Settings[][]): Promise<{ tex
   const engine = engineWith(backendSampling);
   const texts: string[] = [];
   for (const wave of waves) {
-    const results = await Promise.all(wave.map(({ prompt, ...s }) => engine.submit({ ...s, promptTokens: loaded.model.tokenize(prompt) as Token[], stop: [] })));
+    const results = await Promise.all(wave.map(({ prompt, ...s }) => engine.submit({ ...s, promptTokens: model().model.tokenize(prompt) as Token[], stop: [] })));
     for (const r of results) expect(r.stopReason).toBe("length");
     texts.push(...results.map((r) => r.text));
   }
@@ -43,7 +36,7 @@ async function run(backendSampling: boolean, waves: Settings[][]): Promise<{ tex
   return { texts, ...counts };
 }
 
-const tokenOf = (word: string) => loaded.model.tokenize(` ${word}`)[0]!;
+const tokenOf = (word: string) => model().model.tokenize(` ${word}`)[0]!;
 const mixed = (): Settings[][] => [
   [greedy(50, "Once upon a time"), greedy(90, "The little dog"), drawn(70, "One day Lily", 3)],
   [drawn(60, "The little dog", 11), greedy(40, "One day Lily"), { ...greedy(80, "Once upon a time"), repeatPenalty: 1.3 }],

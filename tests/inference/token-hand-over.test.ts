@@ -1,23 +1,16 @@
 // On a GPU the native step hands a sequence's tokens to JavaScript after it has started the next decode, except for a
 // request's first token, which goes before (time to first token). The order must not change what is generated: the
 // same requests, run side by side with the tokens handed over after the launch and before it, give the same texts.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import type { Token } from "node-llama-cpp";
-import { BatchEngine } from "../../src/inference/engine";
-import { type LoadedModel, loadModel } from "../../src/inference/load";
-import { STORIES_MODEL } from "../support/paths";
+import { engineOn, storiesForFile } from "../support/engine";
 
 const SLOTS = 3;
-let loaded: LoadedModel;
-beforeAll(async () => {
-  loaded = await loadModel({ modelPath: STORIES_MODEL, gpu: "cpu", slots: SLOTS, ctx: 256 });
-});
-afterAll(async () => {
-  await loaded.dispose();
-});
+const model = storiesForFile(SLOTS, 256);
 
 async function stories(decodeRunsAhead: boolean): Promise<string[]> {
-  const engine = new BatchEngine({ model: loaded.model, context: loaded.context, slots: SLOTS, ctxPerSlot: loaded.ctxPerSlot, kvPerSlot: !loaded.unifiedKv, decodeRunsAhead, queueLimit: 8 });
+  const loaded = model();
+  const engine = engineOn(loaded, SLOTS, { decodeRunsAhead });
   expect(engine.sampling).toBe("batched");
   const promptTokens = loaded.model.tokenize("Once upon a time") as Token[];
   // Different lengths, so that sequences end, free their slots and close gaps while others go on.
