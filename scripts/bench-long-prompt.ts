@@ -2,8 +2,9 @@
 // eight at once, for each worker variant in one run (and llama-server beside them, where given).
 //   bun scripts/bench-long-prompt.ts [--model PATH] [--words 760] [--rounds 3] [--variants "auto;--threads 1"]
 //                                    [--slots 8] [--ctx 2048] [--gpu cpu|cuda|…] [--llama-server PATH [--llama-server-args="-t 1"]]
-// A variant is extra `rbee worker` arguments ("auto": none), after any NAME=value settings for its environment. --words sets the prompt length (760 words of this text are
-// 1,390 tokens with stories260K's tokenizer).
+// A variant is extra `rbee worker` arguments ("auto": none), after any NAME=value settings for its environment
+// ("RBEE_BATCH_TOKENS=2048 --threads 1"). --words sets the prompt length (760 words of this text are 1,390 tokens with
+// stories260K's tokenizer).
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type Daemon, startDaemon, untilReady, workerReady } from "./lib/daemon";

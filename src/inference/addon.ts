@@ -59,7 +59,7 @@ export function sampleThenDecodeOf(model: LlamaModel): SampleThenDecode | undefi
 }
 
 /**
- * Greedy picks on the backend (native/backend-sampling.cpp) for this context from now on, where the addon has them;
+ * Tokens picked on the backend (native/backend-sampling.cpp) for this context from now on, where the addon can;
  * returns whether it does. Call before the context's first step; off detaches every chain (after its last step).
  */
 export function useBackendSampling(model: LlamaModel, context: AddonContext, on: boolean): boolean {

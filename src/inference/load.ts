@@ -122,7 +122,11 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   // slot's cells costs more. RBEE_KV_LAYOUT=unified chooses it anyway (rbee's rebuilt addon).
   const wantUnified = process.env.RBEE_KV_LAYOUT === "unified";
   const unifiedKv = useUnifiedKvCache(llama, wantUnified) && wantUnified;
-  useMicroBatch(llama, microBatchTokens);
+  if (!useMicroBatch(llama, microBatchTokens) && microBatchTokens > 0) {
+    await model.dispose();
+    await llama.dispose();
+    throw new RbeeError("BACKEND_UNAVAILABLE", "RBEE_UBATCH_TOKENS needs rbee's rebuilt addon (bun scripts/build-addon.ts); this one is node-llama-cpp's stock addon");
+  }
   // Size the context from the memory left: halve the tokens per slot until it fits (unless --ctx fixed them).
   for (;;) {
     try {

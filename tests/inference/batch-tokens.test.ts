@@ -10,6 +10,7 @@ import { STORIES_MODEL } from "../support/paths";
 function clearSettings(): void {
   delete process.env.RBEE_BATCH_TOKENS;
   delete process.env.RBEE_UBATCH_TOKENS;
+  delete process.env.RBEE_STOCK_ADDON;
 }
 afterEach(clearSettings);
 
@@ -41,6 +42,12 @@ test("2,048-token decode calls in micro-batches of 512 take a 512-token batch's 
   expect(micro.ramBytes).toBeLessThan(whole.ramBytes);
   expect(micro.ramBytes).toBe(plain.ramBytes);
   for (const run of [whole, micro, plain]) expect(run.text.length).toBeGreaterThan(20);
+});
+
+test("micro-batches on node-llama-cpp's stock addon, which cannot make them, are refused with the reason", async () => {
+  clearSettings();
+  Object.assign(process.env, { RBEE_UBATCH_TOKENS: "512", RBEE_STOCK_ADDON: "1" });
+  await expect(loadModel({ modelPath: STORIES_MODEL, gpu: "cpu", slots: 2, ctx: 256 })).rejects.toThrow("RBEE_UBATCH_TOKENS needs rbee's rebuilt addon");
 });
 
 test("a token count from the environment is a whole number from 1 to 65536", () => {
