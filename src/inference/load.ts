@@ -77,6 +77,11 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
     await llama.dispose();
     throw new RbeeError("BACKEND_UNAVAILABLE", "--split-mode tensor spreads a model over GPUs; this worker runs on the CPU");
   }
+  // Only asked whether the addon can, here: the micro-batch is set for the serving context alone (below).
+  if (microBatchTokens > 0 && !useMicroBatch(llama, 0)) {
+    await llama.dispose();
+    throw new RbeeError("BACKEND_UNAVAILABLE", "RBEE_UBATCH_TOKENS needs rbee's rebuilt addon (bun scripts/build-addon.ts); this one is node-llama-cpp's stock addon");
+  }
   let model: LlamaModel;
   try {
     model = await llama.loadModel({
@@ -122,35 +127,36 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   // slot's cells costs more. RBEE_KV_LAYOUT=unified chooses it anyway (rbee's rebuilt addon).
   const wantUnified = process.env.RBEE_KV_LAYOUT === "unified";
   const unifiedKv = useUnifiedKvCache(llama, wantUnified) && wantUnified;
-  if (!useMicroBatch(llama, microBatchTokens) && microBatchTokens > 0) {
-    await model.dispose();
-    await llama.dispose();
-    throw new RbeeError("BACKEND_UNAVAILABLE", "RBEE_UBATCH_TOKENS needs rbee's rebuilt addon (bun scripts/build-addon.ts); this one is node-llama-cpp's stock addon");
-  }
-  // Size the context from the memory left: halve the tokens per slot until it fits (unless --ctx fixed them).
-  for (;;) {
-    try {
-      context = await model.createContext({
-        // Per sequence: node-llama-cpp asks llama.cpp for contextSize × sequences cells.
-        contextSize: ctxPerSlot,
-        sequences: options.slots,
-        batchSize: Math.min(batchTokens, ctxPerSlot * options.slots),
-        threads,
-        // llama.cpp turns it off by itself where the GPU kernel does not exist (head sizes such as 32).
-        flashAttention: backend === "cpu" ? false : "auto",
-      });
-      break;
-    } catch (err) {
-      const smaller = Math.floor(ctxPerSlot / 2);
-      if (options.ctx === undefined && smaller >= MIN_CTX_PER_SLOT) {
-        ctxPerSlot = smaller;
-        continue;
+  // Size the context from the memory left: halve the tokens per slot until it fits (unless --ctx fixed them). The
+  // micro-batch applies to the contexts created meanwhile: an embedding context made later needs each input whole.
+  useMicroBatch(llama, microBatchTokens);
+  try {
+    for (;;) {
+      try {
+        context = await model.createContext({
+          // Per sequence: node-llama-cpp asks llama.cpp for contextSize × sequences cells.
+          contextSize: ctxPerSlot,
+          sequences: options.slots,
+          batchSize: Math.min(batchTokens, ctxPerSlot * options.slots),
+          threads,
+          // llama.cpp turns it off by itself where the GPU kernel does not exist (head sizes such as 32).
+          flashAttention: backend === "cpu" ? false : "auto",
+        });
+        break;
+      } catch (err) {
+        const smaller = Math.floor(ctxPerSlot / 2);
+        if (options.ctx === undefined && smaller >= MIN_CTX_PER_SLOT) {
+          ctxPerSlot = smaller;
+          continue;
+        }
+        await model.dispose();
+        await llama.dispose();
+        const where = backend === "cpu" ? "RAM" : `VRAM on ${backend}`;
+        throw new RbeeError(backend === "cpu" ? "INSUFFICIENT_MEMORY" : "INSUFFICIENT_VRAM", `not enough ${where} for ${options.slots} slots of ${ctxPerSlot} tokens (${err instanceof Error ? err.message : err}); use fewer --slots or a smaller --ctx`);
       }
-      await model.dispose();
-      await llama.dispose();
-      const where = backend === "cpu" ? "RAM" : `VRAM on ${backend}`;
-      throw new RbeeError(backend === "cpu" ? "INSUFFICIENT_MEMORY" : "INSUFFICIENT_VRAM", `not enough ${where} for ${options.slots} slots of ${ctxPerSlot} tokens (${err instanceof Error ? err.message : err}); use fewer --slots or a smaller --ctx`);
     }
+  } finally {
+    useMicroBatch(llama, 0);
   }
   const breakdown = addonContextOf(context!).getMemoryBreakdown();
   const vramBytes = backend === "cpu" ? 0 : Math.max(0, (await llama.getVramState()).used - vramBefore);

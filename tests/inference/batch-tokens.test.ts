@@ -1,10 +1,12 @@
 // Tokens per decode call (RBEE_BATCH_TOKENS, default 512) and per micro-batch inside one (RBEE_UBATCH_TOKENS, default
 // as many; rbee's addon: native/micro-batch.cpp). llama.cpp sizes its compute buffers for one micro-batch, so the
-// same 2,048-token calls in micro-batches of 512 need less memory; a long prompt goes in one call either way.
+// same 2,048-token calls in micro-batches of 512 need less memory; a long prompt goes in one call either way. Only the
+// serving context gets micro-batches: one made later (embeddings) evaluates each input whole.
 import { afterEach, expect, test } from "bun:test";
 import type { Token } from "node-llama-cpp";
-import { BatchEngine } from "../../src/inference/engine";
+import { addonContextOf } from "../../src/inference/addon";
 import { loadModel, tokensFromEnv } from "../../src/inference/load";
+import { engineOn } from "../support/engine";
 import { STORIES_MODEL } from "../support/paths";
 
 function clearSettings(): void {
@@ -14,19 +16,22 @@ function clearSettings(): void {
 }
 afterEach(clearSettings);
 
-async function loadWith(env: Record<string, string>): Promise<{ batchSize: number; ramBytes: number; text: string }> {
+async function loadWith(env: Record<string, string>): Promise<{ batchSize: number; ramBytes: number; laterRamBytes: number; text: string }> {
   clearSettings();
   Object.assign(process.env, env);
   const loaded = await loadModel({ modelPath: STORIES_MODEL, gpu: "cpu", slots: 2, ctx: 2048 });
   try {
-    const engine = new BatchEngine({ model: loaded.model, context: loaded.context, slots: 2, ctxPerSlot: loaded.ctxPerSlot, kvPerSlot: true, decodeRunsAhead: false, queueLimit: 4 });
+    const engine = engineOn(loaded, 2);
     const promptTokens = loaded.model.tokenize("Once upon a time there was a little girl. ".repeat(140)) as Token[];
     expect(promptTokens.length).toBeGreaterThan(1024);
     expect(promptTokens.length).toBeLessThan(2000);
     const result = await engine.submit({ promptTokens, maxTokens: 20, stop: [], ignoreEos: true, temperature: 0, topP: 1 });
     await engine.close();
     expect(result.stopReason).toBe("length");
-    return { batchSize: loaded.context.batchSize, ramBytes: loaded.contextBytes.ram, text: result.text };
+    const later = await loaded.model.createContext({ contextSize: 2048, sequences: 1, batchSize: 2048 });
+    const laterRamBytes = addonContextOf(later).getMemoryBreakdown().cpuRam;
+    await later.dispose();
+    return { batchSize: loaded.context.batchSize, ramBytes: loaded.contextBytes.ram, laterRamBytes, text: result.text };
   } finally {
     await loaded.dispose();
   }
@@ -41,6 +46,7 @@ test("2,048-token decode calls in micro-batches of 512 take a 512-token batch's 
   expect(plain.batchSize).toBe(512);
   expect(micro.ramBytes).toBeLessThan(whole.ramBytes);
   expect(micro.ramBytes).toBe(plain.ramBytes);
+  expect(micro.laterRamBytes).toBe(whole.laterRamBytes);
   for (const run of [whole, micro, plain]) expect(run.text.length).toBeGreaterThan(20);
 });
 
