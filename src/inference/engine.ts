@@ -153,10 +153,8 @@ export class BatchEngine {
         await this.admitWaiting();
         await this.closeGaps();
         if (!decoding && this.active.size === 0) {
-          if (this.profile) {
-            const { picks, attachments } = this.backendSamplingCounts;
-            this.profile.report(this.backendSampling ? { backend_picks: picks, backend_attachments: attachments } : {});
-          }
+          const counts = this.profile && this.backendSampling ? this.backendSamplingCounts : undefined;
+          this.profile?.report(counts && { backend_picks: counts.picks, backend_attachments: counts.attachments });
           break;
         }
         // In slot order: with one KV buffer per slot llama.cpp puts only runs of consecutive slots into one pass.

@@ -39,7 +39,7 @@ export interface PreparedOutput {
 
 /**
  * `preparedTokens`: tokens already in the batch (prompt chunks), before the sequences that go on; `prepared`: their
- * outputs (the native step samples a plain greedy one on the backend where that is on).
+ * outputs (whose samplers say where the native step may pick their tokens on the backend, where that is on).
  */
 export type Stepper = (outputs: OutputPlan[], preparedTokens: number, prepared: PreparedOutput[]) => Step;
 

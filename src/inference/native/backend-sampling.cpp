@@ -11,10 +11,11 @@ namespace {
 // How an output's sampler can run on the backend.
 enum class Plan { Host, Greedy, Chain };
 
-// A chain attached to a sequence: the shared kind for greedy (no state), or one request's own (its seed's draws).
+// A chain attached to a sequence: greedy (no state, for any greedy request), or one request's own (its seed's draws).
 struct Attached {
     llama_sampler* chain;
-    // The sampler whose chain this is; null for greedy, which any plain greedy request may use.
+    bool drawn;
+    // A drawn chain's request, by its sampler; null once that request has ended (and for greedy).
     const AddonSampler* owner;
 };
 
@@ -66,7 +67,7 @@ llama_sampler* newChain(const AddonSampler* sampler) {
 
 // Attaches `chain` to `seq` in place of what it had; false (chain freed) where the backend cannot (a model split by
 // tensors): that sequence's picks stay on the host.
-bool attach(llama_context* ctx, State& state, llama_seq_id seq, llama_sampler* chain, const AddonSampler* owner) {
+bool attach(llama_context* ctx, State& state, llama_seq_id seq, llama_sampler* chain, const AddonSampler* owner = nullptr) {
     auto found = state.attached.find(seq);
     const bool ok = llama_set_sampler(ctx, seq, chain);
     // The last decode has finished (the step synchronised before launching), so nothing uses the old chain any more.
@@ -78,7 +79,7 @@ bool attach(llama_context* ctx, State& state, llama_seq_id seq, llama_sampler* c
         llama_sampler_free(chain);
         return false;
     }
-    state.attached[seq] = Attached{chain, owner};
+    state.attached[seq] = Attached{chain, owner != nullptr, owner};
     state.attachments++;
     return true;
 }
@@ -91,10 +92,10 @@ void detach(llama_context* ctx, State& state, llama_seq_id seq) {
     state.attached.erase(found);
 }
 
-// The sequence whose chain `owner` owns, or -1.
+// The sequence whose drawn chain `owner` owns, or -1.
 llama_seq_id seqOwnedBy(const State& state, const AddonSampler* owner) {
     for (const auto& [seq, attached] : state.attached)
-        if (attached.owner == owner) return seq;
+        if (attached.drawn && attached.owner == owner) return seq;
     return -1;
 }
 
@@ -107,10 +108,10 @@ void prepare(llama_context* ctx, State& state, llama_seq_id seq, const AddonSamp
         return;
     }
     if (plan == Plan::Greedy) {
-        if (found == state.attached.end() || found->second.owner != nullptr) attach(ctx, state, seq, newChain(nullptr), nullptr);
+        if (found == state.attached.end() || found->second.drawn) attach(ctx, state, seq, newChain(nullptr));
         return;
     }
-    if (!first && found != state.attached.end() && found->second.owner == sampler) return;
+    if (!first && found != state.attached.end() && found->second.drawn && found->second.owner == sampler) return;
     // A request's sequence moved to a lower slot (the engine closes gaps): its chain goes with it, draws and all.
     const llama_seq_id from = first ? -1 : seqOwnedBy(state, sampler);
     if (from >= 0) {
@@ -121,7 +122,7 @@ void prepare(llama_context* ctx, State& state, llama_seq_id seq, const AddonSamp
     }
     // A chain left by an ended request whose sampler had the same address is not this one's.
     for (auto& [other, attached] : state.attached)
-        if (attached.owner == sampler) attached.owner = reinterpret_cast<const AddonSampler*>(&state);
+        if (attached.owner == sampler) attached.owner = nullptr;
     attach(ctx, state, seq, newChain(sampler), sampler);
 }
 
