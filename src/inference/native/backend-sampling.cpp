@@ -179,11 +179,11 @@ void rbeeBackendSamplersForBatch(llama_context* ctx, const llama_batch& batch, c
 }
 
 std::vector<llama_token> rbeeBackendSampledTokens(llama_context* ctx, const std::vector<int32_t>& batchIndexes) {
-    std::vector<llama_token> tokens(batchIndexes.size(), -1);
     std::lock_guard<std::mutex> guard(lock);
     auto found = states.find(ctx);
-    if (found == states.end() || !found->second.on) return tokens;
+    if (found == states.end() || !found->second.on) return {};
     State& state = found->second;
+    std::vector<llama_token> tokens(batchIndexes.size(), -1);
     for (size_t i = 0; i < batchIndexes.size(); i++) {
         const int32_t index = batchIndexes[i];
         if (index < 0 || static_cast<size_t>(index) >= state.sampledAt.size() || !state.sampledAt[index]) continue;

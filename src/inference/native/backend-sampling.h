@@ -21,7 +21,7 @@ void rbeeBackendSamplersForBatch(llama_context* ctx, const llama_batch& batch, c
                                  size_t firstAppended);
 
 // After that decode: the token picked on the backend for each output at `batchIndexes[i]`, or -1 where it was not
-// picked there (all -1 where it is off for ctx).
+// picked there; empty where it is off for ctx.
 std::vector<llama_token> rbeeBackendSampledTokens(llama_context* ctx, const std::vector<int32_t>& batchIndexes);
 
 // rbeeBackendSampling(context, on: boolean): turns greedy picks on the backend on or off for that context, detaching

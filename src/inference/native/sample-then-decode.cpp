@@ -112,8 +112,9 @@ void launch(AddonContext* context, const std::vector<std::pair<int32_t, AddonSam
 
 // Samples each output: read back where the backend picked it, else on the host (rbeeSampleOutputs).
 void sampleOutputs(llama_context* ctx, const Outputs& outputs, std::vector<int32_t>& tokens) {
-    std::vector<AddonSampler*> onHost = outputs.samplers;
     const std::vector<llama_token> picked = rbeeBackendSampledTokens(ctx, outputs.logitIndexes);
+    if (picked.empty()) return rbeeSampleOutputs(ctx, outputs.samplers, outputs.logitIndexes, tokens);
+    std::vector<AddonSampler*> onHost = outputs.samplers;
     for (size_t i = 0; i < onHost.size(); i++) {
         if (onHost[i] == nullptr || picked[i] < 0) continue;
         onHost[i]->acceptToken(picked[i]);
