@@ -116,6 +116,48 @@ export function useGraphKeys(llama: Llama, on?: boolean): number | undefined {
   return rbeeCall<(on?: boolean) => number>(bindingsOfLlama(llama), "rbeeGraphKeys")?.(on);
 }
 
+/**
+ * What an engine (node-llama-cpp's addon: rbee's rebuild, or a stock one of whichever release) can do, by the calls it
+ * has. A feature it lacks is a path the worker does not take: an older engine serves correctly, only slower or without
+ * the routes that need it.
+ */
+export const ENGINE_FEATURES = {
+  /** One native call samples every sequence and starts the next decode (else a call per sequence). */
+  "batched-sampling": "rbeeSampleThenDecode",
+  /** Copying a sequence's cells to another slot: closing slot gaps and moving a held prompt (else neither). */
+  "sequence-copy": "AddonContext.copySequenceStateFromOtherSequence",
+  "logprobs": "rbeeWantLogprobs",
+  "micro-batches": "rbeeSetMicroBatch",
+  "model-split": "rbeeModelSplit",
+  "graph-keys": "rbeeGraphKeys",
+  "backend-sampling": "rbeeBackendSampling",
+  "sequence-embeddings": "rbeeSequenceEmbedding",
+  "unified-kv": "rbeeSetKvUnified",
+} as const;
+export type EngineFeature = keyof typeof ENGINE_FEATURES;
+
+/** The features of ENGINE_FEATURES this Llama's addon lacks (RBEE_STOCK_ADDON=1: every one of rbee's). */
+export function engineFeaturesOff(llama: Llama): EngineFeature[] {
+  const bindings = bindingsOfLlama(llama);
+  return (Object.entries(ENGINE_FEATURES) as [EngineFeature, string][])
+    .filter(([, call]) => {
+      const [cls, method] = call.split(".");
+      if (method) return typeof (bindings[cls!] as { prototype?: Record<string, unknown> } | undefined)?.prototype?.[method] !== "function";
+      return rbeeCall(bindings, call) === undefined;
+    })
+    .map(([feature]) => feature);
+}
+
+/** Whether the addon can copy a sequence's cells into another sequence (node-llama-cpp 3.22's; 3.21's has no such call). */
+export function canCopySequences(addon: AddonContext): boolean {
+  return typeof (addon as Partial<AddonContext>).copySequenceStateFromOtherSequence === "function";
+}
+
+/** The llama.cpp release the addon was built from, as its build metadata names it (v0.5.0 …). */
+export function llamaCppReleaseOf(llama: Llama): string {
+  return llama.llamaCppRelease.release;
+}
+
 /** One of rbee's additions to the addon; RBEE_STOCK_ADDON=1 ignores them all, so benchmarks can compare in one run. */
 function rbeeCall<T>(bindings: Record<string, unknown>, name: string): T | undefined {
   if (process.env.RBEE_STOCK_ADDON === "1") return undefined;

@@ -8,7 +8,7 @@ import { logger } from "../log";
 import { Generation, type GenerationRequest, type GenerationResult } from "./generation";
 import { PromptCache, sharedStart } from "./prompt-cache";
 import { StepProfile } from "./step-profile";
-import { type AddonContext, type AddonSampler, addonContextOf, backendSamplingCountsOf, createSampler, lastStepTimingsOf, takeLogprobs, useBackendSampling, wantLogprobs } from "./addon";
+import { type AddonContext, type AddonSampler, addonContextOf, backendSamplingCountsOf, canCopySequences, createSampler, lastStepTimingsOf, takeLogprobs, useBackendSampling, wantLogprobs } from "./addon";
 import { type OutputPlan, type Step, type Stepper, stepperFor } from "./step";
 
 export type { GenerationRequest, GenerationResult };
@@ -48,6 +48,11 @@ export class BatchEngine {
   private readonly addon: AddonContext;
   private readonly stepper: Stepper;
   private readonly nativeSteps: boolean;
+  /**
+   * The addon copies a sequence's cells to another slot (node-llama-cpp 3.22's does, 3.21's not): without it, gaps stay
+   * open (a step over split slots takes more passes) and a held prompt is never moved, only kept where it is.
+   */
+  readonly sequenceCopy: boolean;
   /** Requests whose samplers allow it get their tokens picked on the backend (off unless asked for). */
   readonly backendSampling: boolean;
   private readonly profile: StepProfile | undefined;
@@ -66,6 +71,7 @@ export class BatchEngine {
   constructor(private readonly options: EngineOptions) {
     this.addon = addonContextOf(options.context);
     ({ step: this.stepper, native: this.nativeSteps } = stepperFor(options.model, this.addon, options));
+    this.sequenceCopy = canCopySequences(this.addon);
     this.profile = StepProfile.fromEnv(this.nativeSteps ? lastStepTimingsOf(options.model) : undefined);
     this.backendSampling = this.nativeSteps && useBackendSampling(options.model, this.addon, options.backendSampling === true);
     this.batchSize = options.context.batchSize;
@@ -230,7 +236,7 @@ export class BatchEngine {
    * the sequence in the highest busy slot moves down into it (its cells are copied at the next decode).
    */
   private async closeGaps(): Promise<void> {
-    if (!this.options.kvPerSlot) return;
+    if (!this.options.kvPerSlot || !this.sequenceCopy) return;
     for (;;) {
       const gap = this.freeSlots[0];
       if (gap === undefined) return;
@@ -297,8 +303,17 @@ export class BatchEngine {
         g.finish("error", err);
         continue;
       }
-      const { slot, cached } = await this.takeSlot(g.request);
-      g.begin(slot, sampler, cached);
+      let taken: { slot: number; cached: number };
+      try {
+        taken = await this.takeSlot(g.request);
+      } catch (err) {
+        // The same: a slot the engine could not prepare (a failing addon call) ends this request, not the loop.
+        if (g.request.logprobs) wantLogprobs(this.options.model, sampler, -1);
+        sampler.dispose();
+        g.finish("error", err);
+        continue;
+      }
+      g.begin(taken.slot, sampler, taken.cached);
       this.active.add(g);
     }
   }
@@ -307,26 +322,31 @@ export class BatchEngine {
    * A free slot for this request: with one KV buffer per slot, the one whose cells already hold most of its prompt
    * (PromptCache), emptied past what the request reuses; `cached` of its prompt's tokens need no evaluation. A request
    * with no such slot takes the lowest free one (busy slots stay consecutive), whose prompt first moves to the free slot
-   * that matters least, so that another chat's history is not lost to an unrelated request.
+   * that matters least, so that another chat's history is not lost to an unrelated request; an engine that cannot copy
+   * sequences takes that least-mattering slot itself instead. The slot stays free until all of this has worked: a
+   * failing call leaves the engine as it was, less the prompt the slot held.
    */
   private async takeSlot(request: GenerationRequest): Promise<{ slot: number; cached: number }> {
     if (!this.options.kvPerSlot) return { slot: this.freeSlots.shift()!, cached: 0 };
     const caching = request.cachePrompt !== false;
     let { slot, shared, similar } = caching ? this.promptCache.bestSlot(this.freeSlots, request.promptTokens) : { slot: this.freeSlots[0]!, shared: 0, similar: false };
-    const lowest = this.freeSlots[0]!;
-    if (!similar && slot !== lowest) {
-      const held = this.promptCache.heldBy(lowest);
-      if (held) await this.moveHeldPrompt(lowest, slot);
-      slot = lowest;
-      shared = caching ? sharedStart(held ?? [], request.promptTokens) : 0;
+    if (!similar) {
+      const lowest = this.freeSlots[0]!;
+      const target = this.sequenceCopy ? lowest : (this.promptCache.spareSlot(this.freeSlots) ?? lowest);
+      if (target !== slot) {
+        const held = this.promptCache.heldBy(target);
+        if (held && this.sequenceCopy) await this.moveHeldPrompt(target, slot);
+        slot = target;
+        shared = caching ? sharedStart(held ?? [], request.promptTokens) : 0;
+      }
     }
-    this.freeSlots.splice(this.freeSlots.indexOf(slot), 1);
     this.promptCache.forget(slot);
     // The prompt's last token is always evaluated again: its logits give the first token.
     const cached = Math.min(shared, request.promptTokens.length - 1);
-    if (cached > 0 && this.keepOnly(slot, cached)) return { slot, cached };
-    this.addon.disposeSequence(slot);
-    return { slot, cached: 0 };
+    const kept = cached > 0 && this.keepOnly(slot, cached);
+    if (!kept) this.addon.disposeSequence(slot);
+    this.freeSlots.splice(this.freeSlots.indexOf(slot), 1);
+    return { slot, cached: kept ? cached : 0 };
   }
 
   /**

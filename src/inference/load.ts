@@ -10,6 +10,7 @@ import { DEFAULT_MAX_CTX, estimateMemory, fittingCtxPerSlot, MAX_BATCH_TOKENS, M
 import { freemem } from "node:os";
 import { formatBytes } from "../format";
 import { choosePromptThreads, chooseThreads } from "./threads";
+import { type EngineInfo, engineInfoOf } from "./engine-info";
 
 export interface LoadOptions {
   modelPath: string;
@@ -44,6 +45,8 @@ export interface LoadedModel {
   shape: ModelShape;
   /** What llama.cpp allocated for the context (KV cache and compute buffers), on the GPU and in RAM. */
   contextBytes: { vram: number; ram: number };
+  /** llama.cpp's release, and the features this engine lacks (an older or stock addon). */
+  engine: EngineInfo;
   dispose(): Promise<void>;
 }
 
@@ -174,6 +177,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
     ctxPerSlot,
     shape,
     contextBytes: { vram: breakdown.gpuVram, ram: breakdown.cpuRam },
+    engine: engineInfoOf(llama, backend),
     async dispose() {
       await context!.dispose();
       await model.dispose();

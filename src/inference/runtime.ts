@@ -18,6 +18,9 @@ export function loadNodeLlamaCpp(): Promise<NodeLlamaCpp> {
 }
 
 async function importRuntime(): Promise<NodeLlamaCpp> {
+  // A runtime a binary unpacked (another engine): rbee's source run on it, as the tests of older engines do.
+  const unpacked = process.env.RBEE_RUNTIME_DIR;
+  if (unpacked) return import(join(unpacked, "node_modules", "node-llama-cpp", "dist", "index.js"));
   const archive = embeddedRuntimeArchive();
   // A computed specifier keeps the bundler from pulling node-llama-cpp into the compiled binary.
   if (!archive) return import(NODE_LLAMA_CPP);

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { GPU_CHOICES, SPLIT_MODES } from "../inference/backend";
 import type { CatalogEntry } from "../catalog/catalog";
 import type { ModelShape } from "../inference/memory-plan";
+import type { EngineInfo } from "./worker";
 
 export const DownloadRequest = z.strictObject({ ref: z.string().min(1, "must not be empty") });
 
@@ -87,6 +88,8 @@ export interface DeviceReport {
   ram_total_bytes: number;
   ram_free_bytes: number;
   cpu_cores: number;
+  /** The engine the hive's workers run on (absent where RBEE_FAKE_DEVICES stands in for the machine). */
+  engine?: EngineInfo;
 }
 
 export type WorkerState = "starting" | "ready" | "stopping";

@@ -31,6 +31,17 @@ export const EndEvent = z.object({
 });
 export const ErrorEvent = z.object({ code: z.string(), message: z.string() });
 
+/** The engine models run on (src/inference/engine-info.ts): llama.cpp's release, the backend, and what it cannot do. */
+export const EngineInfo = z.object({
+  release: z.string(),
+  backend: z.string(),
+  /** "rbee": the addon scripts/build-addon.ts rebuilt; "stock": node-llama-cpp's own (another platform's, or an older engine). */
+  addon: z.enum(["rbee", "stock"]),
+  /** Features this engine lacks, whose paths the worker does not take (addon.ts's ENGINE_FEATURES). */
+  features_off: z.array(z.string()),
+});
+export type EngineInfo = z.infer<typeof EngineInfo>;
+
 export const WorkerState = z.enum(["loading", "idle", "busy"]);
 export const ReadyResponse = z.object({
   ready: z.boolean(),
@@ -51,6 +62,8 @@ export const ReadyResponse = z.object({
   context_bytes: z.object({ vram: z.number(), ram: z.number() }),
   /** "batched": one native call decodes and samples every sequence (scripts/build-addon.ts); "per-sequence": stock addon. */
   sampling: z.enum(["batched", "per-sequence"]).nullable(),
+  /** null while loading. */
+  engine: EngineInfo.nullable(),
   queued: z.number(),
   /** Milliseconds since the last request started or ended; 0 while busy. */
   idle_ms: z.number(),

@@ -23,3 +23,25 @@ test("a sampler that cannot be built ends its request with an error, and the nex
   expect(engine.slotsIdle).toBe(2);
   await engine.close();
 });
+
+test("a slot the engine cannot prepare ends its request with an error instead of leaving it waiting forever", async () => {
+  const loaded = model();
+  // A context of its own, disposed: preparing a slot on it throws inside the admission of the waiting request.
+  const context = await loaded.model.createContext({ contextSize: 256, sequences: 2 });
+  const engine = engineOn({ ...loaded, context }, 2);
+  await context.dispose();
+  const promptTokens = loaded.model.tokenize("Once upon a time") as Token[];
+  const outcome = await Promise.race([
+    engine.submit({ promptTokens, maxTokens: 8, stop: [], ignoreEos: true, temperature: 0, topP: 1 }),
+    Bun.sleep(10_000).then(() => "still waiting after 10 s" as const),
+  ]);
+  expect(outcome).not.toBe("still waiting after 10 s");
+  if (typeof outcome === "string") return;
+  expect(outcome.stopReason).toBe("error");
+  expect(outcome.error).toContain("disposed");
+  expect(outcome.tokensOut).toBe(0);
+  // The slot was not lost: both are free, and the engine still answers (with the same error) instead of hanging.
+  expect(engine.slotsIdle).toBe(2);
+  expect((await engine.submit({ promptTokens, maxTokens: 8, stop: [], ignoreEos: true, temperature: 0, topP: 1 })).stopReason).toBe("error");
+  await engine.close();
+}, 30_000);

@@ -7,6 +7,7 @@ import { thisPlatform } from "../../platforms";
 
 export type { DeviceReport };
 import { usableCores } from "../../inference/threads";
+import { engineInfoOf } from "../../inference/engine-info";
 
 
 /** The device probe, replaceable so scheduling logic can be tested against any machine. */
@@ -50,6 +51,26 @@ function fakeDevices(): Partial<DeviceReport> & { gpus: DeviceReport["gpus"] } |
   return { ...fake, gpus: fake.gpus.map((g, i) => ({ ...g, uuid: g.uuid ?? null, pci_bus: g.pci_bus ?? null, index: g.index ?? i })) };
 }
 
+/**
+ * What node-llama-cpp's getVramState says. On Metal `total` is the GPU's recommendedMaxWorkingSetSize (a share of the
+ * RAM), `unifiedSize` the same, and `used` at least the wired memory beyond the rest of the RAM.
+ */
+export interface VramState {
+  total: number;
+  free: number;
+  unifiedSize: number;
+}
+
+/**
+ * The backend's devices as one GPU (where nvidia-smi does not list them), memory summed. Memory the backend calls
+ * unified (Metal on Apple silicon; node-llama-cpp's unifiedSize) is the Mac's RAM, shared with everything else:
+ * placement counts the lesser of it and the free RAM (memory-plan's usableVramBytes).
+ */
+export function backendGpus(backend: string, vram: VramState, names: string[]): DeviceReport["gpus"] {
+  const unified = vram.unifiedSize > 0 || backend === "metal";
+  return [{ index: 0, name: names.join(", ") || backend, vram_total_bytes: vram.total, vram_free_bytes: vram.free, uuid: null, pci_bus: null, ...(unified && { unified: true }) }];
+}
+
 export const probeDevices: DeviceProbe = async () => {
   const machine = { platform: thisPlatform(), ram_total_bytes: totalmem(), ram_free_bytes: freemem(), cpu_cores: usableCores() };
   const fake = fakeDevices();
@@ -62,8 +83,7 @@ export const probeDevices: DeviceProbe = async () => {
   if (backend === "cuda") gpus = nvidiaGpus() ?? [];
   if (backend !== "cpu" && !gpus.length) {
     const [vram, names] = await Promise.all([llama.getVramState(), llama.getGpuDeviceNames()]);
-    // Metal's memory is the Mac's RAM, shared with everything else: placement counts the lesser of the two as free.
-    gpus = [{ index: 0, name: names.join(", ") || backend, vram_total_bytes: vram.total, vram_free_bytes: vram.free, uuid: null, pci_bus: null, ...(backend === "metal" && { unified: true }) }];
+    gpus = backendGpus(backend, vram, names);
   }
-  return { backend, backends: backend === "cpu" ? ["cpu"] : [backend, "cpu"], gpus, ...machine };
+  return { backend, backends: backend === "cpu" ? ["cpu"] : [backend, "cpu"], gpus, ...machine, engine: engineInfoOf(llama, backend) };
 };

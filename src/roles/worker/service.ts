@@ -12,6 +12,7 @@ import { longestTokenPiece } from "../../inference/addon";
 import { Grammars } from "../../inference/grammars";
 import { backendSamplingWanted, decodeRunsAheadOn } from "../../inference/step";
 import type { ReadyResponse } from "../../wire/worker";
+import { describeEngine } from "../../inference/engine-info";
 
 export interface WorkerConfig {
   modelPath: string;
@@ -62,8 +63,9 @@ export class WorkerService {
       ...(this.loaded.promptThreads !== this.loaded.threads && { threads: { prompt: this.loaded.promptThreads, decode: this.loaded.threads } }),
     });
     const { backend, device, threads, promptThreads, ctxPerSlot, unifiedKv } = this.loaded;
-    const sampling = this.engine.sampling === "batched" ? "batched" : "per-sequence (stock addon: run bun scripts/build-addon.ts)";
+    const sampling = this.engine.sampling === "batched" ? "batched" : "per-sequence (stock addon)";
     log.info(`loaded ${basename(this.config.modelPath)} in ${Math.round(performance.now() - started)} ms`, { backend, device, threads, promptThreads, ctxPerSlot, slots: this.config.slots, sampling, backendSampling: this.engine.backendSampling, unifiedKv });
+    if (this.loaded.engine.features_off.length) log.info(`engine: ${describeEngine(this.loaded.engine)}`);
     return this.loaded;
   }
 
@@ -138,6 +140,7 @@ export class WorkerService {
       ctx_per_slot: this.loaded?.ctxPerSlot ?? 0,
       context_bytes: this.loaded?.contextBytes ?? { vram: 0, ram: 0 },
       sampling: engine?.sampling ?? null,
+      engine: engine ? this.loaded!.engine : null,
       queued: engine?.queued ?? 0,
       idle_ms: engine && !busy ? Date.now() - engine.lastActivityAt : 0,
     };
