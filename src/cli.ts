@@ -1,24 +1,10 @@
 #!/usr/bin/env bun
 // rbee's single entry point: one subcommand per role, each loaded only when used.
-import { defineCommand, runCommand, runMain } from "citty";
+import { runCommand, runMain } from "citty";
+import { main } from "./commands";
+import { commandOf, refuseUnknownFlags } from "./cli-args";
 import { exitCodeFor } from "./errors";
 import { logger } from "./log";
-import { VERSION } from "./version";
-
-const main = defineCommand({
-  meta: { name: "rbee", version: VERSION, description: "Run GGUF language models across the machines you own" },
-  subCommands: {
-    queen: () => import("./roles/queen/command").then((m) => m.default),
-    hive: () => import("./roles/hive/command").then((m) => m.default),
-    worker: () => import("./roles/worker/command").then((m) => m.default),
-    infer: () => import("./roles/keeper/infer").then((m) => m.default),
-    setup: () => import("./roles/keeper/setup").then((m) => m.default),
-    status: () => import("./roles/keeper/operate").then((m) => m.status),
-    models: () => import("./roles/keeper/operate").then((m) => m.models),
-    workers: () => import("./roles/keeper/operate").then((m) => m.workers),
-    keys: () => import("./roles/keeper/keys").then((m) => m.keys),
-  },
-});
 
 const rawArgs = process.argv.slice(2);
 // node-llama-cpp tests a native addon by forking process.execPath with one of its own scripts; in the compiled
@@ -43,6 +29,8 @@ if (forkedHelper) {
   await runMain(main, { rawArgs: rawArgs.length ? rawArgs : ["--help"] });
 } else {
   try {
+    const { command, path, rest } = await commandOf(main, rawArgs);
+    refuseUnknownFlags(await (typeof command.args === "function" ? command.args() : command.args ?? {}), rest, ["rbee", ...path].join(" "));
     await runCommand(main, { rawArgs });
   } catch (err) {
     const message = (err instanceof Error ? err.message : String(err)).replace(/\x1b\[[0-9;]*m/g, "").split("\n")[0];

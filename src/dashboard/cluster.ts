@@ -1,6 +1,7 @@
 // The cluster view: nodes with their devices, workers, queues and models, drawn again from each snapshot.
 import type { ClusterSnapshot } from "../roles/queen/cluster-view";
 import { bytes, byId, el, seconds, table } from "./dom";
+import { describeEngine, shortEngine } from "../inference/engine-info";
 
 export interface WorkerActions {
   stop(id: string): void;
@@ -18,12 +19,13 @@ export function renderCluster(s: ClusterSnapshot, actions: WorkerActions): void 
   );
   byId("nodes").replaceChildren(
     table(
-      ["node", "state", "address", "platform", "CPU", "RAM used / total", "devices"],
+      ["node", "state", "address", "platform", "engine", "CPU", "RAM used / total", "devices"],
       s.nodes.map((n) => [
         n.name,
         el("span", { class: `state ${n.state}` }, n.state),
         n.ssh ?? n.hive_url ?? "-",
         n.devices?.platform ?? "-",
+        n.devices?.engine ? el("span", { title: describeEngine(n.devices.engine) }, shortEngine(n.devices.engine)) : "-",
         n.devices ? `${n.devices.cpu_cores} cores` : "-",
         n.devices ? `${bytes(n.devices.ram_total_bytes - n.devices.ram_free_bytes)} / ${bytes(n.devices.ram_total_bytes)}` : "-",
         n.devices?.gpus.length ? el("div", {}, ...n.devices.gpus.map(gpuLine)) : n.devices ? `CPU (${n.devices.backend})` : "-",

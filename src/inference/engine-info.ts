@@ -17,3 +17,9 @@ export function describeEngine(engine: EngineInfo): string {
   const off = engine.features_off.length ? `; off: ${engine.features_off.join(", ")}` : "; every feature";
   return `llama.cpp ${engine.release} on ${engine.backend}, ${engine.addon} addon${off}`;
 }
+
+/** A table cell: "v0.5.0 rbee", or "v0.4.0 stock (off: batched-sampling, sequence-copy, +7)". */
+export function shortEngine(engine: EngineInfo): string {
+  const off = engine.features_off;
+  return `${engine.release} ${engine.addon}${off.length ? ` (off: ${off.slice(0, 2).join(", ")}${off.length > 2 ? `, +${off.length - 2}` : ""})` : ""}`;
+}

@@ -4,7 +4,7 @@ import { RbeeHttpClient } from "../../clients/http-json";
 import { logger } from "../../log";
 import { modelJson, type WorkerInfo } from "../../wire/hive";
 import type { Catalog } from "../../catalog/catalog";
-import type { DeviceProbe } from "./devices";
+import type { DeviceProbe } from "../../inference/devices";
 import type { WorkerPool } from "./workers";
 
 export const HEARTBEAT_MS = 5000;

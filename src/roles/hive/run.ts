@@ -4,7 +4,7 @@ import { httpUrl, serve } from "../../http/serve";
 import { logger, onLogLine } from "../../log";
 import { LogBook } from "../../log-book";
 import { selfCommand } from "../../self";
-import { probeDevices } from "./devices";
+import { probeDevices } from "../../inference/devices";
 import { Downloads, hubOptionsFromEnv } from "./downloads";
 import { createHiveApp } from "./server";
 import { WorkerPool } from "./workers";

@@ -9,7 +9,7 @@ import type { LogBook } from "../../log-book";
 import { readJson } from "../../http/validate";
 import { DownloadRequest, modelJson, SpawnRequest } from "../../wire/hive";
 import { WorkerReadyCallback } from "../../wire/worker";
-import type { DeviceProbe } from "./devices";
+import type { DeviceProbe } from "../../inference/devices";
 import type { Downloads } from "./downloads";
 import type { DeviceReport } from "../../wire/hive";
 import { checkFit, estimateNeeds } from "./fit";

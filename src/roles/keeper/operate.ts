@@ -8,6 +8,7 @@ import { RbeeError } from "../../errors";
 import { formatBytes } from "../../format";
 import { byteProgressReporter } from "../../progress";
 import { formatTable } from "../../table";
+import { shortEngine } from "../../inference/engine-info";
 import { alias } from "./alias";
 
 const queenArgs = {
@@ -31,8 +32,8 @@ export const status = defineCommand({
     const client = await queen(a);
     const [nodes, workers, models] = await Promise.all([client.nodes(), client.workers(), client.models()]);
     if (a.json) return void console.log(JSON.stringify({ nodes, workers, models }, null, 2));
-    console.log(formatTable(["NODE", "SSH", "PLATFORM", "HIVE", "STATE", "BACKENDS", "CPU", "RAM FREE"], nodes.map((n) => [
-      n.name, n.ssh ?? "(local)", n.devices?.platform ?? n.platform, n.hive_url, n.hive_state, n.devices?.backends.join(", "), n.devices?.cpu_cores, n.devices ? formatBytes(n.devices.ram_free_bytes) : null,
+    console.log(formatTable(["NODE", "SSH", "PLATFORM", "HIVE", "STATE", "BACKENDS", "ENGINE", "CPU", "RAM FREE"], nodes.map((n) => [
+      n.name, n.ssh ?? "(local)", n.devices?.platform ?? n.platform, n.hive_url, n.hive_state, n.devices?.backends.join(", "), n.devices?.engine ? shortEngine(n.devices.engine) : null, n.devices?.cpu_cores, n.devices ? formatBytes(n.devices.ram_free_bytes) : null,
     ])));
     // Every GPU of every node, each with its own memory.
     const gpus = nodes.flatMap((n) => (n.devices?.gpus ?? []).map((g) => [n.name, g.index, g.name, formatBytes(g.vram_free_bytes), formatBytes(g.vram_total_bytes), g.uuid ?? g.pci_bus ?? "-"]));

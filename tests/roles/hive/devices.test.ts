@@ -1,7 +1,7 @@
 // A hive reports each device (index, name, memory, an id that survives a reboot), and `rbee status` shows them per
 // node. The probe reads nvidia-smi on NVIDIA machines; RBEE_FAKE_DEVICES stands in for a machine the test lacks.
 import { afterAll, describe, expect, test } from "bun:test";
-import { parseNvidiaSmi } from "../../../src/roles/hive/devices";
+import { parseNvidiaSmi } from "../../../src/inference/devices";
 import { removeTempHomes } from "../../support/home";
 import { killStartedProcesses, runRbee, startRbee, waitFor } from "../../support/processes";
 import { tempHome } from "../../support/home";

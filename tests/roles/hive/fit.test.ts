@@ -1,6 +1,7 @@
 // The memory check before a spawn, from the model's real GGUF metadata against a given machine.
 import { describe, expect, test } from "bun:test";
 import { RbeeError } from "../../../src/errors";
+import { backendGpus, parseVmStat } from "../../../src/inference/devices";
 import { checkFit, estimateNeeds } from "../../../src/roles/hive/fit";
 import type { DeviceReport } from "../../../src/wire/hive";
 import { STORIES_MODEL } from "../../support/paths";
@@ -57,5 +58,40 @@ describe("memory fit", () => {
     const needs = await estimateNeeds(STORIES_MODEL, { onGpu: false, slots: 4, ctxPerSlot: 2048 });
     expect(needs.ramBytes).toBeGreaterThan(1_000_000);
     expect(() => checkFit(needs, machine(null, 1000))).toThrow(/needs [\d.]+ MiB RAM, 1000 B free/);
+  });
+});
+
+describe("a Mac, as Metal's backend reports it", () => {
+  // node-llama-cpp's getVramState on a 32 GiB Apple-silicon Mac: total is the GPU's recommendedMaxWorkingSetSize (about
+  // two thirds of the RAM), unifiedSize the same, free what the wired memory leaves of it.
+  const metalVram = { total: 21.33 * 2 ** 30, free: 13.33 * 2 ** 30, unifiedSize: 21.33 * 2 ** 30 };
+  // macOS's vm_stat on the same Mac (16 KiB pages): 1.0 GiB free, 9.0 GiB inactive, 0.5 speculative, 0.5 purgeable.
+  const vmStat = [
+    "Mach Virtual Memory Statistics: (page size of 16384 bytes)",
+    "Pages free:                               65536.",
+    "Pages active:                            524288.",
+    "Pages inactive:                          589824.",
+    "Pages speculative:                        32768.",
+    "Pages throttled:                              0.",
+    "Pages wired down:                        524288.",
+    "Pages purgeable:                          32768.",
+    '"Translation faults":                 123456789.',
+  ].join("\n");
+
+  test("the GPU is one unified device; the RAM free counts the file cache macOS gives back", () => {
+    const [gpu] = backendGpus("metal", metalVram, ["Apple M2 Pro"]);
+    expect(gpu).toEqual({ index: 0, name: "Apple M2 Pro", vram_total_bytes: metalVram.total, vram_free_bytes: metalVram.free, uuid: null, pci_bus: null, unified: true });
+    // Memory a backend calls unified is unified whatever the backend's name (an integrated GPU through Vulkan).
+    expect(backendGpus("vulkan", metalVram, ["AMD Radeon 780M"])[0]!.unified).toBe(true);
+    expect(backendGpus("vulkan", { ...metalVram, unifiedSize: 0 }, ["AMD Radeon RX 7900"])[0]!.unified).toBeUndefined();
+    expect(parseVmStat(vmStat)).toBe(11 * 2 ** 30);
+    expect(parseVmStat("not vm_stat")).toBeUndefined();
+  });
+
+  test("the hive's fit takes the lesser of the GPU's share and the RAM free", async () => {
+    const mac = (ramFree: number): DeviceReport => ({ ...machine(0, ramFree), platform: "darwin-arm64", backend: "metal", backends: ["metal", "cpu"], gpus: backendGpus("metal", metalVram, ["Apple M2 Pro"]), ram_total_bytes: 32 * 2 ** 30 });
+    const needs = await estimateNeeds(STORIES_MODEL, { onGpu: true, slots: 4, ctxPerSlot: 2048 });
+    expect(() => checkFit(needs, mac(parseVmStat(vmStat)!))).not.toThrow();
+    expect(() => checkFit(needs, mac(2 ** 20))).toThrow(/VRAM, 1\.0 MiB free on GPU 0 \(Apple M2 Pro\)/);
   });
 });

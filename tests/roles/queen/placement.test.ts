@@ -2,6 +2,7 @@
 // node with the model, the tightest single GPU, the fewest GPUs of one node, the CPU only where allowed, and one error
 // with the numbers when nothing fits. Then the same through a real queen and hives with fake devices.
 import { afterAll, describe, expect, test } from "bun:test";
+import { backendGpus } from "../../../src/inference/devices";
 import { readModelShape } from "../../../src/inference/gguf-metadata";
 import { estimateMemory, vramOnGpus } from "../../../src/inference/memory-plan";
 import { type Candidate, place } from "../../../src/roles/queen/placement";
@@ -64,6 +65,13 @@ describe("placement", () => {
     const mac = (ramFree: number): Candidate => ({ node: "mac", devices: { ...machine([{ ...gpu(0, 48 * GIB), unified: true } as ReturnType<typeof gpu>], ramFree), platform: "darwin-arm64", backend: "metal", backends: ["metal", "cpu"] }, hasModel: true });
     expect(place([mac(8 * GIB)], request)).toEqual({ node: "mac", devices: [0], gpu: "auto" });
     // Its GPU reports 48 GiB of working set, but the RAM behind it is taken.
+    expect(() => place([mac(Math.floor(need / 2))], request)).toThrow(/nothing fits/);
+  });
+
+  test("a Mac's report as Metal's backend gives it (a working set of two thirds of the RAM, unified) places by the lesser", () => {
+    const metal = backendGpus("metal", { total: 21.33 * GIB, free: 13.33 * GIB, unifiedSize: 21.33 * GIB }, ["Apple M2 Pro"]);
+    const mac = (ramFree: number): Candidate => ({ node: "mac", devices: { ...machine([], ramFree), gpus: metal, platform: "darwin-arm64", backend: "metal", backends: ["metal", "cpu"] }, hasModel: true });
+    expect(place([mac(11 * GIB)], request)).toEqual({ node: "mac", devices: [0], gpu: "auto" });
     expect(() => place([mac(Math.floor(need / 2))], request)).toThrow(/nothing fits/);
   });
 

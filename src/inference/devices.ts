@@ -1,13 +1,13 @@
 // What this machine can run models on: the backend node-llama-cpp picks, each GPU's name and VRAM, RAM and CPU cores.
 import type { Llama } from "node-llama-cpp";
 import { freemem, totalmem } from "node:os";
-import { type Backend, createLlama } from "../../inference/backend";
-import type { DeviceReport } from "../../wire/hive";
-import { thisPlatform } from "../../platforms";
+import { type Backend, createLlama } from "./backend";
+import type { DeviceReport } from "../wire/hive";
+import { thisPlatform } from "../platforms";
 
 export type { DeviceReport };
-import { usableCores } from "../../inference/threads";
-import { engineInfoOf } from "../../inference/engine-info";
+import { usableCores } from "./threads";
+import { engineInfoOf } from "./engine-info";
 
 
 /** The device probe, replaceable so scheduling logic can be tested against any machine. */
@@ -71,8 +71,27 @@ export function backendGpus(backend: string, vram: VramState, names: string[]): 
   return [{ index: 0, name: names.join(", ") || backend, vram_total_bytes: vram.total, vram_free_bytes: vram.free, uuid: null, pci_bus: null, ...(unified && { unified: true }) }];
 }
 
+/**
+ * The RAM a new process can have. On macOS os.freemem() counts only free pages, while the file cache (inactive,
+ * speculative and purgeable pages) is given back on demand and fills most of an active Mac's RAM: `vm_stat` tells
+ * those apart. Elsewhere os.freemem() (Linux: MemAvailable).
+ */
+export function availableRamBytes(platform = process.platform): number {
+  if (platform !== "darwin") return freemem();
+  const run = Bun.spawnSync(["vm_stat"], { stdout: "pipe", stderr: "ignore" });
+  return (run.success && parseVmStat(run.stdout.toString())) || freemem();
+}
+
+/** macOS's `vm_stat`: free + inactive + speculative + purgeable pages, in bytes (undefined if it does not parse). */
+export function parseVmStat(text: string): number | undefined {
+  const pageSize = Number(/page size of (\d+) bytes/.exec(text)?.[1]);
+  const pages = (name: string) => Number(new RegExp(`^Pages ${name}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? NaN);
+  const available = ["free", "inactive", "speculative", "purgeable"].map(pages).reduce((a, b) => a + b, 0);
+  return Number.isFinite(available) && pageSize > 0 ? available * pageSize : undefined;
+}
+
 export const probeDevices: DeviceProbe = async () => {
-  const machine = { platform: thisPlatform(), ram_total_bytes: totalmem(), ram_free_bytes: freemem(), cpu_cores: usableCores() };
+  const machine = { platform: thisPlatform(), ram_total_bytes: totalmem(), ram_free_bytes: availableRamBytes(), cpu_cores: usableCores() };
   const fake = fakeDevices();
   if (fake) {
     const backend = fake.backend ?? (fake.gpus.length ? "cuda" : "cpu");
