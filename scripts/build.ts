@@ -17,6 +17,8 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { RUNTIME_ARCHIVE_PREFIX } from "../src/inference/runtime";
+import { BuildError } from "./lib/build-error";
+import { engineLayout } from "./lib/engine-layout";
 import { checkMachOSignature } from "./lib/macho-signature";
 
 const root = join(import.meta.dir, "..");
@@ -38,8 +40,6 @@ const TARGETS: Record<string, { bun: string; os: string; cpu: string; prebuilts:
   "darwin-x64": { bun: "bun-darwin-x64", os: "darwin", cpu: "x64", prebuilts: ["mac-x64"], engine: "3.21.1", macho: "x86_64" },
 };
 
-/** One line for the person building: what is wrong and what to do; the build stops with it. */
-class BuildError extends Error {}
 /** A target that cannot be built here as things are (no prebuilt, a bad signature): --all goes on with the others. */
 class TargetUnavailable extends BuildError {}
 
@@ -108,24 +108,6 @@ async function checkPublished(packages: string[], version: string): Promise<void
   }
 }
 
-/**
- * Where each prebuilt's files go in the archive: under its own package where it matches node-llama-cpp, else its
- * bins/FOLDER laid at node-llama-cpp/bins/FOLDER (each with the addon and the build metadata node-llama-cpp needs to
- * take it). Returns tar's --transform expressions.
- */
-function engineLayout(prebuiltRoot: string, prebuiltDirs: string[], engine: string): string[] {
-  if (engine === NLC_VERSION) return [];
-  return prebuiltDirs.flatMap((dir) => {
-    const bins = join(prebuiltRoot, dir, "bins");
-    const folders = existsSync(bins) ? readdirSync(bins) : [];
-    if (!folders.length) throw new BuildError(`${dir}@${engine} has no bins/ folder: it is not a node-llama-cpp prebuilt`);
-    for (const folder of folders)
-      for (const file of ["llama-addon.node", "_nlcBuildMetadata.json"])
-        if (!existsSync(join(bins, folder, file))) throw new BuildError(`${dir}@${engine}: bins/${folder} has no ${file}, so node-llama-cpp would not take it as an engine`);
-    return [`--transform=s,^${dir}/bins/,node_modules/node-llama-cpp/bins/,`];
-  });
-}
-
 /** The runtime archive of a target: node-llama-cpp and its dependencies (any platform), and the target's prebuilts. */
 async function runtimeArchive(target: string, buildDir: string, engine: string): Promise<{ archive: string; files: number }> {
   const { prebuilts } = TARGETS[target]!;
@@ -133,7 +115,7 @@ async function runtimeArchive(target: string, buildDir: string, engine: string):
   const prebuiltRoot = target === hostTarget && engine === NLC_VERSION ? root : await installPrebuilts(target, engine);
   const prebuiltDirs = prebuilts.map((p) => join("node_modules", "@node-llama-cpp", p));
   for (const dir of prebuiltDirs) if (!existsSync(join(prebuiltRoot, dir))) throw new BuildError(`missing ${dir}: run bun install`);
-  const transforms = engineLayout(prebuiltRoot, prebuiltDirs, engine);
+  const transforms = engine === NLC_VERSION ? [] : engineLayout(prebuiltRoot, prebuiltDirs, engine);
   const common = [...new Set([...dependencyClosure(join("node_modules", "node-llama-cpp"))].flatMap((d) => filesOf(root, d)))];
   // A laid-out engine is its bins/ folders alone: its package (of another version) node-llama-cpp would not take.
   const native = [...new Set(prebuiltDirs.flatMap((d) => filesOf(prebuiltRoot, d)))].filter((f) => !transforms.length || f.includes("/bins/"));
@@ -163,7 +145,7 @@ function checkSignature(target: string, file: string): void {
 
 async function build(target: string, outfile: string): Promise<void> {
   const engine = engineOf(target);
-  const buildDir = join(root, "build", engine === NLC_VERSION ? target : `${target}-engine-${engine}`);
+  const buildDir = join(root, "build", `${target}${engineSuffix()}`);
   rmSync(buildDir, { recursive: true, force: true });
   mkdirSync(buildDir, { recursive: true });
   const { archive, files } = await runtimeArchive(target, buildDir, engine);
@@ -192,6 +174,11 @@ async function build(target: string, outfile: string): Promise<void> {
   console.log(`${relative(root, outfile)}: ${mb(statSync(outfile).size)} (runtime archive ${mb(statSync(archive).size)}, ${files} files, node-llama-cpp prebuilts: ${TARGETS[target]!.prebuilts.join(", ")} ${engine}${signed})`);
 }
 
+/** What tells a build of another engine (--engine) apart, in dist/ and build/. */
+function engineSuffix(): string {
+  return args.has("--engine") ? `-engine-${engineOf(hostTarget)}` : "";
+}
+
 function chosenTargets(): string[] {
   if (args.has("--all")) return Object.keys(TARGETS);
   if (!args.has("--target")) return [];
@@ -205,7 +192,6 @@ async function main(): Promise<void> {
   const known = new Set(["--all", "--target", "--engine", "--cuda", "--no-vulkan"]);
   for (const [i, a] of argv.entries()) if (!known.has(a) && !["--target", "--engine"].includes(argv[i - 1] ?? "")) throw new BuildError(`unknown argument "${a}": one of ${[...known].join(", ")}`);
   if (args.has("--engine") && !/^\d+\.\d+\.\d+$/.test(engineOf(hostTarget))) throw new BuildError(`--engine needs a node-llama-cpp version such as 3.21.1`);
-  const engineSuffix = args.has("--engine") ? `-engine-${engineOf(hostTarget)}` : "";
   const targetList = chosenTargets();
   if (!targetList.length) {
     if (!TARGETS[hostTarget]) throw new BuildError(`no build for this machine (${hostTarget}): use --target`);
@@ -215,7 +201,7 @@ async function main(): Promise<void> {
   const missing: string[] = [];
   for (const t of targetList) {
     try {
-      await build(t, join(root, "dist", `rbee-${t}${engineSuffix}`));
+      await build(t, join(root, "dist", `rbee-${t}${engineSuffix()}`));
     } catch (err) {
       // --all builds every target that can be built here; a target named on its own must build.
       if (!(err instanceof TargetUnavailable) || !args.has("--all")) throw err;

@@ -1,53 +1,16 @@
 // The one-file promise: dist/rbee copied alone into an empty folder serves a story, with no node_modules anywhere near.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { VERSION } from "../../src/version";
-import { BINARY, ensureBinary } from "../support/binary";
-import { STORIES_MODEL } from "../support/paths";
-import { runRbee, startRbee, waitFor } from "../support/processes";
-import { postJson } from "../support/sse";
+import { ensureBinary } from "../support/binary";
+import { checkCompiledBinary } from "../support/compiled-binary";
 
-beforeAll(() => void ensureBinary(), 300_000);
+let binary: string;
+beforeAll(() => void (binary = ensureBinary()), 300_000);
 
 describe("compiled dist/rbee", () => {
   test("runs from an empty folder: version, then a worker that tells a story", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "rbee-bin-"));
-    const cache = mkdtempSync(join(tmpdir(), "rbee-cache-"));
-    copyFileSync(BINARY, join(dir, "rbee"));
-    expect(readdirSync(dir)).toEqual(["rbee"]);
-    const env = { RBEE_CACHE_DIR: cache, HOME: dir, NODE_PATH: "" };
-    const exe = [join(dir, "rbee")];
-
-    const version = await runRbee(["--version"], { exe, env });
-    expect(version.stdout.trim()).toBe(VERSION);
-
-    for (const run of ["first (unpacks the runtime)", "second (reuses it)"]) {
-      const worker = await startRbee(["worker", "--model", STORIES_MODEL, "--port", "0"], { exe, env });
-      const ready = await waitFor(`ready, ${run}`, async () => {
-        const r = await (await fetch(`${worker.url}/v1/ready`)).json();
-        return r.ready ? r : undefined;
-      });
-      // The embedded runtime carries the addon that scripts/build-addon.ts rebuilt.
-      expect(ready.sampling).toBe("batched");
-      const res = await postJson(`${worker.url}/v1/completions`, { prompt: "Once upon a time", max_tokens: 30, seed: 1 });
-      const text = (await res.json()).choices[0].text;
-      expect(text).toMatch(/there (was|lived)/);
-      expect(await worker.stop()).toBe(0);
-    }
-    // The unpacked runtime, and the backend probes' remembered answers.
-    expect(readdirSync(cache).sort()).toEqual([expect.stringMatching(/^nlc-runtime-linux-x64-[0-9a-f]{12}$/), "probes"]);
-    const unpacked = readdirSync(cache).filter((d) => d.startsWith("nlc-runtime-"));
-    expect(existsSync(join(cache, unpacked[0]!, ".complete"))).toBe(true);
-
-    // The dashboard was bundled into the binary: its page and script come from the binary alone.
-    const queen = await startRbee(["queen", "--port", "0", "--home", mkdtempSync(join(tmpdir(), "rbee-bin-home-"))], { exe, env });
-    const html = await (await fetch(queen.url, { headers: { accept: "text/html" } })).text();
-    const script = /src="(\/dashboard\/app\.js\?v=\w+)"/.exec(html)![1]!;
-    const js = await fetch(`${queen.url}${script}`);
-    expect(js.status).toBe(200);
-    expect((await js.text()).includes("u-legend")).toBe(true); // uPlot's, bundled in
-    expect(await queen.stop()).toBe(0);
+    const { ready } = await checkCompiledBinary(binary);
+    // The embedded runtime carries the addon that scripts/build-addon.ts rebuilt: every feature.
+    expect(ready.sampling).toBe("batched");
+    expect(ready.engine).toMatchObject({ backend: "cpu", addon: "rbee", features_off: [] });
   }, 120_000);
 });
