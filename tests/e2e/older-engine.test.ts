@@ -1,8 +1,8 @@
 // An older engine: node-llama-cpp 3.21's stock linux-x64 addon, laid in node-llama-cpp's bins/ folder as the macOS
 // binary's Metal engine is (the registry has no Metal prebuilt of 3.22). It lacks rbee's calls and the sequence copy of
 // 3.22's addon: the worker says so and takes the paths that work, never an INTERNAL error.
-import { beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI from "openai";
@@ -11,7 +11,7 @@ import { ensureOlderEngineBinary, OLDER_ENGINE } from "../support/binary";
 import { checkCompiledBinary } from "../support/compiled-binary";
 import { tempHome } from "../support/home";
 import { REPO, STORIES_MODEL } from "../support/paths";
-import { runRbee, startRbee, waitFor } from "../support/processes";
+import { killStartedProcesses, runRbee, startRbee, waitFor } from "../support/processes";
 
 let binary: string;
 /** The binary's runtime, unpacked with the flags rbee uses: rbee's source runs on it through RBEE_RUNTIME_DIR. */
@@ -25,6 +25,10 @@ beforeAll(() => {
   const tar = Bun.spawnSync(["tar", "--extract", "--gzip", "--file", archive, "--directory", runtime], { stderr: "pipe" });
   if (tar.exitCode !== 0) throw new Error(`cannot unpack ${archive}: ${tar.stderr}`);
 }, 300_000);
+afterAll(async () => {
+  await killStartedProcesses();
+  rmSync(runtime, { recursive: true, force: true });
+});
 
 const STOCK_FEATURES_OFF = ["batched-sampling", "sequence-copy", "logprobs", "micro-batches", "model-split", "graph-keys", "backend-sampling", "sequence-embeddings", "unified-kv"];
 

@@ -4,7 +4,7 @@
 // node says it is (uname -sm): an aarch64 node gets the arm64 binary, serves `rbee infer --node` and answers `rbee
 // doctor --node`; a Mac gets the darwin-arm64 binary (which cannot run on this Linux stand-in).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { engineLayout } from "../../scripts/lib/engine-layout";
@@ -15,7 +15,7 @@ import { tempHome } from "../support/home";
 import { type LocalHub, startLocalHub, STORIES_HF_REF } from "../support/hub";
 import { cannotCreateNamespaces, createTestNetwork, keeperEnv, tearDownHosts, type TestHost, type TestNetwork } from "../support/netns";
 import { REPO, STORIES_MODEL } from "../support/paths";
-import { runRbee, startRbee, waitFor } from "../support/processes";
+import { killStartedProcesses, runRbee, startRbee, waitFor } from "../support/processes";
 
 const ARM64_BINARY = join(REPO, "dist", "rbee-linux-arm64");
 const MAC_BINARY = join(REPO, "dist", "rbee-darwin-arm64");
@@ -64,7 +64,10 @@ beforeAll(async () => {
   env = keeperEnv(hub.url);
 }, 300_000);
 
-afterAll(() => tearDownHosts(net));
+afterAll(async () => {
+  await killStartedProcesses();
+  tearDownHosts(net);
+});
 
 const keeper = (args: string[]) => runRbee(args, { exe: [rbee], env });
 
@@ -122,6 +125,7 @@ describe("other platforms", () => {
     const folder = await getBuildFolderNameForBuildOptions(options);
     const found = await getPrebuiltBinaryPath(options, folder.withoutCustomCmakeOptions);
     expect(found).toMatchObject({ folderName: "mac-arm64-metal", folderPath: engine, binaryPath: join(engine, "llama-addon.node") });
+    rmSync(unpacked, { recursive: true, force: true });
   }, 60_000);
 
   test("what cannot be built says so in one line and leaves nothing in dist/: darwin-x64's signature, an unknown target, an engine folder without metadata", () => {
@@ -140,6 +144,7 @@ describe("other platforms", () => {
     expect(() => engineLayout(root, ["node_modules/@node-llama-cpp/mac-arm64-metal"], "3.21.1")).toThrow("node_modules/@node-llama-cpp/mac-arm64-metal@3.21.1: bins/mac-arm64-metal has no _nlcBuildMetadata.json, so node-llama-cpp would not take it as an engine");
     writeFileSync(join(root, "node_modules/@node-llama-cpp/mac-arm64-metal/bins/mac-arm64-metal/_nlcBuildMetadata.json"), "{}");
     expect(engineLayout(root, ["node_modules/@node-llama-cpp/mac-arm64-metal"], "3.21.1")).toEqual(["--transform=s,^node_modules/@node-llama-cpp/mac-arm64-metal/bins/,node_modules/node-llama-cpp/bins/,"]);
+    rmSync(root, { recursive: true, force: true });
   }, 120_000);
 
   test("the linux-arm64 binary runs (emulated): its version, and a CPU worker that tells a story", async () => {
