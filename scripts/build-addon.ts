@@ -54,7 +54,7 @@ function sourceHash(): string {
 function isCurrent(dir: string, hash: string): boolean {
   const marker = join(dir, MARKER);
   if (!existsSync(marker) || JSON.parse(readFileSync(marker, "utf8")).hash !== hash) return false;
-  return readFileSync(join(dir, "llama-addon.node")).includes("rbeeSampleThenDecode");
+  return readFileSync(join(dir, "llama-addon.node")).includes("rbeeSampleThenDecode") && existsSync(join(dir, "rpc", "rpc-server"));
 }
 
 /** llama.cpp's headers come from the source bundle node-llama-cpp ships; the addon's sources from its llama/addon. */
@@ -86,8 +86,8 @@ function edit(file: string, edits: [anchor: string, replacement: string][]): voi
 function registerNativeCalls(addonDir: string): void {
   const include = '#include "addonGlobals.h"\n';
   edit(join(addonDir, "addon.cpp"), [
-    [include, `${include}void rbeeRegisterSampleThenDecode(Napi::Object exports);\nvoid rbeeRegisterKvUnified(Napi::Object exports);\nvoid rbeeRegisterGraphKeys(Napi::Object exports);\nvoid rbeeRegisterLogprobs(Napi::Object exports);\nvoid rbeeRegisterEmbeddings(Napi::Object exports);\nvoid rbeeRegisterModelSplit(Napi::Object exports);\nvoid rbeeRegisterMicroBatch(Napi::Object exports);\n`],
-    ["    AddonSampler::init(exports);\n", "    AddonSampler::init(exports);\n    rbeeRegisterSampleThenDecode(exports);\n    rbeeRegisterKvUnified(exports);\n    rbeeRegisterGraphKeys(exports);\n    rbeeRegisterLogprobs(exports);\n    rbeeRegisterEmbeddings(exports);\n    rbeeRegisterModelSplit(exports);\n    rbeeRegisterMicroBatch(exports);\n"],
+    [include, `${include}void rbeeRegisterSampleThenDecode(Napi::Object exports);\nvoid rbeeRegisterKvUnified(Napi::Object exports);\nvoid rbeeRegisterGraphKeys(Napi::Object exports);\nvoid rbeeRegisterLogprobs(Napi::Object exports);\nvoid rbeeRegisterEmbeddings(Napi::Object exports);\nvoid rbeeRegisterModelSplit(Napi::Object exports);\nvoid rbeeRegisterMicroBatch(Napi::Object exports);\nvoid rbeeRegisterRpc(Napi::Object exports);\n`],
+    ["    AddonSampler::init(exports);\n", "    AddonSampler::init(exports);\n    rbeeRegisterSampleThenDecode(exports);\n    rbeeRegisterKvUnified(exports);\n    rbeeRegisterGraphKeys(exports);\n    rbeeRegisterLogprobs(exports);\n    rbeeRegisterEmbeddings(exports);\n    rbeeRegisterModelSplit(exports);\n    rbeeRegisterMicroBatch(exports);\n    rbeeRegisterRpc(exports);\n"],
   ]);
   edit(join(addonDir, "AddonContext.cpp"), [
     ['#include "AddonContext.h"\n', '#include "AddonContext.h"\n\nbool rbeeKvUnified();\nuint32_t rbeeMicroBatch(uint32_t batch);\n'],
@@ -95,10 +95,11 @@ function registerNativeCalls(addonDir: string): void {
     ["            context_params.n_ubatch = context_params.n_batch;", "            context_params.n_ubatch = rbeeMicroBatch(context_params.n_batch);"],
   ]);
   // The model's split over several GPUs (native/model-split.cpp): options node-llama-cpp's JavaScript passes on.
-  edit(join(addonDir, "AddonModel.h"), [["        std::vector<llama_model_kv_override> kv_overrides;\n", "        std::vector<llama_model_kv_override> kv_overrides;\n        std::vector<float> rbeeTensorSplit;\n"]]);
+  // And its layers on other machines' devices (native/rpc-devices.cpp): the RPC servers' devices first.
+  edit(join(addonDir, "AddonModel.h"), [["        std::vector<llama_model_kv_override> kv_overrides;\n", "        std::vector<llama_model_kv_override> kv_overrides;\n        std::vector<float> rbeeTensorSplit;\n        std::vector<ggml_backend_dev_t> rbeeRpcDevices;\n"]]);
   edit(join(addonDir, "AddonModel.cpp"), [
-    ['#include "AddonModel.h"\n', '#include "AddonModel.h"\n\nvoid rbeeApplyModelSplit(llama_model_params& params, const Napi::Object& options, std::vector<float>& storage);\n'],
-    ['        if (options.Has("vocabOnly")) {\n', '        rbeeApplyModelSplit(model_params, options, rbeeTensorSplit);\n\n        if (options.Has("vocabOnly")) {\n'],
+    ['#include "AddonModel.h"\n', '#include "AddonModel.h"\n\nvoid rbeeApplyModelSplit(llama_model_params& params, const Napi::Object& options, std::vector<float>& storage);\nbool rbeeApplyRpcServers(llama_model_params& params, const Napi::Object& options, std::vector<ggml_backend_dev_t>& storage, std::string& error);\n'],
+    ['        if (options.Has("vocabOnly")) {\n', '        rbeeApplyModelSplit(model_params, options, rbeeTensorSplit);\n        std::string rbeeRpcError;\n        if (!rbeeApplyRpcServers(model_params, options, rbeeRpcDevices, rbeeRpcError)) {\n            Napi::Error::New(info.Env(), rbeeRpcError).ThrowAsJavaScriptException();\n            return;\n        }\n\n        if (options.Has("vocabOnly")) {\n'],
   ]);
 }
 
@@ -146,6 +147,31 @@ async function compile(cmd: string[]): Promise<void> {
   if ((await child.exited) !== 0) throw new Error(`g++ failed on ${cmd.at(-3)}`);
 }
 
+/**
+ * llama.cpp's RPC backend and its rpc-server (ggml/src/ggml-rpc, tools/rpc), compiled once against ggml's headers; each
+ * prebuilt folder gets them linked against its own libggml in rpc/ (so node-llama-cpp does not load the backend into
+ * every process: native/rpc-devices.cpp loads it where a worker takes remote devices).
+ */
+async function compileRpc(workDir: string, llamaCpp: string): Promise<string[]> {
+  const objDir = join(workDir, "obj-rpc");
+  rmSync(objDir, { recursive: true, force: true });
+  mkdirSync(objDir, { recursive: true });
+  const flags = ["-O2", "-std=c++17", "-fPIC", "-DNDEBUG", "-DGGML_BACKEND_DL", "-DGGML_BACKEND_BUILD", "-DGGML_BACKEND_SHARED", `-I${join(llamaCpp, "ggml", "include")}`, `-I${join(llamaCpp, "ggml", "src")}`];
+  const sources = ["ggml/src/ggml-rpc/ggml-rpc.cpp", "ggml/src/ggml-rpc/transport.cpp", "tools/rpc/rpc-server.cpp"];
+  const objects = sources.map((src) => join(objDir, `${basename(src, ".cpp")}.o`));
+  await Promise.all(sources.map((src, i) => compile(["g++", ...flags, "-c", join(llamaCpp, src), "-o", objects[i]!])));
+  return objects;
+}
+
+function linkRpcInto(dir: string, [rpc, transport, server]: string[]): void {
+  const rpcDir = join(dir, "rpc");
+  mkdirSync(rpcDir, { recursive: true });
+  const ggml = readdirSync(dir).filter((f) => /^libggml[.-].*\.so$/.test(f) && !/^libggml-(cpu|cuda|vulkan|rpc)/.test(f));
+  const libs = [`-L${dir}`, ...ggml.map((l) => `-l:${l}`), "-Wl,-rpath,$ORIGIN/..", "-pthread"];
+  run(["g++", "-shared", "-o", join(rpcDir, "libggml-rpc.so"), rpc!, transport!, ...libs]);
+  run(["g++", "-o", join(rpcDir, "rpc-server"), server!, ...libs, "-Wl,--allow-shlib-undefined"]);
+}
+
 /** Links against the libraries in `dir` (their names carry the backend variant) and swaps the addon in by rename. */
 function linkInto(dir: string, objects: Objects, hash: string): void {
   const libs = readdirSync(dir).filter((f) => /^lib(llama|ggml)[.-].*\.so$/.test(f) && !/^libggml-(cpu|cuda|vulkan)/.test(f));
@@ -174,7 +200,10 @@ if (stale.length === 0) {
   mkdirSync(workDir, { recursive: true });
   const started = performance.now();
   const llamaCpp = prepareSources(workDir);
-  const objects = await compileObjects(workDir, llamaCpp, stale.some(isVulkan));
-  for (const dir of stale) linkInto(dir, objects, hash);
+  const [objects, rpcObjects] = await Promise.all([compileObjects(workDir, llamaCpp, stale.some(isVulkan)), compileRpc(workDir, llamaCpp)]);
+  for (const dir of stale) {
+    linkRpcInto(dir, rpcObjects);
+    linkInto(dir, objects, hash);
+  }
   console.log(`build-addon: rebuilt llama-addon.node for ${stale.length} folder(s) in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }

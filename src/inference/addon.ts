@@ -102,6 +102,11 @@ export function useMicroBatch(llama: Llama, tokens: number): boolean {
   return set !== undefined;
 }
 
+/** Where rpc-server and llama.cpp's RPC backend lie beside the addon; undefined without rbee's rebuilt addon. */
+export function rpcFolderOf(llama: Llama): string | undefined {
+  return rbeeCall<() => string>(bindingsOfLlama(llama), "rbeeRpcFolder")?.();
+}
+
 /** Whether loadModel's splitMode and tensorSplit reach llama.cpp (rbee's rebuilt addon: native/model-split.cpp). */
 export function supportsModelSplit(llama: Llama): boolean {
   return rbeeCall<() => boolean>(bindingsOfLlama(llama), "rbeeModelSplit")?.() === true;
@@ -133,6 +138,8 @@ export const ENGINE_FEATURES = {
   "backend-sampling": "rbeeBackendSampling",
   "sequence-embeddings": "rbeeSequenceEmbedding",
   "unified-kv": "rbeeSetKvUnified",
+  /** A model's layers on other machines' devices, through llama.cpp's RPC backend (native/rpc-devices.cpp). */
+  "rpc": "rbeeRpcFolder",
 } as const;
 export type EngineFeature = keyof typeof ENGINE_FEATURES;
 

@@ -3,7 +3,8 @@ import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { RbeeError } from "../errors";
 import { logger } from "../log";
 import { type Backend, createLlama, type GpuChoice, type SplitMode } from "./backend";
-import { addonContextOf, supportsModelSplit, useMicroBatch, useUnifiedKvCache } from "./addon";
+import { addonContextOf, rpcFolderOf, supportsModelSplit, useMicroBatch, useUnifiedKvCache } from "./addon";
+import { helloRpcServer } from "./rpc-probe";
 import { checkGgufFile } from "./gguf-file";
 import { shapeFromMetadata } from "./gguf-metadata";
 import { DEFAULT_MAX_CTX, estimateMemory, fittingCtxPerSlot, MAX_BATCH_TOKENS, MIN_CTX_PER_SLOT, type ModelShape } from "./memory-plan";
@@ -21,8 +22,10 @@ export interface LoadOptions {
   threads?: number;
   /** How a model over several GPUs is split: by layers (llama.cpp's default), by rows, or by tensors. */
   splitMode?: SplitMode;
-  /** Each visible GPU's share of the model (default: llama.cpp's, each GPU's free memory). */
+  /** Each device's share of the model (default: llama.cpp's, each one's free memory): the RPC servers' first. */
   tensorSplit?: number[];
+  /** Other machines' devices, through their rpc-servers (HOST:PORT each): every layer goes to them and this machine's GPUs. */
+  rpcServers?: string[];
   onProgress?: (fraction: number) => void;
 }
 
@@ -69,8 +72,15 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   const batchTokens = tokensFromEnv("RBEE_BATCH_TOKENS") ?? MAX_BATCH_TOKENS;
   const microBatchTokens = tokensFromEnv("RBEE_UBATCH_TOKENS") ?? 0;
   const file = await checkGgufFile(options.modelPath);
+  const rpcServers = options.rpcServers ?? [];
+  // Every server answers, in this engine's protocol, before anything loads (llama.cpp's client would block or abort).
+  await Promise.all(rpcServers.map((server) => helloRpcServer(server)));
   const { llama, backend } = await createLlama(options.gpu);
   const vramBefore = backend === "cpu" ? 0 : (await llama.getVramState()).used;
+  if (rpcServers.length && rpcFolderOf(llama) === undefined) {
+    await llama.dispose();
+    throw new RbeeError("BACKEND_UNAVAILABLE", "--rpc needs rbee's rebuilt addon (bun scripts/build-addon.ts); this one is node-llama-cpp's stock addon");
+  }
   const split = options.splitMode !== undefined || options.tensorSplit !== undefined;
   if (split && !supportsModelSplit(llama)) {
     await llama.dispose();
@@ -89,10 +99,13 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   try {
     model = await llama.loadModel({
       modelPath: options.modelPath,
-      gpuLayers: backend === "cpu" ? 0 : "auto",
+      // With RPC servers the native hook offloads every layer (to them and this machine's GPUs), which node-llama-cpp's
+      // own choice, counting this machine's VRAM alone, must not refuse first.
+      gpuLayers: backend === "cpu" || rpcServers.length ? 0 : "auto",
       onLoadProgress: options.onProgress,
       // Passed on to llama.cpp by rbee's patch of node-llama-cpp (patches/) and its rebuilt addon.
       ...(split && { splitMode: SPLIT_MODE_VALUES[options.splitMode ?? "layer"], tensorSplit: options.tensorSplit }),
+      ...(rpcServers.length && { rpcServers }),
     } as Parameters<Llama["loadModel"]>[0]);
   } catch (err) {
     await llama.dispose();
@@ -108,7 +121,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   let ctxPerSlot = options.ctx ?? Math.min(model.trainContextSize, DEFAULT_MAX_CTX);
   // On the CPU llama.cpp takes whatever it is asked for and the kernel kills the process once the pages are touched
   // (a minute later, for a context of terabytes): the estimate decides first, against the RAM that is free.
-  if (backend === "cpu") {
+  if (backend === "cpu" && !rpcServers.length) {
     const free = freemem();
     const needs = estimateMemory(shape, { weightsBytes: file.bytes, slots: options.slots, ctxPerSlot, onGpu: false });
     if (needs.ramBytes > free) {

@@ -54,6 +54,8 @@ export const ReadyResponse = z.object({
   devices: z.array(z.number()).nullable(),
   /** How the model is split where it spans several GPUs (llama.cpp's split mode). */
   split_mode: z.enum(SPLIT_MODES),
+  /** Other machines' rpc-servers whose devices hold part of the model (HOST:PORT each). */
+  rpc_servers: z.array(z.string()),
   vram_bytes: z.number(),
   slots_total: z.number(),
   slots_idle: z.number(),

@@ -30,7 +30,7 @@ afterAll(async () => {
   rmSync(runtime, { recursive: true, force: true });
 });
 
-const STOCK_FEATURES_OFF = ["batched-sampling", "sequence-copy", "logprobs", "micro-batches", "model-split", "graph-keys", "backend-sampling", "sequence-embeddings", "unified-kv"];
+const STOCK_FEATURES_OFF = ["batched-sampling", "sequence-copy", "logprobs", "micro-batches", "model-split", "graph-keys", "backend-sampling", "sequence-embeddings", "unified-kv", "rpc"];
 
 describe(`an engine of node-llama-cpp ${OLDER_ENGINE}`, () => {
   test("the compiled binary runs from an empty folder and says which engine it has and what it lacks", async () => {

@@ -5,6 +5,7 @@ import { GPU_CHOICES, SPLIT_MODES } from "../../inference/backend";
 import { commonServerArgs, parseArgs } from "../../cli-args";
 import { checkExposure } from "../../http/exposure";
 import { parseDevices, useOnlyDevices } from "../../inference/visible-devices";
+import { parseRpcEndpoint } from "../../inference/rpc-probe";
 import { runWorker } from "./run";
 
 const WorkerArgs = z.object({
@@ -36,6 +37,19 @@ const WorkerArgs = z.object({
       return shares;
     })
     .optional(),
+  rpc: z
+    .string()
+    .transform((v, ctx) => {
+      const servers = v.split(",").map((s) => s.trim());
+      try {
+        for (const server of servers) parseRpcEndpoint(server);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: err instanceof Error ? err.message : String(err) });
+        return z.NEVER;
+      }
+      return servers;
+    })
+    .optional(),
 });
 
 export default defineCommand({
@@ -55,7 +69,8 @@ export default defineCommand({
     "watch-stdin": { type: "boolean", description: "Exit when standard input closes (set by the hive, so no worker outlives it)" },
     devices: { type: "string", description: "Use only these GPUs, by index: 0, or 0,1 to split the model over both (default: every GPU)" },
     "split-mode": { type: "string", description: "How a model over several GPUs is split: layer | row | tensor (default layer)" },
-    "tensor-split": { type: "string", description: "Each GPU's share of the model, such as 3,1 (default: by each GPU's free memory)" },
+    "tensor-split": { type: "string", description: "Each device's share of the model, such as 3,1 (default: by each one's free memory); with --rpc the servers' devices come first" },
+    rpc: { type: "string", description: "Other machines' devices, through their rpc-servers: HOST:PORT[,HOST:PORT…] (every layer goes to them and this machine's GPUs)" },
   },
   run: async ({ args }) => {
     const a = parseArgs(WorkerArgs, args);
@@ -80,6 +95,7 @@ export default defineCommand({
       devices,
       splitMode: a["split-mode"],
       tensorSplit: a["tensor-split"],
+      rpcServers: a.rpc,
     });
   },
 });

@@ -28,6 +28,8 @@ export interface WorkerConfig {
   /** How the model is split over several GPUs (--split-mode), and each one's share (--tensor-split). */
   splitMode?: SplitMode;
   tensorSplit?: number[];
+  /** Other machines' devices, through their rpc-servers (HOST:PORT each). */
+  rpcServers?: string[];
 }
 
 const log = logger("worker");
@@ -134,6 +136,7 @@ export class WorkerService {
       device: this.loaded?.device ?? null,
       devices: this.config.devices ?? null,
       split_mode: this.config.splitMode ?? "layer",
+      rpc_servers: this.config.rpcServers ?? [],
       vram_bytes: this.loaded?.vramBytes ?? 0,
       slots_total: this.config.slots,
       slots_idle: engine?.slotsIdle ?? 0,
