@@ -22,6 +22,9 @@ export const SpawnRequest = z.strictObject({
 });
 export type SpawnRequest = z.infer<typeof SpawnRequest>;
 
+/** A node lends devices to a worker elsewhere: an rpc-server on its loopback (every GPU when `devices` is absent). */
+export const LendRequest = z.strictObject({ devices: z.array(z.number().int().nonnegative()).min(1).max(64).optional() });
+
 export interface ModelJson {
   id: string;
   ref: string;

@@ -8,6 +8,7 @@ import { probeDevices } from "../../inference/devices";
 import { Downloads, hubOptionsFromEnv } from "./downloads";
 import { createHiveApp } from "./server";
 import { WorkerPool } from "./workers";
+import { RpcLending } from "./rpc-lending";
 import { QueenLink } from "./queen-link";
 import { exitWhenStdinCloses, type StdinWatch } from "../../stdin-watch";
 
@@ -56,12 +57,13 @@ export async function runHive(options: HiveOptions): Promise<void> {
     readyTimeoutMs: options.readyTimeoutMs,
     onChange: (event, worker, reason) => link?.relay(event, worker, reason),
   });
+  const lending = new RpcLending(options.home);
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
     stopping ??= (async () => {
       log.info("shutting down: stopping workers");
       link?.stop();
-      await workers.stopAll();
+      await Promise.all([workers.stopAll(), lending.stopAll()]);
       server.stop(true);
       catalog.close();
       log.info("hive stopped");
@@ -69,7 +71,7 @@ export async function runHive(options: HiveOptions): Promise<void> {
     })();
     return stopping;
   };
-  const app = createHiveApp({ catalog, downloads, workers, probeDevices: probe, apiToken: options.apiToken, log: ownLog, onShutdown: () => void shutdown() });
+  const app = createHiveApp({ catalog, downloads, workers, lending, probeDevices: probe, apiToken: options.apiToken, log: ownLog, onShutdown: () => void shutdown() });
   const server = serve(app, { host: options.host, port: options.port });
   url = httpUrl(options.advertiseHost ?? options.host, server.port!);
   process.on("SIGTERM", () => void shutdown());

@@ -7,18 +7,21 @@ import { sseResponse } from "../../http/sse";
 import { logStream } from "../../http/log-stream";
 import type { LogBook } from "../../log-book";
 import { readJson } from "../../http/validate";
-import { DownloadRequest, modelJson, SpawnRequest } from "../../wire/hive";
+import { DownloadRequest, LendRequest, modelJson, SpawnRequest } from "../../wire/hive";
 import { WorkerReadyCallback } from "../../wire/worker";
 import type { DeviceProbe } from "../../inference/devices";
 import type { Downloads } from "./downloads";
 import type { DeviceReport } from "../../wire/hive";
 import { checkFit, estimateNeeds } from "./fit";
 import type { WorkerPool } from "./workers";
+import type { RpcLending } from "./rpc-lending";
 
 export interface HiveDeps {
   catalog: Catalog;
   downloads: Downloads;
   workers: WorkerPool;
+  /** This node's devices lent to workers elsewhere (llama.cpp's rpc-server). */
+  lending: RpcLending;
   probeDevices: DeviceProbe;
   apiToken?: string;
   /** The hive's own log lines. */
@@ -26,7 +29,7 @@ export interface HiveDeps {
   onShutdown: () => void;
 }
 
-export function createHiveApp({ catalog, downloads, workers, probeDevices, apiToken, log, onShutdown }: HiveDeps): Hono {
+export function createHiveApp({ catalog, downloads, workers, lending, probeDevices, apiToken, log, onShutdown }: HiveDeps): Hono {
   const app = createApp({ role: "hive", apiToken });
 
   app.get("/v1/devices", async (c) => c.json(await probeDevices()));
@@ -85,6 +88,19 @@ export function createHiveApp({ catalog, downloads, workers, probeDevices, apiTo
     workers.get(id);
     await workers.stop(id);
     return c.json({ stopped: id });
+  });
+
+  app.get("/v1/rpc-servers", (c) => c.json({ servers: lending.list() }));
+
+  app.post("/v1/rpc-servers", async (c) => {
+    const { devices } = await readJson(c, LendRequest);
+    if (devices) pinnedTo(await probeDevices(), devices);
+    return c.json({ server: await lending.start(devices) }, 201);
+  });
+
+  app.delete("/v1/rpc-servers/:id", async (c) => {
+    await lending.stop(c.req.param("id"));
+    return c.json({ stopped: c.req.param("id") });
   });
 
   app.post("/v1/shutdown", (c) => {
