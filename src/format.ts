@@ -1,4 +1,9 @@
-// Human-readable sizes for messages and tables.
+// Human-readable sizes and labels for messages and tables.
+/** A worker split over nodes, by each node's part: "pc 60% + mac 40%". */
+export function splitLabel(parts: { node: string; share: number }[]): string {
+  return parts.map((p) => `${p.node} ${Math.round(p.share * 100)}%`).join(" + ");
+}
+
 export function formatBytes(bytes: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let value = bytes;

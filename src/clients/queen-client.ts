@@ -24,6 +24,8 @@ export interface QueenWorker {
   inflight: number;
   backend: string | null;
   device: string | null;
+  /** Split over nodes: each node's part of the model. */
+  split: { node: string; share: number }[] | null;
   /** When it stops if no request comes (the queen's keep-alive); null: never. */
   expires_at: string | null;
 }

@@ -2,6 +2,7 @@
 import type { ClusterSnapshot } from "../roles/queen/cluster-view";
 import { bytes, byId, el, seconds, table } from "./dom";
 import { describeEngine, shortEngine } from "../inference/engine-info";
+import { splitLabel } from "../format";
 
 export interface WorkerActions {
   stop(id: string): void;
@@ -39,7 +40,7 @@ export function renderCluster(s: ClusterSnapshot, actions: WorkerActions): void 
       ["worker", "node", "model", "backend", "state", "slots busy", "tokens/s", "keep-alive left", ""],
       s.workers.map((w) => [
         w.id,
-        w.node,
+        w.split ? splitLabel(w.split) : w.node,
         shortRef(w.model_ref),
         `${w.backend ?? "-"}${w.devices ? ` GPU ${w.devices.join("+")}` : w.device && w.device !== w.backend ? ` ${w.device}` : ""}`,
         el("span", { class: `state ${w.state}` }, w.state),

@@ -1,5 +1,6 @@
 // What this machine can run models on: the backend node-llama-cpp picks, each GPU's name and VRAM, RAM and CPU cores.
 import type { Llama } from "node-llama-cpp";
+import { readFileSync } from "node:fs";
 import { freemem, totalmem } from "node:os";
 import { type Backend, createLlama } from "./backend";
 import type { DeviceReport } from "../wire/hive";
@@ -41,12 +42,13 @@ export function parseNvidiaSmi(csv: string): DeviceReport["gpus"] {
 }
 
 /**
- * RBEE_FAKE_DEVICES (JSON: a DeviceReport's gpus, and optionally its backend) stands in for this machine's devices, so
- * that placement can be tested for machines the test does not have.
+ * RBEE_FAKE_DEVICES (JSON: a DeviceReport's gpus, and optionally its backend and RAM; or @FILE holding it) stands in for
+ * this machine's devices, so that placement can be tested for machines the test does not have.
  */
 function fakeDevices(): Partial<DeviceReport> & { gpus: DeviceReport["gpus"] } | undefined {
-  const text = process.env.RBEE_FAKE_DEVICES;
-  if (!text) return undefined;
+  const setting = process.env.RBEE_FAKE_DEVICES;
+  if (!setting) return undefined;
+  const text = setting.startsWith("@") ? readFileSync(setting.slice(1), "utf8") : setting;
   const fake = JSON.parse(text) as Partial<DeviceReport> & { gpus: DeviceReport["gpus"] };
   return { ...fake, gpus: fake.gpus.map((g, i) => ({ ...g, uuid: g.uuid ?? null, pci_bus: g.pci_bus ?? null, index: g.index ?? i })) };
 }

@@ -51,12 +51,15 @@ export function checkNodeName(name: string): string {
   return name;
 }
 
+/** The node list's file in rbee's home. */
+export const NODES_DB = "queen.db";
+
 export class NodeRegistry {
   private readonly sqlite;
   private readonly db;
 
   constructor(home: string) {
-    this.sqlite = openDatabase(join(home, "queen.db"), MIGRATIONS);
+    this.sqlite = openDatabase(join(home, NODES_DB), MIGRATIONS);
     this.db = drizzle(this.sqlite);
   }
 

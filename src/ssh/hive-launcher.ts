@@ -8,6 +8,7 @@ import type { NodeRow } from "../nodes/registry";
 import type { RemoteHiveLauncher } from "../roles/queen/hives";
 import { type SshConnection, shellQuote } from "./connection";
 import { connectToNode, remoteRbeePath } from "./nodes";
+import { openTunnel, type Tunnel } from "./tunnel";
 
 /** Environment a remote hive needs from ours (where to download models from). */
 const FORWARDED_ENV = ["RBEE_HF_ENDPOINT", "HF_TOKEN", "RBEE_LOG_LEVEL"];
@@ -64,6 +65,18 @@ export function createSshHiveLauncher(home: string, apiToken?: string, insecureN
       });
       sessions.set(node.name, { conn, channel, pid, exited });
       log.info(`started the hive of ${node.name} over SSH`, { pid });
+    },
+
+    async tunnel(node: NodeRow, port: number): Promise<Tunnel> {
+      // The hive's own session where the queen started it; a hive found again after a restart gets a connection of its own.
+      let conn = sessions.get(node.name)?.conn;
+      if (!conn) {
+        conn = await connectToNode(node, home);
+        const own = conn;
+        const tunnel = await openTunnel(own, port);
+        return { ...tunnel, close: () => (tunnel.close(), own.close()) };
+      }
+      return openTunnel(conn, port);
     },
 
     async stop(node: NodeRow): Promise<void> {

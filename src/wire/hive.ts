@@ -19,8 +19,24 @@ export const SpawnRequest = z.strictObject({
   split_mode: z.enum(SPLIT_MODES).optional(),
   /** Seconds idle before the hive stops the worker; 0: never (the queen's keep-alive decides). The hive's default when absent. */
   idle_timeout_s: z.number().nonnegative().optional(),
+  /** Other nodes' devices the worker's layers go to, through rpc-servers they lend (HOST:PORT each, here). */
+  rpc: z.array(z.string().min(1)).min(1).max(16).optional(),
+  /** Each device's share of the model: the RPC servers' devices first, then this node's GPUs. */
+  tensor_split: z.array(z.number().nonnegative()).min(1).max(64).optional(),
 });
 export type SpawnRequest = z.infer<typeof SpawnRequest>;
+
+/** An rpc-server a hive runs to lend its devices (GET/POST /v1/rpc-servers). */
+export interface LentServer {
+  id: string;
+  /** 127.0.0.1:PORT on that node. */
+  endpoint: string;
+  port: number;
+  pid: number;
+  /** The GPUs it lends, by index on that node; null: every GPU (or the CPU where there is none). */
+  devices: number[] | null;
+  started_at: string;
+}
 
 /** A node lends devices to a worker elsewhere: an rpc-server on its loopback (every GPU when `devices` is absent). */
 export const LendRequest = z.strictObject({ devices: z.array(z.number().int().nonnegative()).min(1).max(64).optional() });

@@ -52,9 +52,10 @@ export function cannotCreateNamespaces(): string | undefined {
 
 /**
  * `unames`: what `uname -sm` says on a host (a wrapper first on its PATH), so that a node can pass for another
- * machine (an aarch64 board, a Mac) while running this one's programs.
+ * machine (an aarch64 board, a Mac) while running this one's programs. `env`: more variables for a host's sessions
+ * (values without spaces or quotes: sshd's SetEnv).
  */
-export async function createTestNetwork(names: string[], { unames = {} }: { unames?: Record<string, string> } = {}): Promise<TestNetwork> {
+export async function createTestNetwork(names: string[], { unames = {}, env = {} }: { unames?: Record<string, string>; env?: Record<string, Record<string, string>> } = {}): Promise<TestNetwork> {
   const root = mkdtempSync(join(tmpdir(), "rbee-net-"));
   chmodSync(root, 0o755);
   const clientKey = join(root, "client_key");
@@ -105,7 +106,7 @@ export async function createTestNetwork(names: string[], { unames = {} }: { unam
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "PermitRootLogin prohibit-password",
-        `SetEnv RBEE_HOME=${home} RBEE_CACHE_DIR=${join(dir, "cache")} PATH=${fakeBin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+        `SetEnv RBEE_HOME=${home} RBEE_CACHE_DIR=${join(dir, "cache")} PATH=${fakeBin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${Object.entries(env[name] ?? {}).map(([k, v]) => ` ${k}=${v}`).join("")}`,
         "Subsystem sftp internal-sftp",
         "LogLevel ERROR",
         "",

@@ -7,22 +7,12 @@ import { logger } from "../../log";
 import { rpcFolderOf } from "../../inference/addon";
 import { sharedLlama } from "../../inference/devices";
 import { type RpcServerProcess, startRpcServer } from "../../inference/rpc-server";
+import type { LentServer } from "../../wire/hive";
 
 const log = logger("hive");
 
 /** llama.cpp's names for a backend's devices (CUDA0, Vulkan1 …), as rpc-server's --device takes them. */
 const DEVICE_PREFIX: Record<string, string> = { cuda: "CUDA", vulkan: "Vulkan", metal: "MTL" };
-
-export interface LentServer {
-  id: string;
-  /** 127.0.0.1:PORT on this node. */
-  endpoint: string;
-  port: number;
-  pid: number;
-  /** The GPUs it lends, by index on this node; null: every GPU (or the CPU where there is none). */
-  devices: number[] | null;
-  started_at: string;
-}
 
 export class RpcLending {
   private readonly servers = new Map<string, { info: LentServer; process: RpcServerProcess }>();

@@ -23,6 +23,9 @@ export interface SpawnRequest {
   /** The GPUs it may use (--devices). */
   devices?: number[];
   split_mode?: SplitMode;
+  /** Other nodes' rpc-servers (reached through the queen's tunnels) holding part of it, and each device's share. */
+  rpc?: string[];
+  tensor_split?: number[];
   /** The VRAM it was estimated to take (what fake devices count as held). */
   vramBytes?: number;
   /** Seconds idle before this worker is stopped; 0: never (its queen decides). The pool's default when absent. */
@@ -111,7 +114,8 @@ export class WorkerPool {
       "--hive-url", options.hiveUrl(), "--worker-id", id, "--slots", String(request.slots), "--gpu", request.gpu, "--watch-stdin",
       ...(options.advertiseHost ? ["--advertise-host", options.advertiseHost] : []),
       ...(request.ctx ? ["--ctx", String(request.ctx)] : []), ...(request.threads ? ["--threads", String(request.threads)] : []),
-      ...(request.devices ? ["--devices", request.devices.join(",")] : []), ...(request.split_mode ? ["--split-mode", request.split_mode] : [])];
+      ...(request.devices ? ["--devices", request.devices.join(",")] : []), ...(request.split_mode ? ["--split-mode", request.split_mode] : []),
+      ...(request.rpc ? ["--rpc", request.rpc.join(",")] : []), ...(request.tensor_split ? ["--tensor-split", request.tensor_split.join(",")] : [])];
     const proc = Bun.spawn([...options.command, ...args], {
       stdin: "pipe", // never written: when the hive dies, the worker reads EOF and exits
       stdout: "ignore",

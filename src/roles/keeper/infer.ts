@@ -1,6 +1,8 @@
 // `rbee infer`: one command that brings up what it needs (queen, hive, worker; on any node), streams the answer to
 // stdout, and leaves nothing running behind it — on success, on failure and on Ctrl-C alike.
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { defineCommand } from "citty";
 import { z } from "zod";
 import { parseArgs } from "../../cli-args";
@@ -9,7 +11,7 @@ import { QueenClient } from "../../clients/queen-client";
 import { readEvents } from "../../clients/sse-client";
 import { apiToken, DEFAULT_QUEEN_PORT, rbeeHome } from "../../config";
 import { RbeeError } from "../../errors";
-import { LOCAL_NODE } from "../../nodes/registry";
+import { LOCAL_NODE, NODES_DB, NodeRegistry } from "../../nodes/registry";
 import { byteProgressReporter } from "../../progress";
 import { type EphemeralQueen, startEphemeralQueen } from "./ephemeral-queen";
 import { stageLine } from "./stage-line";
@@ -62,9 +64,20 @@ export default defineCommand({
   },
 });
 
+function hasRemoteNodes(home: string): boolean {
+  if (!existsSync(join(home, NODES_DB))) return false;
+  const nodes = new NodeRegistry(home);
+  try {
+    return nodes.list().some((n) => n.sshHost);
+  } finally {
+    nodes.close();
+  }
+}
+
 async function infer(o: InferOptions): Promise<void> {
   const started = performance.now();
-  const remote = o.node !== undefined && o.node !== LOCAL_NODE;
+  // Remote hives may be needed: for the node named, or to lend their devices to a model too big for this machine alone.
+  const remote = (o.node !== undefined && o.node !== LOCAL_NODE) || hasRemoteNodes(rbeeHome(o.home));
   const givenToken = apiToken(o["api-token"]);
   const ui = stageLine(process.stderr);
   const abort = new AbortController();

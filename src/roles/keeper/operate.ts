@@ -9,6 +9,7 @@ import { formatBytes } from "../../format";
 import { byteProgressReporter } from "../../progress";
 import { formatTable } from "../../table";
 import { shortEngine } from "../../inference/engine-info";
+import { splitLabel } from "../../format";
 import { alias } from "./alias";
 
 const queenArgs = {
@@ -96,5 +97,5 @@ export const workers = defineCommand({ meta: { name: "workers", description: "Wo
 /** Workers as a table, with when each stops if no request comes (the queen's keep-alive). */
 function workerTable(workers: Awaited<ReturnType<QueenClient["workers"]>>): string {
   const expiry = (at: string | null) => (at ? `${new Date(at).toISOString().slice(11, 19)} (in ${Math.max(0, Math.round((Date.parse(at) - Date.now()) / 1000))} s)` : "never");
-  return formatTable(["WORKER", "NODE", "MODEL", "SLOTS", "IN FLIGHT", "STOPS AT", "URL"], workers.map((w) => [w.id, w.node, w.model_ref, w.slots_total, w.inflight, expiry(w.expires_at), w.url]));
+  return formatTable(["WORKER", "NODE", "MODEL", "SLOTS", "IN FLIGHT", "STOPS AT", "URL"], workers.map((w) => [w.id, w.split ? splitLabel(w.split) : w.node, w.model_ref, w.slots_total, w.inflight, expiry(w.expires_at), w.url]));
 }

@@ -115,14 +115,14 @@ const install = defineCommand({
 });
 
 /**
- * The binary for a node's platform: rbee-PLATFORM in the folder named (--from) or beside this binary (dist/ after
- * `bun run build --all`); this very binary where the node is of its own platform and no such file is there.
+ * The binary for a node's platform: this very binary where the node is of its own platform (never an older build lying
+ * beside it), else rbee-PLATFORM in the folder named (--from) or beside this binary (dist/ after `bun run build --all`).
  */
 function binaryFor(platform: Platform, nodeName: string, from?: string): string {
+  if (!from && platform === thisPlatform()) return process.execPath;
   const folder = from ?? dirname(process.execPath);
   const named = join(folder, `rbee-${platform}`);
   if (existsSync(named)) return named;
-  if (!from && platform === thisPlatform()) return process.execPath;
   throw new RbeeError("NOT_FOUND", `node ${nodeName} is ${platform} and ${folder} has no rbee-${platform}: build it with \`bun run build --target ${platform}\` (or --all), or name a folder that has it with --from`);
 }
 

@@ -76,6 +76,7 @@ export class ClusterView {
         backend: w.backend,
         device: w.device,
         devices: w.devices,
+        split: w.split ?? null,
         state: w.inflight > 0 ? "busy" : "idle",
         slots_busy: Math.min(w.inflight, w.slotsTotal),
         slots_total: w.slotsTotal,

@@ -11,6 +11,7 @@
 //   max_replicas = 2   # workers of it at once, over every node
 //   min_replicas = 1   # workers of it kept loaded at all times (started with the queen, restarted when one goes)
 //   split_mode = "row" # where it spans several GPUs (default "layer")
+//   nodes = ["localhost", "pc", "mac"]   # split over these nodes' devices (the worker on the queen's machine)
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse, TomlError } from "smol-toml";
@@ -42,6 +43,8 @@ const ModelEntry = z.strictObject({
   min_replicas: z.number().int().min(0).max(64).default(0),
   /** Where it is split over several GPUs: by layer (default), row or tensor (llama.cpp's split modes). */
   split_mode: z.enum(SPLIT_MODES).optional(),
+  /** Its layers over these nodes' devices (llama.cpp's RPC backend): the worker on the queen's own node, the others lending theirs. */
+  nodes: z.array(z.string().min(1)).min(1).max(16).optional(),
 }).refine((m) => m.max_replicas === undefined || m.min_replicas <= m.max_replicas, { message: "min_replicas is more than max_replicas", path: ["min_replicas"] });
 export type ModelConfig = z.infer<typeof ModelEntry> & { name: string };
 

@@ -9,11 +9,14 @@ import { LOCAL_NODE, type NodeRegistry, type NodeRow } from "../../nodes/registr
 import { selfCommand } from "../../self";
 import type { HiveAnnouncement } from "../../wire/hive";
 import type { HiveEntry, Registry, WorkerEntry } from "./registry";
+import type { Tunnel } from "../../ssh/tunnel";
 
 /** Starts a hive on a remote node and stops it (implemented over SSH by the keeper's side). */
 export interface RemoteHiveLauncher {
   start(node: NodeRow, queenUrl: string): Promise<void>;
   stop(node: NodeRow): Promise<void>;
+  /** A port on the queen's loopback that leads to `port` on the node's loopback, over its SSH connection. */
+  tunnel(node: NodeRow, port: number): Promise<Tunnel>;
 }
 
 export interface HivesOptions {
@@ -98,6 +101,13 @@ export class Hives {
     );
     if (this.options.remote)
       await Promise.all(this.options.nodes.list().filter((n) => n.sshHost && this.options.registry.hives.has(n.name)).map((n) => this.options.remote!.stop(n).catch(() => {})));
+  }
+
+  /** A tunnel from the queen's loopback to a port on the node's loopback (its SSH connection). */
+  tunnel(node: string, port: number): Promise<Tunnel> {
+    const row = this.options.nodes.get(node);
+    if (!row?.sshHost || !this.options.remote) throw new RbeeError("BAD_REQUEST", `node ${node} is not reached over SSH: it cannot lend its devices to this queen's workers`);
+    return this.options.remote.tunnel(row, port);
   }
 
   private async start(node: string): Promise<HiveEntry> {

@@ -26,6 +26,8 @@ export interface WorkerEntry {
   device: string | null;
   /** The GPUs of its node it is pinned to; null: all. */
   devices: number[] | null;
+  /** A worker split over several nodes: each node's part of the model (the queen's plan); absent for one node. */
+  split?: { node: string; share: number }[];
   /** When a request last ended on it (or it came up): the least recently used idle worker is evicted first. */
   lastUsedAt: number;
   /** Tokens streamed from it through the queen (the dashboard's tokens/s). */
@@ -43,6 +45,9 @@ export interface ModelListing {
 export class Registry {
   readonly hives = new Map<string, HiveEntry>();
   readonly workers = new Map<string, WorkerEntry>();
+
+  /** Told of every worker that leaves (whatever the path): what was lent to it goes back. */
+  onWorkerRemoved: (worker: WorkerEntry) => void = () => {};
 
   constructor(private readonly apiToken?: string) {}
 
@@ -66,7 +71,7 @@ export class Registry {
       present.add(w.id);
       this.upsertWorker(a.node, w);
     }
-    for (const w of this.workers.values()) if (w.node === a.node && !present.has(w.id)) this.workers.delete(w.id);
+    for (const w of this.workers.values()) if (w.node === a.node && !present.has(w.id)) this.removeWorker(w.id);
     return entry;
   }
 
@@ -84,6 +89,7 @@ export class Registry {
   removeWorker(id: string): WorkerEntry | undefined {
     const w = this.workers.get(id);
     this.workers.delete(id);
+    if (w) this.onWorkerRemoved(w);
     return w;
   }
 
@@ -92,7 +98,7 @@ export class Registry {
     const hive = this.hives.get(node);
     if (hive) hive.state = "down";
     const gone = [...this.workers.values()].filter((w) => w.node === node);
-    for (const w of gone) this.workers.delete(w.id);
+    for (const w of gone) this.removeWorker(w.id);
     return gone;
   }
 

@@ -5,6 +5,7 @@ import { logger } from "../../log";
 import { NodeRegistry } from "../../nodes/registry";
 import { exitWhenStdinCloses } from "../../stdin-watch";
 import { type RemoteHiveLauncher, Hives } from "./hives";
+import { PoolSplits } from "./pool-splits";
 import { QueenMetrics } from "./metrics";
 import { Registry } from "./registry";
 import { Relay } from "./relay";
@@ -74,6 +75,9 @@ export async function runQueen(options: QueenOptions): Promise<void> {
     onWorkersGone: (gone) => gone.forEach((w) => scheduler.workerGone(w.modelRef)),
     remote: options.remote,
   });
+  // Split workers' lenders: released whenever such a worker leaves the registry.
+  const splits = new PoolSplits((node, port) => hives.tunnel(node, port));
+  registry.onWorkerRemoved = (worker) => splits.release(worker.id);
   scheduler = new Scheduler(registry, {
     spawn: createSpawner({ registry, ensureHive: (n) => hives.ensure(n), knowsNode: (n) => hives.knows(n), workerSlots: options.workerSlots, settingsFor: (ref) => names.settingsFor(ref),
       allowCpu: options.allowCpu,
@@ -84,6 +88,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
       },
       stopWorker,
       onEvicted: (worker) => metrics.evictions.inc({ model: worker.modelRef }),
+      pool: { nodes: () => nodes.list().filter((n) => n.sshHost).map((n) => n.name), splits },
     }),
     affinity,
     queueLimit: options.queueLimit,
@@ -110,6 +115,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
   const shutdown = () => {
     stopping ??= (async () => {
       log.info("shutting down: stopping every hive");
+      await splits.releaseAll();
       await hives.shutdownAll();
       server.stop(true);
       nodes.close();

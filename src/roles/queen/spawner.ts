@@ -5,7 +5,10 @@ import { RbeeError } from "../../errors";
 import type { SplitMode } from "../../inference/backend";
 import { logger } from "../../log";
 import { LOCAL_NODE } from "../../nodes/registry";
+import { splitLabel } from "../../format";
 import { place } from "./placement";
+import { placeOverNodes } from "./pool-placement";
+import type { PoolSplits } from "./pool-splits";
 import type { HiveEntry, Registry, WorkerEntry } from "./registry";
 
 export interface SpawnerOptions {
@@ -16,7 +19,9 @@ export interface SpawnerOptions {
   knowsNode: (node: string) => boolean;
   workerSlots: number;
   /** config.toml's slots, context and replica limit for a model, where it has any. */
-  settingsFor?: (modelRef: string) => { slots?: number; ctx?: number; max_replicas?: number; split_mode?: SplitMode } | undefined;
+  settingsFor?: (modelRef: string) => { slots?: number; ctx?: number; max_replicas?: number; split_mode?: SplitMode; nodes?: string[] } | undefined;
+  /** Every node a model may be split over (the registered ones and this machine's), and the leases of split workers. */
+  pool?: { nodes: () => string[]; splits: PoolSplits };
   /** Workers may go onto the CPU of a node that has GPUs (--allow-cpu). */
   allowCpu?: boolean;
   /** Models never unloaded to make room (config.toml's pinned). */
@@ -37,7 +42,7 @@ async function refreshDevices(hive: HiveEntry): Promise<void> {
 /** Spawns of one worker that ran out of memory, each after an eviction, before the error goes to the client. */
 const MAX_SPAWN_ATTEMPTS = 3;
 
-export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: defaultSlots, settingsFor, allowCpu = false, pinned = () => false, stopWorker, onEvicted }: SpawnerOptions) {
+export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: defaultSlots, settingsFor, allowCpu = false, pinned = () => false, stopWorker, onEvicted, pool }: SpawnerOptions) {
   /**
    * Makes room for a model: the least recently used idle worker that is not pinned stops (never one with requests in
    * flight), and its node's devices are read again. False where no such worker is left.
@@ -55,6 +60,8 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
   }
 
   const outOfMemory = (err: unknown) => err instanceof RbeeError && err.code === "INSUFFICIENT_VRAM";
+  /** Too big for the node it was placed on, in VRAM or in RAM. */
+  const tooBig = (err: unknown) => err instanceof RbeeError && (err.code === "INSUFFICIENT_VRAM" || err.code === "INSUFFICIENT_MEMORY");
 
   /** Placement, evicting idle workers while nothing fits. */
   async function placeEvicting(candidates: () => Parameters<typeof place>[0], request: Parameters<typeof place>[1], forModel: string) {
@@ -67,9 +74,65 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
     }
   }
 
+  /**
+   * A worker whose layers go over several nodes: on this machine's hive, the others lending their devices through
+   * rpc-servers and SSH tunnels (pool-placement.ts, pool-splits.ts). `pinnedNodes`: config.toml's; else the fewest.
+   */
+  async function spawnSplit(modelRef: string, pinnedNodes: string[] | undefined): Promise<boolean> {
+    if (!pool) throw new RbeeError("INSUFFICIENT_VRAM", `${modelRef} fits on no single node, and this queen cannot split it over nodes`);
+    const settings = settingsFor?.(modelRef);
+    const names = [...new Set([LOCAL_NODE, ...(pinnedNodes ?? pool.nodes())])];
+    for (const name of names) if (!knowsNode(name)) throw new RbeeError("NOT_FOUND", `config.toml pins ${modelRef} to an unknown node "${name}"`);
+    const hives = await Promise.all(names.map((n) => ensureHive(n)));
+    await Promise.all(hives.map(refreshDevices));
+    const main = hives.find((h) => h.node === LOCAL_NODE)!;
+    // Only the worker's node needs the file: the weights travel to the lenders when it loads.
+    let model = main.models.find((m) => m.ref === modelRef && m.status === "ready");
+    if (!model) {
+      log.info(`downloading ${modelRef} on ${main.node}`);
+      const downloaded = await main.client.download(modelRef);
+      main.models = [...main.models.filter((m) => m.ref !== downloaded.ref), downloaded];
+      model = downloaded;
+    }
+    const workerSlots = settings?.slots ?? defaultSlots;
+    const plan = placeOverNodes(
+      hives.map((h) => ({ node: h.node, devices: h.devices, hasModel: h.models.some((m) => m.ref === modelRef) })),
+      { model: { ref: modelRef, shape: model.shape, sizeBytes: model.size_bytes }, slots: workerSlots, ctx: settings?.ctx, allowCpu, main: LOCAL_NODE, pinned: pinnedNodes },
+    );
+    log.info(`spawning a worker for ${modelRef} split over ${splitLabel(plan.parts)}`);
+    const leases = await pool.splits.borrow(plan.lenders, (n) => registry.hives.get(n)!);
+    let worker;
+    try {
+      worker = await main.client.spawn({
+        model: modelRef,
+        slots: workerSlots,
+        ...(settings?.ctx && { ctx: settings.ctx }),
+        ...(plan.mainDevices.length && { devices: plan.mainDevices }),
+        rpc: leases.map((l) => l.tunnel!.endpoint),
+        tensor_split: plan.tensorSplit,
+        idle_timeout_s: 0,
+      });
+    } catch (err) {
+      await pool.splits.giveBack(leases);
+      throw err;
+    }
+    const entry = registry.upsertWorker(main.node, worker);
+    if (entry) entry.split = plan.parts;
+    pool.splits.attach(worker.id, leases);
+    // Gone already (its lender lost before this): what it held goes back now.
+    if (!registry.workers.has(worker.id)) pool.splits.release(worker.id);
+    return true;
+  }
+
   /** Resolves true once a new worker serves, false when every eligible hive already has one for this model. */
   return async function spawn(modelRef: string, node?: string): Promise<boolean> {
     if (node && !knowsNode(node)) throw new RbeeError("NOT_FOUND", `unknown node "${node}"`);
+    const pinnedNodes = settingsFor?.(modelRef)?.nodes;
+    if (!node && pinnedNodes && pinnedNodes.some((n) => n !== LOCAL_NODE)) {
+      // One worker over the pinned nodes; another replica would need devices they no longer have.
+      if (registry.workersFor(modelRef).length) return false;
+      return spawnSplit(modelRef, pinnedNodes);
+    }
     let hives = registry.upHives().filter((h) => !node || h.node === node);
     if (!hives.length) hives = [await ensureHive(node ?? LOCAL_NODE)];
     const settings = settingsFor?.(modelRef);
@@ -83,6 +146,8 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
       .map((h) => ({ hive: h, exclude: taken(h) }));
     if (!free.length) return false; // every device already serves this model: waiters get the next free slot
     const workerSlots = settings?.slots ?? defaultSlots;
+    // The first worker of a model no single node holds may go over several (on no node the request pinned).
+    const splittable = !node && pool !== undefined && !replicas.length && pool.nodes().length > 0;
     const hasModel = (h: HiveEntry) => h.models.some((m) => m.ref === modelRef && m.status === "ready");
     const known = hives.flatMap((h) => h.models).find((m) => m.ref === modelRef && m.shape);
     // Fresh device reports: what workers started since the last heartbeat hold counts.
@@ -90,11 +155,18 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
     // The estimate decides where; the worker's own load has the last word: one that finds too little memory (the
     // estimate was short, or another process took some meanwhile) makes the queen evict and place again.
     for (let attempt = 1; ; attempt++) {
-      const placement = await placeEvicting(
+      let placement: Awaited<ReturnType<typeof placeEvicting>>;
+      try {
+        placement = await placeEvicting(
         () => free.map(({ hive: h, exclude }) => ({ node: h.node, devices: h.devices && { ...h.devices, gpus: h.devices.gpus.filter((g) => !exclude.includes(g.index)) }, hasModel: hasModel(h) })),
         { model: known ? { ref: modelRef, shape: known.shape, sizeBytes: known.size_bytes } : null, slots: workerSlots, ctx: settings?.ctx, allowCpu },
         modelRef,
       );
+      } catch (err) {
+        // Nothing holds it alone, even after making room: the pool together may.
+        if (tooBig(err) && splittable) return spawnSplit(modelRef, undefined);
+        throw err;
+      }
       const hive = free.find(({ hive: h }) => h.node === placement.node)!.hive;
       if (!hasModel(hive)) {
         log.info(`downloading ${modelRef} on ${hive.node}`);
@@ -116,9 +188,13 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
         registry.upsertWorker(hive.node, worker);
         return true;
       } catch (err) {
-        if (!outOfMemory(err) || attempt >= MAX_SPAWN_ATTEMPTS) throw err;
-        log.warn(`${err instanceof Error ? err.message : err}; making room and placing again`);
-        if (!(await evictOne(modelRef))) throw err;
+        if (outOfMemory(err) && attempt < MAX_SPAWN_ATTEMPTS && (await evictOne(modelRef))) {
+          log.warn(`${err instanceof Error ? err.message : err}; made room, placing again`);
+          continue;
+        }
+        // The node's own check found it too big (a model no hive had, so placement could not estimate it).
+        if (tooBig(err) && splittable) return spawnSplit(modelRef, undefined);
+        throw err;
       }
     }
   };

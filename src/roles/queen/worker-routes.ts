@@ -27,6 +27,7 @@ export function addWorkerRoutes(app: Hono, deps: QueenDeps): void {
         backend: w.backend,
         device: w.device,
         devices: w.devices,
+        split: w.split ?? null,
         expires_at: keepAlive.expiresAt(w.modelRef)?.toISOString() ?? null,
       })),
     }),
