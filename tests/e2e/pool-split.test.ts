@@ -143,6 +143,21 @@ describe("one model over several nodes", () => {
     await noRpcServerLeft();
   }, 180_000);
 
+  test("a pinned node that cannot be reached: one clear error, nothing lent anywhere", async () => {
+    const [a, b] = net.hosts as [TestHost, TestHost];
+    await b.stopSshd();
+    try {
+      const queen = await startQueen();
+      const res = await complete(queen, "split:pinned");
+      expect(res.status).toBeGreaterThanOrEqual(500);
+      expect((await res.json()).error.message).toBe(`cannot reach root@${b.ip}:22: ECONNREFUSED`);
+      expect(rpcServersOn(a)).toEqual([]);
+      expect(await queen.stop()).toBe(0);
+    } finally {
+      await b.startSshd();
+    }
+  }, 60_000);
+
   test("a lender's rpc-server killed mid-stream: the stream ends with an error record, and what was lent goes back", async () => {
     const queen = await startQueen();
     const res = await postJson(`${queen.url}/v2/tasks`, { model: "split:auto", prompt: PROMPT, max_tokens: 1500, temperature: 0, ignore_eos: true }, { headers: { "content-type": "application/json", ...auth } });

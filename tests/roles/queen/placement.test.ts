@@ -6,6 +6,7 @@ import { backendGpus } from "../../../src/inference/devices";
 import { readModelShape } from "../../../src/inference/gguf-metadata";
 import { estimateMemory, vramOnGpus } from "../../../src/inference/memory-plan";
 import { type Candidate, place } from "../../../src/roles/queen/placement";
+import { placeOverNodes } from "../../../src/roles/queen/pool-placement";
 import type { DeviceReport } from "../../../src/wire/hive";
 import { removeTempHomes } from "../../support/home";
 import { STORIES_MODEL } from "../../support/paths";
@@ -225,4 +226,34 @@ describe("replicas", () => {
     }, 30_000);
     expect(await queen.stop()).toBe(0);
   }, 90_000);
+});
+
+describe("split over nodes (pool-placement.ts)", () => {
+  const big = { ref: "file:stories", shape: { ...shape }, sizeBytes: model.sizeBytes };
+  const splitRequest = { model: big, slots: 64, allowCpu: false, main: "localhost" };
+  const splitNeeds = estimateMemory(shape, { weightsBytes: model.sizeBytes, slots: 64, ctxPerSlot: 2048, onGpu: true });
+  const node = (name: string, gpus: ReturnType<typeof gpu>[], ramFree = 16 * GIB): Candidate => ({ node: name, devices: machine(gpus, ramFree), hasModel: name === "localhost" });
+
+  test("the fewest nodes, roomiest first, each device's share its free memory; this machine's GPUs last", () => {
+    const third = Math.ceil(vramOnGpus(splitNeeds, [{}, {}, {}]) / 3);
+    const plan = placeOverNodes([node("localhost", [gpu(0, third)]), node("small", [gpu(0, MIB)]), node("pc", [gpu(0, third), gpu(1, 2 * third)]), node("mac", [gpu(0, third)])], splitRequest);
+    expect(plan.lenders).toEqual([{ node: "pc", devices: [0, 1], shares: [expect.any(Number), expect.any(Number)] }]);
+    expect(plan.mainDevices).toEqual([0]);
+    expect(plan.tensorSplit).toHaveLength(3);
+    expect(plan.tensorSplit[1]! / plan.tensorSplit[0]!).toBeCloseTo(2, 1);
+    expect(plan.parts.map((p) => p.node)).toEqual(["pc", "localhost"]);
+    expect(plan.parts.reduce((s, p) => s + p.share, 0)).toBeCloseTo(1, 5);
+  });
+
+  test("a node without GPUs lends its CPU; config.toml's pins are taken in their order; what cannot hold it is one error", () => {
+    const half = Math.ceil(vramOnGpus(splitNeeds, [{}, {}]) / 2);
+    const cpuNodes = [node("localhost", [], MIB), node("a", [], half), node("b", [], half), node("c", [], half)];
+    const plan = placeOverNodes(cpuNodes, { ...splitRequest, pinned: ["localhost", "c", "a"] });
+    expect(plan.lenders.map((l) => [l.node, l.devices])).toEqual([["c", null], ["a", null]]);
+    expect(plan.mainDevices).toEqual([]);
+    expect(() => placeOverNodes(cpuNodes, { ...splitRequest, pinned: ["localhost", "a"] })).toThrow(/^nothing holds file:stories with 64 slots of 2048 tokens, not even split over the pinned nodes: it needs [\d.]+ MiB over 1 devices; localhost: CPU 1\.0 MiB free; a: CPU [\d.]+ MiB free; b: CPU/);
+    expect(() => placeOverNodes(cpuNodes, { ...splitRequest, pinned: ["localhost", "zz"] })).toThrow("config.toml pins file:stories to zz, whose hive is not up");
+    expect(() => placeOverNodes(cpuNodes.slice(1), splitRequest)).toThrow("the queen's own node (localhost) has no hive up to run a split worker");
+    expect(() => placeOverNodes([node("localhost", [], MIB), node("a", [], MIB)], splitRequest)).toThrow(/not even split over the pool/);
+  });
 });
