@@ -22,6 +22,8 @@ if [ -f "$ADDON_DIR/llama-addon.node" ] && [ -d "$CUDA_BINS" ]; then
 fi
 
 if [ -d "$ADDON_DIR/tools" ] && [ -d "$CUDA_BINS" ]; then cp "$ADDON_DIR"/tools/* "$CUDA_BINS/"; fi
+# llama.cpp's RPC backend and rpc-server linked against that build (scripts/build-addon.ts --into puts them in rpc/).
+if [ -d "$ADDON_DIR/rpc" ] && [ -d "$CUDA_BINS" ]; then rm -rf "$CUDA_BINS/rpc" && cp -r "$ADDON_DIR/rpc" "$CUDA_BINS/rpc"; fi
 
 [ "${INSTALL_ONLY:-0}" = 1 ] && exit 0
 

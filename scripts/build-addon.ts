@@ -166,10 +166,11 @@ async function compileRpc(workDir: string, llamaCpp: string): Promise<string[]> 
 function linkRpcInto(dir: string, [rpc, transport, server]: string[]): void {
   const rpcDir = join(dir, "rpc");
   mkdirSync(rpcDir, { recursive: true });
+  // The backend needs ggml's base alone; the server ggml's registry too (libggml.so, named by the variant).
   const ggml = readdirSync(dir).filter((f) => /^libggml[.-].*\.so$/.test(f) && !/^libggml-(cpu|cuda|vulkan|rpc)/.test(f));
-  const libs = [`-L${dir}`, ...ggml.map((l) => `-l:${l}`), "-Wl,-rpath,$ORIGIN/..", "-pthread"];
-  run(["g++", "-shared", "-o", join(rpcDir, "libggml-rpc.so"), rpc!, transport!, ...libs]);
-  run(["g++", "-o", join(rpcDir, "rpc-server"), server!, ...libs, "-Wl,--allow-shlib-undefined"]);
+  const linking = (libs: string[]) => [`-L${dir}`, ...libs.map((l) => `-l:${l}`), "-Wl,-rpath,$ORIGIN/..", "-pthread"];
+  run(["g++", "-shared", "-o", join(rpcDir, "libggml-rpc.so"), rpc!, transport!, ...linking(["libggml-base.so"])]);
+  run(["g++", "-o", join(rpcDir, "rpc-server"), server!, ...linking(ggml), "-Wl,--allow-shlib-undefined"]);
 }
 
 /** Links against the libraries in `dir` (their names carry the backend variant) and swaps the addon in by rename. */

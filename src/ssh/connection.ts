@@ -77,7 +77,11 @@ export class SshConnection {
     };
     return new Promise((resolve, reject) => {
       const client = new Client();
-      client.once("ready", () => resolve(new SshConnection(client, target)));
+      client.once("ready", () => {
+        // Tunnels carry request-and-answer traffic (llama.cpp's RPC): no waiting to fill packets.
+        (client as unknown as { _sock?: { setNoDelay?: (on: boolean) => void } })._sock?.setNoDelay?.(true);
+        resolve(new SshConnection(client, target));
+      });
       client.once("error", (err: Error & { level?: string; code?: string }) => {
         client.end();
         if (hostKeyError) return reject(hostKeyError);

@@ -18,6 +18,8 @@ export function openTunnel(conn: SshConnection, remotePort: number): Promise<Tun
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
     sockets.add(socket);
+    // llama.cpp's RPC is many small messages each awaiting an answer: Nagle's delay would be paid on every one.
+    socket.setNoDelay(true);
     socket.once("close", () => sockets.delete(socket));
     socket.pause();
     conn.client.forwardOut("127.0.0.1", 0, "127.0.0.1", remotePort, (err, channel) => {
