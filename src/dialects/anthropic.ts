@@ -2,6 +2,7 @@
 // and tool_result blocks, tool_choice), and OpenAI's answers as Anthropic's message or its stream of events. Pure
 // translation, with Anthropic's error shape.
 import { RbeeError } from "../errors";
+import { noVisionMessage } from "../wire/request";
 import type { AnthropicMessage, ContentBlock, CountTokensRequest, MessagesRequest } from "../wire/anthropic";
 
 /** Anthropic's error types by rbee's HTTP status. */
@@ -16,6 +17,7 @@ function text(content: string | { type: "text"; text: string }[]): string {
 }
 
 function refuse(block: ContentBlock): never {
+  if (block.type === "image" || block.type === "document") throw new RbeeError("BAD_REQUEST", noVisionMessage(`an ${block.type} block`));
   throw new RbeeError("BAD_REQUEST", `content blocks of type ${block.type} are not supported (this model takes text only)`);
 }
 

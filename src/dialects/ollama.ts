@@ -2,6 +2,7 @@
 // answers (whole or streamed) as Ollama's NDJSON records with its counters and durations, and rbee's models as its
 // /api/tags and /api/show entries. Pure translation.
 import { RbeeError } from "../errors";
+import { noVisionMessage } from "../wire/request";
 import type { OllamaChatRequest, OllamaGenerateRequest, OllamaMessage } from "../wire/ollama";
 import type { ModelJson } from "../wire/hive";
 
@@ -31,7 +32,7 @@ function formatOf(format: OllamaChatRequest["format"]) {
 }
 
 function refuseImages(images: string[] | undefined): void {
-  if (images?.length) throw new RbeeError("BAD_REQUEST", "this model takes text only: images are not supported");
+  if (images?.length) throw new RbeeError("BAD_REQUEST", noVisionMessage(`images (${images.length})`));
 }
 
 /** Ollama's messages as OpenAI's: calls get ids, and each tool message answers the oldest call not yet answered. */

@@ -1,5 +1,6 @@
 // Anthropic's Messages API as its clients send it (@anthropic-ai/sdk, agents and coding tools pointed at a local URL).
 import { z } from "zod";
+import { requestObject } from "./request";
 
 const TextBlock = z.object({ type: z.literal("text"), text: z.string() });
 const ToolUseBlock = z.object({ type: z.literal("tool_use"), id: z.string().min(1), name: z.string().min(1), input: z.record(z.string(), z.unknown()).default({}) });
@@ -27,7 +28,7 @@ export const AnthropicToolChoice = z.discriminatedUnion("type", [
 
 const System = z.union([z.string(), z.array(TextBlock)]).optional();
 
-export const MessagesRequest = z.object({
+export const MessagesRequest = requestObject({
   model: z.string().min(1, "must name a model"),
   max_tokens: z.number().int().positive(),
   messages: z.array(AnthropicMessage).min(1, "must hold at least one message"),

@@ -1,9 +1,9 @@
 // Ollama's API as its clients send it (ollama-js, Open WebUI, Continue…): request bodies as zod schemas. Unknown fields
 // are ignored, as Ollama does.
 import { z } from "zod";
+import { requestObject } from "./request";
 
-export const OllamaOptions = z
-  .object({
+export const OllamaOptions = requestObject({
     num_predict: z.number().int().optional(),
     temperature: z.number().min(0).max(2).optional(),
     top_k: z.number().int().nonnegative().optional(),
@@ -15,8 +15,7 @@ export const OllamaOptions = z
     seed: z.number().int().optional(),
     stop: z.array(z.string()).max(8).optional(),
     num_ctx: z.number().int().positive().optional(),
-  })
-  .optional();
+  }).optional();
 
 /** "json", or a JSON schema the output must fit. */
 const Format = z.union([z.literal("json"), z.literal(""), z.record(z.string(), z.unknown())]).optional();
@@ -34,7 +33,7 @@ export const OllamaMessage = z.object({
 });
 export type OllamaMessage = z.infer<typeof OllamaMessage>;
 
-export const OllamaChatRequest = z.object({
+export const OllamaChatRequest = requestObject({
   model: z.string().min(1, "must name a model"),
   messages: z.array(OllamaMessage).default([]),
   tools: z.array(z.unknown()).optional(),
@@ -47,7 +46,7 @@ export const OllamaChatRequest = z.object({
 });
 export type OllamaChatRequest = z.infer<typeof OllamaChatRequest>;
 
-export const OllamaGenerateRequest = z.object({
+export const OllamaGenerateRequest = requestObject({
   model: z.string().min(1, "must name a model"),
   prompt: z.string().default(""),
   suffix: z.string().optional(),
@@ -62,15 +61,15 @@ export const OllamaGenerateRequest = z.object({
 });
 export type OllamaGenerateRequest = z.infer<typeof OllamaGenerateRequest>;
 
-export const OllamaEmbedRequest = z.object({
+export const OllamaEmbedRequest = requestObject({
   model: z.string().min(1, "must name a model"),
   input: z.union([z.string(), z.array(z.string()).min(1)]),
   truncate: z.boolean().default(true),
   keep_alive: KeepAlive,
 });
 
-export const OllamaLegacyEmbeddingsRequest = z.object({ model: z.string().min(1, "must name a model"), prompt: z.string().min(1, "must not be empty"), keep_alive: KeepAlive });
+export const OllamaLegacyEmbeddingsRequest = requestObject({ model: z.string().min(1, "must name a model"), prompt: z.string().min(1, "must not be empty"), keep_alive: KeepAlive });
 
-export const OllamaModelRequest = z.object({ model: z.string().min(1).optional(), name: z.string().min(1).optional() }).refine((b) => b.model || b.name, "must name a model (model)");
-export const OllamaPullRequest = z.object({ model: z.string().min(1).optional(), name: z.string().min(1).optional(), stream: z.boolean().default(true), insecure: z.boolean().optional() }).refine((b) => b.model || b.name, "must name a model (model)");
-export const OllamaCopyRequest = z.object({ source: z.string().min(1, "must name a model"), destination: z.string().min(1, "must name the new name") });
+export const OllamaModelRequest = requestObject({ model: z.string().min(1).optional(), name: z.string().min(1).optional() }).refine((b) => b.model || b.name, "must name a model (model)");
+export const OllamaPullRequest = requestObject({ model: z.string().min(1).optional(), name: z.string().min(1).optional(), stream: z.boolean().default(true), insecure: z.boolean().optional() }).refine((b) => b.model || b.name, "must name a model (model)");
+export const OllamaCopyRequest = requestObject({ source: z.string().min(1, "must name a model"), destination: z.string().min(1, "must name the new name") });

@@ -1,5 +1,6 @@
 // OpenAI-compatible request bodies (unknown fields are ignored, as OpenAI clients send many) and response builders.
 import { z } from "zod";
+import { noVisionMessage, requestObject } from "./request";
 import { MAX_STOP_CHARS } from "./worker";
 
 /** Messages one chat request may carry. */
@@ -38,7 +39,7 @@ const common = {
   seed: z.number().int().nonnegative().optional(),
   stop: z.union([z.string().max(MAX_STOP_CHARS, `a stop string may have at most ${MAX_STOP_CHARS} characters`), z.array(z.string().max(MAX_STOP_CHARS, `a stop string may have at most ${MAX_STOP_CHARS} characters`)).max(8, "at most 8 stop strings")]).nullish(),
   stream: z.boolean().default(false),
-  stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
+  stream_options: requestObject({ include_usage: z.boolean().optional() }).nullish(),
   n: z.number().int().min(1).max(MAX_CHOICES, `n may be at most ${MAX_CHOICES}`).default(1),
   response_format: ResponseFormat.nullish(),
   /** llama.cpp's extension: generate exactly max_tokens. */
@@ -49,7 +50,7 @@ const common = {
   cache_prompt: z.boolean().default(true),
 };
 
-export const CompletionRequest = z.object({
+export const CompletionRequest = requestObject({
   ...common,
   /** How many most likely alternatives to report beside each token's log probability (OpenAI allows up to 5). */
   logprobs: z.number().int().min(0).max(5).nullish(),
@@ -59,10 +60,17 @@ export const CompletionRequest = z.object({
 });
 export type CompletionRequest = z.infer<typeof CompletionRequest>;
 
-const Content = z.union([
-  z.string(),
-  z.array(z.object({ type: z.literal("text", "this model takes text only: image, audio and file parts are not supported"), text: z.string() })),
-]);
+/** A content part: text; an image, audio or file part is refused with one line that names it (noVisionMessage). */
+const ContentPart = z
+  .object({ type: z.string(), text: z.string().optional() })
+  .passthrough()
+  .superRefine((part, ctx) => {
+    if (part.type !== "text") ctx.addIssue({ code: "custom", message: noVisionMessage(`an ${part.type} part`) });
+    else if (typeof part.text !== "string") ctx.addIssue({ code: "custom", message: "a text part needs its text", path: ["text"] });
+  })
+  .transform((part) => ({ type: "text" as const, text: part.text! }));
+
+const Content = z.union([z.string(), z.array(ContentPart)]);
 
 export const ToolCallJson = z.object({
   id: z.string().min(1),
@@ -93,7 +101,7 @@ export const ToolChoice = z.union([
   z.object({ type: z.literal("function"), function: z.object({ name: z.string().min(1) }) }),
 ]);
 
-export const ChatRequest = z.object({
+export const ChatRequest = requestObject({
   ...common,
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
@@ -140,7 +148,7 @@ export function messageText(content: z.infer<typeof Content> | null | undefined)
 /** Inputs one embeddings request may carry (OpenAI's limit). */
 export const MAX_EMBEDDING_INPUTS = 2048;
 
-export const EmbeddingsRequest = z.object({
+export const EmbeddingsRequest = requestObject({
   model: z.string().optional(),
   input: z.union([
     z.string().min(1, "must not be empty"),
@@ -155,7 +163,7 @@ export const EmbeddingsRequest = z.object({
 export type EmbeddingsRequest = z.infer<typeof EmbeddingsRequest>;
 
 /** The reranking call llama-server and Jina serve. */
-export const RerankRequest = z.object({
+export const RerankRequest = requestObject({
   model: z.string().optional(),
   query: z.string().min(1, "must not be empty"),
   documents: z.array(z.string()).min(1, "must hold at least one document").max(MAX_EMBEDDING_INPUTS),

@@ -1,13 +1,14 @@
 // The worker's wire format: request bodies and SSE event payloads, as zod schemas the server and clients share.
 import { z } from "zod";
 import { SPLIT_MODES } from "../inference/backend";
+import { strictRequestObject } from "./request";
 
 /** Stop strings: at most 8, each at most MAX_STOP_CHARS characters. */
 export const MAX_STOP_CHARS = 256;
 const stopString = z.string().max(MAX_STOP_CHARS, `a stop string may have at most ${MAX_STOP_CHARS} characters`);
 const stop = z.union([stopString, z.array(stopString).max(8, "at most 8 stop strings")]).optional();
 
-export const ExecuteRequest = z.strictObject({
+const executeFields = {
   prompt: z.string().min(1, "must not be empty"),
   max_tokens: z.number().int().positive().default(128),
   temperature: z.number().min(0).max(2).default(0.8),
@@ -18,7 +19,8 @@ export const ExecuteRequest = z.strictObject({
   ignore_eos: z.boolean().default(false),
   /** Reuse the cells of a slot whose last prompt started the same way (false: evaluate the whole prompt). */
   cache_prompt: z.boolean().default(true),
-});
+};
+export const ExecuteRequest = strictRequestObject(executeFields);
 export type ExecuteRequest = z.infer<typeof ExecuteRequest>;
 
 export const StartedEvent = z.object({ request_id: z.string(), slot: z.number(), queued_ms: z.number(), prompt_tokens: z.number(), cached_tokens: z.number() });
@@ -89,7 +91,8 @@ export function stopList(value: string | string[] | undefined): string[] {
 }
 
 /** rbee's task call at the queen: the worker's execute call plus the model to use and an optional node. */
-export const TaskRequest = ExecuteRequest.extend({
+export const TaskRequest = strictRequestObject({
+  ...executeFields,
   model: z.string().min(1, "must name a model"),
   node: z.string().min(1).optional(),
 });

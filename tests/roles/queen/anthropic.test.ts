@@ -154,7 +154,7 @@ describe("Anthropic Messages API on the queen", () => {
       .create({ model: "stories260K", max_tokens: 5, messages: [{ role: "user", content: [{ type: "image", source: { type: "base64", media_type: "image/png", data: "AA" } }] }] })
       .catch((e) => e);
     expect(image).toBeInstanceOf(Anthropic.BadRequestError);
-    expect(image.error.error.message).toContain("text only");
+    expect(image.error.error.message).toBe("an image block, but this model has no vision support: rbee serves text-only models (send the text alone)");
     const unknown = await client.messages.create({ model: "nope", max_tokens: 5, messages: [{ role: "user", content: "hi" }] }).catch((e) => e);
     expect(unknown.status).toBe(404);
     expect(unknown.error.error.type).toBe("not_found_error");

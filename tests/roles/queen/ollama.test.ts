@@ -227,7 +227,7 @@ describe("Ollama API on the queen", () => {
     const cases: [string, unknown, string][] = [
       ["/api/chat", { messages: [] }, "model"],
       ["/api/chat", { model: "nope", messages: [{ role: "user", content: "hi" }] }, "no hive has a model called"],
-      ["/api/generate", { model: "stories260K", prompt: "hi", images: ["AAAA"] }, "text only"],
+      ["/api/generate", { model: "stories260K", prompt: "hi", images: ["AAAA"] }, "images (1), but this model has no vision support: rbee serves text-only models"],
       ["/api/generate", { model: "stories260K", prompt: "hi", keep_alive: "soon" }, "keep_alive"],
       ["/api/generate", { model: "stories260K", prompt: "hi", template: "{{ .Messages }}" }, "template"],
       ["/api/copy", { source: "stories260K", destination: "bad name!" }, "invalid model name"],
