@@ -44,7 +44,7 @@ const REQUESTS: ((model: string) => { path: string; body: Record<string, unknown
 /** A streamed answer that ended well carries its dialect's ending; one that failed, an error record. */
 function streamEnding(text: string): Outcome {
   if (/"done":true|\[DONE\]|event: end|event: message_stop/.test(text)) return { kind: "completed" };
-  const error = /"type":"error","error":\{"type":"([a-z_]+)"|"error":\{"code":"([A-Z_]+)"|"error":"([^"]+)"|event: error\ndata: \{"code":"([A-Z_]+)"/.exec(text);
+  const error = /"type":"error","error":\{"type":"([a-z_]+)"|"error":\{"code":"([A-Z_]+)"|"rbee_code":"([A-Z_]+)"|"error":"([^"]+)"|event: error\ndata: \{"code":"([A-Z_]+)"/.exec(text);
   if (error) return { kind: "clear-error", detail: error.slice(1).find(Boolean), message: /"message":"([^"]*)"/.exec(text)?.[1] };
   return { kind: "unclear", detail: `stream ended without an ending or an error: …${text.slice(-200)}` };
 }
@@ -63,7 +63,7 @@ async function oneRequest(options: SoakOptions, n: number): Promise<Outcome> {
     const text = await res.text();
     if (res.status >= 400) {
       const json = JSON.parse(text);
-      const code = json.error?.code ?? json.code ?? json.error?.type ?? (typeof json.error === "string" ? "ollama" : undefined);
+      const code = json.error?.rbee_code ?? json.error?.code ?? json.code ?? json.error?.type ?? (typeof json.error === "string" ? "ollama" : undefined);
       return code ? { kind: "clear-error", detail: String(code), message: json.error?.message ?? json.error } : { kind: "unclear", detail: `${res.status} ${text.slice(0, 200)}` };
     }
     if (!stream) return JSON.parse(text) && { kind: "completed" };

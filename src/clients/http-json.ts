@@ -1,5 +1,6 @@
 // JSON over HTTP to another rbee process: bearer token, timeouts, and rbee's error shape turned back into RbeeError.
 import { type ErrorCode, ERROR_STATUS, RbeeError } from "../errors";
+import { rbeeCodeOf } from "../wire/errors";
 
 export interface RequestOptions {
   timeoutMs?: number;
@@ -50,9 +51,11 @@ export class RbeeHttpClient {
 export async function errorFrom(res: Response): Promise<RbeeError> {
   const text = await res.text();
   try {
-    const { error } = JSON.parse(text) as { error: { code: string; message: string } };
-    const code = (error.code in ERROR_STATUS ? error.code : "INTERNAL") as ErrorCode;
-    return new RbeeError(code, error.message);
+    const body = JSON.parse(text) as { error: { message: string } };
+    // rbee's code, also where an OpenAI route put OpenAI's code in `code` (wire/errors.ts).
+    const given = rbeeCodeOf(body) ?? "INTERNAL";
+    const code = (given in ERROR_STATUS ? given : "INTERNAL") as ErrorCode;
+    return new RbeeError(code, body.error.message);
   } catch {
     return new RbeeError("INTERNAL", `HTTP ${res.status}: ${text.slice(0, 200)}`);
   }

@@ -1,16 +1,9 @@
 // The Anthropic dialect: a Messages request as the OpenAI chat request rbee's workers serve (system, turns, tool_use
 // and tool_result blocks, tool_choice), and OpenAI's answers as Anthropic's message or its stream of events. Pure
-// translation, with Anthropic's error shape.
+// translation (Anthropic's error shape is wire/errors.ts's).
 import { RbeeError } from "../errors";
 import { noVisionMessage } from "../wire/request";
 import type { AnthropicMessage, ContentBlock, CountTokensRequest, MessagesRequest } from "../wire/anthropic";
-
-/** Anthropic's error types by rbee's HTTP status. */
-export function anthropicError(status: number, message: string) {
-  const type =
-    status === 401 ? "authentication_error" : status === 404 ? "not_found_error" : status === 429 ? "rate_limit_error" : status === 503 ? "overloaded_error" : status < 500 ? "invalid_request_error" : "api_error";
-  return { type: "error", error: { type, message } };
-}
 
 function text(content: string | { type: "text"; text: string }[]): string {
   return typeof content === "string" ? content : content.map((b) => b.text).join("");

@@ -6,6 +6,7 @@ import { maxBodyBytes } from "../config";
 import { HTTPException } from "hono/http-exception";
 import { asRbeeError, RbeeError } from "../errors";
 import { logger } from "../log";
+import { errorBodyFor as errorJson } from "../wire/errors";
 
 export interface AppOptions {
   role: string;
@@ -28,7 +29,7 @@ export function createApp({ role, apiToken, publicPaths = ["/v1/health"], authen
     "*",
     bodyLimit({
       maxSize: limit,
-      onError: (c) => c.json(new RbeeError("PAYLOAD_TOO_LARGE", `the request body is over ${limit} bytes (RBEE_MAX_BODY_MB)`).toJSON(), 413),
+      onError: (c) => c.json(errorJson(c.req.path, new RbeeError("PAYLOAD_TOO_LARGE", `the request body is over ${limit} bytes (RBEE_MAX_BODY_MB)`)), 413),
     }),
   );
 
@@ -47,17 +48,17 @@ export function createApp({ role, apiToken, publicPaths = ["/v1/health"], authen
     });
   }
 
-  app.notFound((c) => c.json(new RbeeError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`).toJSON(), 404));
+  app.notFound((c) => c.json(errorJson(c.req.path, new RbeeError("NOT_FOUND", `no route ${c.req.method} ${c.req.path}`)), 404));
 
   app.onError((err, c) => {
     if (err instanceof HTTPException && !(err.cause instanceof RbeeError)) {
       const code = err.status === 401 ? "UNAUTHORIZED" : "BAD_REQUEST";
-      return c.json({ error: { code, message: err.message || code.toLowerCase() } }, err.status);
+      return c.json(errorJson(c.req.path, new RbeeError(code, err.message || code.toLowerCase())), err.status);
     }
     const rbee = asRbeeError(err instanceof HTTPException ? err.cause : err);
     if (rbee.code === "INTERNAL") log.error(`${c.req.method} ${c.req.path}: ${rbee.message}`);
     if (rbee.extra.retryAfterSeconds !== undefined) c.header("Retry-After", String(rbee.extra.retryAfterSeconds));
-    return c.json(rbee.toJSON(), rbee.status as 400);
+    return c.json(errorJson(c.req.path, rbee), rbee.status as 400);
   });
 
   return app;

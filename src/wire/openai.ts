@@ -3,6 +3,9 @@ import { z } from "zod";
 import { noVisionMessage, requestObject } from "./request";
 import { MAX_STOP_CHARS } from "./worker";
 
+/** The routes OpenAI's clients call: their errors are in OpenAI's shape (wire/errors.ts). */
+export const OPENAI_PATHS = new Set(["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/rerank"]);
+
 /** Messages one chat request may carry. */
 export const MAX_MESSAGES = 4096;
 

@@ -10,7 +10,8 @@ import { looksLikeModelRef, parseModelRef } from "../../catalog/refs";
 import { QueenClient } from "../../clients/queen-client";
 import { readEvents } from "../../clients/sse-client";
 import { apiToken, DEFAULT_QUEEN_PORT, rbeeHome } from "../../config";
-import { RbeeError } from "../../errors";
+import { type ErrorCode, RbeeError } from "../../errors";
+import { rbeeCodeOf } from "../../wire/errors";
 import { LOCAL_NODE, NODES_DB, NodeRegistry } from "../../nodes/registry";
 import { byteProgressReporter } from "../../progress";
 import { type EphemeralQueen, startEphemeralQueen } from "./ephemeral-queen";
@@ -162,7 +163,7 @@ async function generate(client: QueenClient, o: InferOptions, model: string, sig
       if (signal.aborted) break;
       if (message.data === "[DONE]") break;
       const chunk = JSON.parse(message.data);
-      if (chunk.error) throw new RbeeError(chunk.error.code ?? "WORKER_FAILED", chunk.error.message);
+      if (chunk.error) throw new RbeeError((rbeeCodeOf(chunk) ?? "WORKER_FAILED") as ErrorCode, chunk.error.message);
       const choice = chunk.choices?.[0];
       if (choice?.delta?.content) append(choice.delta.content);
       if (choice?.finish_reason) result.stop_reason = choice.finish_reason;

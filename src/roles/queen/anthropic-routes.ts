@@ -3,7 +3,8 @@
 // Errors in Anthropic's shape; the key may come as x-api-key (http/app.ts).
 import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import { AnthropicStream, anthropicError, chatRequest, countRequest } from "../../dialects/anthropic";
+import { AnthropicStream, chatRequest, countRequest } from "../../dialects/anthropic";
+import { anthropicError } from "../../wire/errors";
 import { asRbeeError } from "../../errors";
 import { readJson } from "../../http/validate";
 import { CountTokensRequest, MessagesRequest } from "../../wire/anthropic";
@@ -11,11 +12,8 @@ import type { QueenDeps } from "./server";
 import { openAiChunks, openAiJson } from "./worker-calls";
 
 export function addAnthropicRoutes(app: Hono, deps: QueenDeps): void {
+  // Errors in Anthropic's shape: the app's error handler chooses it by the path (wire/errors.ts).
   const messages = new Hono();
-  messages.onError((err, c) => {
-    const rbee = asRbeeError(err);
-    return c.json(anthropicError(rbee.status, rbee.message), rbee.status as 400);
-  });
 
   messages.post("/", async (c) => {
     const body = await readJson(c, MessagesRequest);
@@ -39,7 +37,7 @@ export function addAnthropicRoutes(app: Hono, deps: QueenDeps): void {
         await send(translated.end());
       } catch (err) {
         const rbee = asRbeeError(err);
-        await send([{ event: "error", data: anthropicError(rbee.status, rbee.message) }]);
+        await send([{ event: "error", data: anthropicError(rbee) }]);
       }
     });
   });

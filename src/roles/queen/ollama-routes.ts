@@ -25,11 +25,8 @@ export function addOllamaRoutes(app: Hono, deps: QueenDeps): void {
   app.get("/", (c) => c.text("rbee is running (Ollama-compatible API at /api)"));
   app.on("HEAD", "/", (c) => c.body(null, 200));
 
+  // Errors in Ollama's shape: the app's error handler chooses it by the path (wire/errors.ts).
   const api = new Hono();
-  api.onError((err, c) => {
-    const rbee = asRbeeError(err);
-    return c.json({ error: rbee.message, code: rbee.code }, rbee.status as 400);
-  });
 
   api.get("/version", (c) => c.json({ version: VERSION }));
 

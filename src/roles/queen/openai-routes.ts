@@ -2,6 +2,7 @@
 import type { Context, Hono } from "hono";
 import { z } from "zod";
 import { RbeeError } from "../../errors";
+import { openAiError } from "../../wire/errors";
 import { modelList } from "../../dialects/openai";
 import { readJson } from "../../http/validate";
 import { ChatRequest, CompletionRequest, EmbeddingsRequest, RerankRequest, reportedCompletionTokens } from "../../wire/openai";
@@ -69,7 +70,7 @@ async function relayOpenAi(c: Context, deps: Parameters<typeof addQueenOpenAiRou
     deps.metrics.generated(relayed.lease.worker, completionTokens(answer));
     return new Response(answer, { status: relayed.status, headers: { "content-type": "application/json" } });
   }
-  const stream = passThrough(relayed, deps.metrics, startedAt, (message) => `data: ${JSON.stringify({ error: { code: "WORKER_FAILED", message } })}\n\n`, done);
+  const stream = passThrough(relayed, deps.metrics, startedAt, (message) => `data: ${JSON.stringify(openAiError({ code: "WORKER_FAILED", message }))}\n\n`, done);
   return new Response(stream, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
 }
 

@@ -4,6 +4,7 @@ import type { Context, Hono } from "hono";
 import type { LlamaGrammar, Token } from "node-llama-cpp";
 import { callId, chatMessagesOf, chunks, constraintOf, logprobsOf, response, samplingOf, toolsOf, type ChoiceKind } from "../../dialects/openai";
 import { RbeeError } from "../../errors";
+import { openAiError } from "../../wire/errors";
 import { dataOnlySseResponse } from "../../http/sse";
 import { readJson } from "../../http/validate";
 import { type TokenLogprob, tokenPiece } from "../../inference/addon";
@@ -132,12 +133,12 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
     );
     if (results.some((r) => r.stopReason === "cancelled")) {
       // Cancelled while the client still listens: the worker is going away, and says so.
-      if (!sink.signal.aborted) send({ error: { code: "SHUTTING_DOWN", message: "the worker stopped before the answer was complete" } });
+      if (!sink.signal.aborted) send(openAiError({ code: "SHUTTING_DOWN", message: "the worker stopped before the answer was complete" }));
       return;
     }
     const failed = results.find((r) => r.stopReason === "error");
     if (failed) {
-      send({ error: { code: "INTERNAL", message: failed.error ?? "generation failed" } });
+      send(openAiError({ code: "INTERNAL", message: failed.error ?? "generation failed" }));
       return;
     }
     if (body.stream_options?.include_usage) send(chunk.usage(results));

@@ -160,5 +160,7 @@ describe("Anthropic Messages API on the queen", () => {
     expect(unknown.error.error.type).toBe("not_found_error");
     const wrongKey = await new Anthropic({ baseURL: queen.url, apiKey: "wrong", maxRetries: 0 }).messages.create({ model: "stories260K", max_tokens: 5, messages: [{ role: "user", content: "hi" }] }).catch((e) => e);
     expect(wrongKey).toBeInstanceOf(Anthropic.AuthenticationError);
+    // Refused before any route: in Anthropic's shape all the same.
+    expect(wrongKey.error).toMatchObject({ type: "error", error: { type: "authentication_error", message: expect.any(String) } });
   });
 });

@@ -66,7 +66,7 @@ describe("API keys", () => {
     const limited = await chat(reader.key);
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
-    expect((await limited.json()).error.code).toBe("RATE_LIMITED");
+    expect((await limited.json()).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded", rbee_code: "RATE_LIMITED" });
 
     // Concurrent requests: the admin may have one running; a second while the first streams is refused.
     const first = await chat(admin.key, { max_tokens: 1000, ignore_eos: true, stream: true });

@@ -1,5 +1,7 @@
 // The queen's life: its nodes survive a restart, its shutdown cascade leaves no process, --ephemeral leaves by itself,
 // and bad requests get clear 4xx answers.
+import { ERROR_DIALECTS } from "../../../src/wire/errors";
+import type { ErrorCode } from "../../../src/errors";
 import { afterAll, describe, expect, test } from "bun:test";
 import { killStartedProcesses } from "../../support/processes";
 import { removeTempHomes } from "../../support/home";
@@ -83,7 +85,9 @@ describe("queen lifecycle", () => {
       const res = await fetch(`${queen.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body });
       expect(res.status).toBe(status);
       const json = await res.json();
-      expect(json.error.code).toBe(code);
+      // OpenAI's routes answer in OpenAI's shape with rbee's code beside OpenAI's (wire/errors.ts); rbee's own in rbee's.
+      if (path.startsWith("/v1/")) expect(json.error).toMatchObject({ rbee_code: code, type: ERROR_DIALECTS[code as ErrorCode].openaiType, code: ERROR_DIALECTS[code as ErrorCode].openaiCode ?? code });
+      else expect(json.error.code).toBe(code);
       expect(json.error.message).toMatch(message);
     }
     // The context error came from a worker; its slot is free again.

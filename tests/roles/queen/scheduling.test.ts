@@ -97,7 +97,7 @@ describe("queen scheduling", () => {
     const overflow = await postJson(`${queen.url}/v1/completions`, { model: "stories260K", prompt: "Once", max_tokens: 5 });
     expect(overflow.status).toBe(429);
     expect(overflow.headers.get("retry-after")).toBe("2");
-    expect((await overflow.json()).error.code).toBe("QUEUE_FULL");
+    expect((await overflow.json()).error).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded", rbee_code: "QUEUE_FULL" });
     expect(await queen.stop()).toBe(0);
   });
 

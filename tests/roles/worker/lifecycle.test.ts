@@ -90,7 +90,7 @@ describe("worker lifecycle", () => {
     expect((await fetch(`${worker.url}/v1/health`)).status).toBe(200);
     const anonymous = await postJson(`${worker.url}/v1/completions`, { prompt: "Once", max_tokens: 2 });
     expect(anonymous.status).toBe(401);
-    expect((await anonymous.json()).error.code).toBe("UNAUTHORIZED");
+    expect((await anonymous.json()).error).toMatchObject({ type: "authentication_error", code: "invalid_api_key", rbee_code: "UNAUTHORIZED" });
     const wrong = await fetch(`${worker.url}/v1/models`, { headers: { authorization: "Bearer nope" } });
     expect(wrong.status).toBe(401);
     const right = await fetch(`${worker.url}/v1/models`, { headers: { authorization: "Bearer tok" } });

@@ -91,13 +91,16 @@ describe("OpenAI-compatible API", () => {
     expect(prompt_tokens_details!.cached_tokens).toBe(turn1.usage!.prompt_tokens);
   });
 
-  test("bad requests come back as OpenAI client errors with rbee's error shape", async () => {
+  test("bad requests come back as OpenAI client errors in OpenAI's error shape, rbee's code beside", async () => {
     const err = await served.client.completions.create({ model: "m", prompt: "", max_tokens: 5 }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
-    expect(err.error).toMatchObject({ code: "BAD_REQUEST" });
+    expect(err.error).toEqual({ message: "prompt: must not be empty", type: "invalid_request_error", param: null, code: "BAD_REQUEST", rbee_code: "BAD_REQUEST" });
+    const missing = await fetch(`${served.worker.url}/v1/models/nope`);
+    expect((await missing.json()).error).toEqual({ message: "no route GET /v1/models/nope", code: "NOT_FOUND" });
     const tooLong = await served.client.completions.create({ model: "m", prompt: "Once", max_tokens: 100_000 }).catch((e) => e);
     expect(tooLong.status).toBe(400);
-    expect(tooLong.error.code).toBe("CONTEXT_OVERFLOW");
+    // What LiteLLM and LangChain look for to trim a conversation: OpenAI's type, param and code, rbee's code beside.
+    expect(tooLong.error).toMatchObject({ type: "invalid_request_error", param: "messages", code: "context_length_exceeded", rbee_code: "CONTEXT_OVERFLOW" });
     const tooManyChoices = await served.client.completions.create({ model: "m", prompt: "Once", n: 9 }).catch((e) => e);
     expect(tooManyChoices.status).toBe(400);
     expect(tooManyChoices.error.message).toContain("n may be at most 8");
