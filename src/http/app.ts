@@ -6,6 +6,7 @@ import { maxBodyBytes } from "../config";
 import { HTTPException } from "hono/http-exception";
 import { asRbeeError, RbeeError } from "../errors";
 import { logger } from "../log";
+import { corsMiddleware } from "./cors";
 import { errorBodyFor as errorJson } from "../wire/errors";
 
 export interface AppOptions {
@@ -15,11 +16,15 @@ export interface AppOptions {
   publicPaths?: string[];
   /** Who may use it, where a role decides more than one token does (the queen's client keys); replaces apiToken. */
   authenticate?: MiddlewareHandler;
+  /** Web pages of these origins may call it from a browser (default: loopback ones; see http/cors.ts). */
+  corsOrigins?: string[];
 }
 
-export function createApp({ role, apiToken, publicPaths = ["/v1/health"], authenticate }: AppOptions): Hono {
+export function createApp({ role, apiToken, publicPaths = ["/v1/health"], authenticate, corsOrigins }: AppOptions): Hono {
   const log = logger(role);
   const app = new Hono();
+  // First: a browser's preflight carries no credentials, and an error answer needs the header too.
+  app.use("*", corsMiddleware(corsOrigins));
 
   app.get("/v1/health", (c) => c.json({ ok: true, role }));
 

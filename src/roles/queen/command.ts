@@ -6,6 +6,7 @@ import { checkExposure } from "../../http/exposure";
 import { apiToken, DEFAULT_QUEEN_PORT, rbeeHome } from "../../config";
 import { createSshHiveLauncher } from "../../ssh/hive-launcher";
 import { keepAliveMs } from "../../duration";
+import { parseCorsOrigins } from "../../http/cors";
 import { ApiKeys } from "../../auth/api-keys";
 import { runQueen } from "./run";
 
@@ -25,6 +26,7 @@ const QueenArgs = z.object({
   "url-file": z.string().optional(),
   "keep-alive": z.string().optional(),
   "allow-cpu": z.boolean().default(false),
+  "cors-origins": z.string().optional(),
 });
 
 export default defineCommand({
@@ -42,6 +44,7 @@ export default defineCommand({
     "url-file": { type: "string", description: "Write the queen's URL to this file once it listens (for `rbee infer`)" },
     "allow-cpu": { type: "boolean", description: "Let workers run on the CPU of nodes that have GPUs when no GPU has room (nodes without GPUs always may)" },
     "keep-alive": { type: "string", description: "How long a model stays loaded after its last request: 5m, 1h, 300 (seconds), -1 always (default: config.toml's keep_alive, else 5m)" },
+    "cors-origins": { type: "string", description: "Web pages of these origins may call the queen from a browser: ORIGIN[,ORIGIN…] or * (default: config.toml's cors_origins, else pages on this machine)" },
   },
   run: async ({ args }) => {
     const a = parseArgs(QueenArgs, args);
@@ -70,6 +73,7 @@ export default defineCommand({
       urlFile: a["url-file"],
       keepAliveMs: keepAliveMs(a["keep-alive"]),
       allowCpu: a["allow-cpu"],
+      corsOrigins: a["cors-origins"] === undefined ? undefined : parseCorsOrigins(a["cors-origins"].split(",")),
       remote: createSshHiveLauncher(rbeeHome(a.home), token, a["insecure-no-auth"]),
     });
   },

@@ -20,6 +20,7 @@ import { withTag } from "../../catalog/aliases";
 import { keepAliveMs } from "../../duration";
 import { RbeeError } from "../../errors";
 import { SPLIT_MODES } from "../../inference/backend";
+import { CORS_ORIGIN_FORM, isCorsOrigin } from "../../http/cors";
 
 const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   try {
@@ -50,11 +51,14 @@ export type ModelConfig = z.infer<typeof ModelEntry> & { name: string };
 
 const ConfigFile = z.strictObject({
   keep_alive: Duration.optional(),
+  /** Web pages of these origins may call the queen from a browser ("*": any); default: pages on this machine. */
+  cors_origins: z.array(z.string().refine(isCorsOrigin, CORS_ORIGIN_FORM)).optional(),
   models: z.record(z.string(), ModelEntry).default({}),
 });
 
 export interface QueenConfig {
   keepAliveMs?: number;
+  corsOrigins?: string[];
   models: ModelConfig[];
 }
 
@@ -80,6 +84,7 @@ export function readQueenConfig(home: string): QueenConfig {
   }
   return {
     keepAliveMs: parsed.data.keep_alive,
+    corsOrigins: parsed.data.cors_origins,
     models: Object.entries(parsed.data.models).map(([name, entry]) => ({ ...entry, name: withTag(name) })),
   };
 }

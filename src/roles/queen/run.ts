@@ -6,6 +6,7 @@ import { NodeRegistry } from "../../nodes/registry";
 import { exitWhenStdinCloses } from "../../stdin-watch";
 import { type RemoteHiveLauncher, Hives } from "./hives";
 import { PoolSplits } from "./pool-splits";
+import { parseCorsOrigins } from "../../http/cors";
 import { QueenMetrics } from "./metrics";
 import { Registry } from "./registry";
 import { Relay } from "./relay";
@@ -39,6 +40,8 @@ export interface QueenOptions {
   keepAliveMs?: number;
   /** Workers may run on the CPU of nodes that have GPUs. */
   allowCpu?: boolean;
+  /** Web pages of these origins may call the queen (--cors-origins); config.toml's, else loopback pages. */
+  corsOrigins?: string[];
   hiveCheckIntervalMs: number;
   watchStdin: boolean;
   urlFile?: string;
@@ -129,7 +132,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
 
   const keys = new ApiKeys(options.home);
   const cluster = new ClusterView({ registry, nodes, scheduler, keepAlive });
-  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, keepAlive, names, keys, cluster, stopWorker, apiToken: options.apiToken, clientsNeedCredential: options.clientsNeedCredential ?? options.apiToken !== undefined, onActivity, onShutdown: () => void shutdown() });
+  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, keepAlive, names, keys, cluster, stopWorker, apiToken: options.apiToken, clientsNeedCredential: options.clientsNeedCredential ?? options.apiToken !== undefined, corsOrigins: options.corsOrigins ?? (config.corsOrigins && parseCorsOrigins(config.corsOrigins)), onActivity, onShutdown: () => void shutdown() });
   const server = serve(app, { host: options.host, port: options.port });
   url = httpUrl(options.host === "0.0.0.0" ? "127.0.0.1" : options.host, server.port!);
   process.on("SIGTERM", () => void shutdown());

@@ -41,6 +41,7 @@ export interface QueenDeps {
   stopWorker: (worker: WorkerEntry) => Promise<void>;
   apiToken?: string;
   clientsNeedCredential?: boolean;
+  corsOrigins?: string[];
   onActivity: (delta: number) => void;
   onShutdown: () => void;
 }
@@ -50,7 +51,7 @@ const NOT_ACTIVITY = new Set(["/v1/health", "/metrics", "/v1/hives/ready", "/v1/
 
 export function createQueenApp(deps: QueenDeps): Hono {
   const { registry, nodes, hives, scheduler, metrics } = deps;
-  const app = createApp({ role: "queen", authenticate: clientAuth({ clusterToken: deps.apiToken, required: deps.clientsNeedCredential ?? deps.apiToken !== undefined, keys: deps.keys }) });
+  const app = createApp({ role: "queen", corsOrigins: deps.corsOrigins, authenticate: clientAuth({ clusterToken: deps.apiToken, required: deps.clientsNeedCredential ?? deps.apiToken !== undefined, keys: deps.keys }) });
 
   app.use("*", async (c, next) => {
     // A client's request counts as activity until its handler answers (a stream counts on until it ends, where it is
