@@ -125,7 +125,11 @@ export class ToolCallParser {
       if (this.state === "name") {
         const at = this.buffer.indexOf(this.syntax.paramsPrefix);
         if (at < 0) {
-          if (final && this.buffer) this.startCall(this.buffer, events);
+          // Cut before its arguments (max_tokens): a name only where what came is one, without the start of the
+          // separator after it (`get_weather",` is not a name).
+          const name = this.buffer.slice(0, this.buffer.length - heldPrefix(this.buffer, this.syntax.paramsPrefix)).trim();
+          if (final && isToolName(name)) this.startCall(name, events);
+          if (final) this.buffer = "";
           return events;
         }
         this.startCall(this.buffer.slice(0, at), events);
@@ -141,8 +145,8 @@ export class ToolCallParser {
           this.state = "name";
           continue;
         }
-        // Hold back what may start the separator (or the closing suffix, which the model may write before it ends).
-        const hold = Math.max(heldPrefix(this.buffer, separator), heldPrefix(this.buffer, this.syntax.suffix));
+        // Hold back what may start the separator, or the closing suffix (whole or begun), which ends the last call.
+        const hold = Math.max(heldPrefix(this.buffer, separator), heldPrefix(this.buffer, this.syntax.suffix), this.buffer.endsWith(this.syntax.suffix) ? this.syntax.suffix.length : 0);
         if (!final) {
           this.addArguments(this.buffer.slice(0, this.buffer.length - hold), events);
           this.buffer = this.buffer.slice(this.buffer.length - hold);
@@ -150,7 +154,8 @@ export class ToolCallParser {
         }
         // At the end, what was held is the start of a separator only if the arguments before it are complete.
         const rest = this.buffer;
-        const cut = [rest.endsWith(this.syntax.suffix) ? this.syntax.suffix.length : 0, hold].find((n) => n > 0 && isJson(rest.slice(0, -n))) ?? 0;
+        const sent = this.calls[this.index]!.arguments;
+        const cut = [rest.endsWith(this.syntax.suffix) ? this.syntax.suffix.length : 0, hold].find((n) => n > 0 && isJson(sent + rest.slice(0, -n))) ?? 0;
         this.addArguments(rest.slice(0, rest.length - cut), events);
         this.buffer = "";
         return events;
@@ -220,6 +225,11 @@ function isJson(text: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** What a tool's name may be (the tools' own rule: wire/openai.ts). */
+function isToolName(text: string): boolean {
+  return /^[A-Za-z0-9_-]{1,64}$/.test(text);
 }
 
 function heldPrefix(text: string, marker: string): number {

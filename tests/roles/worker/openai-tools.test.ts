@@ -115,6 +115,29 @@ describe("tool calls (openai client)", () => {
     expect(calls.map(({ name, arguments: a }) => ({ name, arguments: a }))).toEqual(expected);
   });
 
+  test("streamed parallel calls cut by max_tokens at every point of the first call's name and separator: only tools' names, finish_reason length", async () => {
+    const whole = await ask({ tool_choice: "required", parallel_tool_calls: true, seed: 3, max_tokens: 600 });
+    const tokens = whole.usage!.completion_tokens;
+    const names = TOOLS.map((t) => (t as OpenAI.ChatCompletionFunctionTool).function.name);
+    // The first call's opening, name and separator lie in its first 24 tokens (Qwen's vocabulary).
+    for (let cut = 1; cut < Math.min(tokens, 24); cut++) {
+      const stream = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "What is the weather in Paris?" }], max_tokens: cut, seed: 3, tools: TOOLS, tool_choice: "required", parallel_tool_calls: true, stream: true });
+      let finish: string | null = null;
+      for await (const chunk of stream) {
+        const choice = chunk.choices[0];
+        if (!choice) continue;
+        finish = choice.finish_reason ?? finish;
+        for (const delta of choice.delta.tool_calls ?? []) {
+          const name = delta.function?.name;
+          // A name cut short is still a name; the separator's punctuation never is one.
+          if (name !== undefined) expect({ cut, name }).toEqual({ cut, name: expect.stringMatching(/^[A-Za-z0-9_-]{1,64}$/) });
+          if (name !== undefined && delta.id) expect(names.some((n) => n.startsWith(name))).toBe(true);
+        }
+      }
+      expect({ cut, finish }).toEqual({ cut, finish: "length" });
+    }
+  }, 60_000);
+
   test("history with the assistant's calls and the tools' results goes back through the template", async () => {
     const first = await ask({ tool_choice: "required", parallel_tool_calls: false });
     const call = first.choices[0]!.message.tool_calls![0]! as OpenAI.ChatCompletionMessageFunctionToolCall;
