@@ -44,9 +44,10 @@ beforeAll(async () => {
   writeFileSync(
     join(env.RBEE_HOME!, "config.toml"),
     [
-      `[models."split:auto"]`, `model = "${STORIES_HF_REF}"`, `slots = ${SLOTS}`,
-      `[models."split:pinned"]`, `model = "hf:copies/pinned/stories260K.gguf"`, `slots = ${SLOTS}`, `nodes = ["localhost", "hostb", "hosta"]`,
-      `[models."split:short"]`, `model = "hf:copies/short/stories260K.gguf"`, `slots = ${SLOTS}`, `nodes = ["localhost", "hostb"]`,
+      // The context is fixed: a hive would otherwise shrink it until the model fits one node.
+      `[models."split:auto"]`, `model = "${STORIES_HF_REF}"`, `slots = ${SLOTS}`, `ctx = 2048`,
+      `[models."split:pinned"]`, `model = "hf:copies/pinned/stories260K.gguf"`, `slots = ${SLOTS}`, `ctx = 2048`, `nodes = ["localhost", "hostb", "hosta"]`,
+      `[models."split:short"]`, `model = "hf:copies/short/stories260K.gguf"`, `slots = ${SLOTS}`, `ctx = 2048`, `nodes = ["localhost", "hostb"]`,
       "",
     ].join("\n"),
   );
@@ -151,6 +152,11 @@ describe("one model over several nodes", () => {
       const res = await complete(queen, "split:pinned");
       expect(res.status).toBeGreaterThanOrEqual(500);
       expect((await res.json()).error.message).toBe(`cannot reach root@${b.ip}:22: ECONNREFUSED`);
+      expect(rpcServersOn(a)).toEqual([]);
+      // Unpinned, the pool is the nodes that answer: hosta alone does not hold it, which is the error, not hostb's.
+      const pool = await complete(queen, "split:auto");
+      expect(pool.status).toBe(507);
+      expect((await pool.json()).error.message).toMatch(/not even split over the pool: it needs [\d.]+ MiB over 1 devices; localhost: CPU 10\.0 MiB free; hosta: CPU 100\.0 MiB free$/);
       expect(rpcServersOn(a)).toEqual([]);
       expect(await queen.stop()).toBe(0);
     } finally {

@@ -83,7 +83,11 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
     const settings = settingsFor?.(modelRef);
     const names = [...new Set([LOCAL_NODE, ...(pinnedNodes ?? pool.nodes())])];
     for (const name of names) if (!knowsNode(name)) throw new RbeeError("NOT_FOUND", `config.toml pins ${modelRef} to an unknown node "${name}"`);
-    const hives = await Promise.all(names.map((n) => ensureHive(n)));
+    // Pinned nodes must all answer; otherwise the pool is the nodes whose hives come up (one unreachable is no veto).
+    const settled = await Promise.allSettled(names.map((n) => ensureHive(n)));
+    const failed = settled.find((r, i) => r.status === "rejected" && (pinnedNodes || names[i] === LOCAL_NODE));
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const hives = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     await Promise.all(hives.map(refreshDevices));
     const main = hives.find((h) => h.node === LOCAL_NODE)!;
     // Only the worker's node needs the file: the weights travel to the lenders when it loads.
