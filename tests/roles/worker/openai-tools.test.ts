@@ -36,6 +36,19 @@ const TOOLS: OpenAI.ChatCompletionTool[] = [
   { type: "function", function: { name: "get_time", description: "The time now", parameters: { type: "object", properties: { zone: { type: "string", enum: ["UTC", "CET"] } }, required: ["zone"] } } },
 ];
 const ARGS: Record<string, z.ZodType> = { get_weather: WeatherArgs, get_time: z.strictObject({ zone: z.enum(["UTC", "CET"]) }) };
+/** A streamed chat about the weather with the tools: its tool-call deltas in order, and its finish_reason. */
+async function streamToolCalls(extra: Partial<OpenAI.ChatCompletionCreateParamsStreaming>) {
+  const stream = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "What is the weather in Paris?" }], tools: TOOLS, ...extra, stream: true });
+  const deltas: OpenAI.ChatCompletionChunk.Choice.Delta.ToolCall[] = [];
+  let finish: string | null = null;
+  for await (const chunk of stream) {
+    const choice = chunk.choices[0];
+    if (!choice) continue;
+    finish = choice.finish_reason ?? finish;
+    deltas.push(...(choice.delta.tool_calls ?? []));
+  }
+  return { deltas, finish };
+}
 const ask = (extra: Partial<OpenAI.ChatCompletionCreateParamsNonStreaming>) =>
   client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "What is the weather in Paris?" }], max_tokens: 300, seed: 1, tools: TOOLS, ...extra });
 
@@ -90,23 +103,17 @@ describe("tool calls (openai client)", () => {
 
   test("streamed: delta.tool_calls carry index, id and name first, then the arguments in pieces; the same call as unstreamed", async () => {
     const plain = await ask({ tool_choice: "required", seed: 5, max_tokens: 600 });
-    const stream = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "What is the weather in Paris?" }], max_tokens: 600, seed: 5, tools: TOOLS, tool_choice: "required", stream: true });
+    const { deltas, finish } = await streamToolCalls({ max_tokens: 600, seed: 5, tool_choice: "required" });
     const calls: { id: string; name: string; arguments: string }[] = [];
     let pieces = 0;
-    let finish: string | null = null;
-    for await (const chunk of stream) {
-      const choice = chunk.choices[0];
-      if (!choice) continue;
-      finish = choice.finish_reason ?? finish;
-      for (const delta of choice.delta.tool_calls ?? []) {
-        if (delta.id) {
-          expect(delta.index).toBe(calls.length);
-          expect(delta.function!.name!.length).toBeGreaterThan(0);
-          calls.push({ id: delta.id, name: delta.function!.name!, arguments: delta.function!.arguments ?? "" });
-        } else {
-          calls[delta.index]!.arguments += delta.function!.arguments ?? "";
-          pieces++;
-        }
+    for (const delta of deltas) {
+      if (delta.id) {
+        expect(delta.index).toBe(calls.length);
+        expect(delta.function!.name!.length).toBeGreaterThan(0);
+        calls.push({ id: delta.id, name: delta.function!.name!, arguments: delta.function!.arguments ?? "" });
+      } else {
+        calls[delta.index]!.arguments += delta.function!.arguments ?? "";
+        pieces++;
       }
     }
     expect(finish).toBe("tool_calls");
@@ -121,18 +128,12 @@ describe("tool calls (openai client)", () => {
     const names = TOOLS.map((t) => (t as OpenAI.ChatCompletionFunctionTool).function.name);
     // The first call's opening, name and separator lie in its first 24 tokens (Qwen's vocabulary).
     for (let cut = 1; cut < Math.min(tokens, 24); cut++) {
-      const stream = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "What is the weather in Paris?" }], max_tokens: cut, seed: 3, tools: TOOLS, tool_choice: "required", parallel_tool_calls: true, stream: true });
-      let finish: string | null = null;
-      for await (const chunk of stream) {
-        const choice = chunk.choices[0];
-        if (!choice) continue;
-        finish = choice.finish_reason ?? finish;
-        for (const delta of choice.delta.tool_calls ?? []) {
-          const name = delta.function?.name;
-          // A name cut short is still a name; the separator's punctuation never is one.
-          if (name !== undefined) expect({ cut, name }).toEqual({ cut, name: expect.stringMatching(/^[A-Za-z0-9_-]{1,64}$/) });
-          if (name !== undefined && delta.id) expect(names.some((n) => n.startsWith(name))).toBe(true);
-        }
+      const { deltas, finish } = await streamToolCalls({ max_tokens: cut, seed: 3, tool_choice: "required", parallel_tool_calls: true });
+      for (const delta of deltas) {
+        const name = delta.function?.name;
+        // A name cut short is still a name; the separator's punctuation never is one.
+        if (name !== undefined) expect({ cut, name }).toEqual({ cut, name: expect.stringMatching(/^[A-Za-z0-9_-]{1,64}$/) });
+        if (name !== undefined && delta.id) expect(names.some((n) => n.startsWith(name))).toBe(true);
       }
       expect({ cut, finish }).toEqual({ cut, finish: "length" });
     }
