@@ -52,6 +52,10 @@ export async function startRpcServer(folder: string, options: RpcServerOptions =
     stderr: "pipe",
     env: { ...process.env, ...(options.cacheDir && { LLAMA_CACHE: options.cacheDir }) },
   });
+  // rpc-server cannot watch its parent: a watcher reads a pipe from this process and stops the server once it closes,
+  // which it does when this process ends however it ends (SIGKILL too), as a worker's --watch-stdin does.
+  const watcher = Bun.spawn(["sh", "-c", 'cat >/dev/null; kill "$0" 2>/dev/null', String(proc.pid)], { stdin: "pipe", stdout: "ignore", stderr: "ignore" });
+  void proc.exited.then(() => watcher.kill());
   let log = "";
   for (const stream of [proc.stdout, proc.stderr])
     void (async () => {

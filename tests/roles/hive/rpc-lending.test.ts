@@ -48,5 +48,11 @@ describe("lending devices", () => {
     expect(second.id).toBe("rpc-2");
     expect(await hive.stop()).toBe(0);
     await waitFor("the lent rpc-server gone with its hive", () => !existsSync(`/proc/${second.pid}`) || undefined, 5_000);
+
+    // A hive killed outright (SIGKILL: no shutdown of its own) takes its servers along all the same.
+    const killed = await startRbee(["hive", "--port", "0", "--home", tempHome()]);
+    const orphan = (await (await postJson(`${killed.url}/v1/rpc-servers`, {})).json()).server;
+    killed.proc.kill("SIGKILL");
+    await waitFor("the lent rpc-server gone with its killed hive", () => !existsSync(`/proc/${orphan.pid}`) || undefined, 5_000);
   }, 60_000);
 });
