@@ -171,7 +171,8 @@ describe("replicas", () => {
   test("requests that wait bring up another replica on a free GPU; an idle replica stops after its keep-alive", async () => {
     const { tempHome } = await import("../../support/home");
     const { waitFor } = await import("../../support/processes");
-    const queen = await startQueen(["--worker-slots", "1", "--keep-alive", "1s", "--hive-check-interval", "0.5"], tempHome());
+    // A keep-alive long enough that the second replica, loading while the machine is busy, is seen before it expires.
+    const queen = await startQueen(["--worker-slots", "1", "--keep-alive", "4s", "--hive-check-interval", "0.5"], tempHome());
     await startNodeHive(queen.url, "twin", [], { RBEE_FAKE_DEVICES: JSON.stringify({ gpus: [gpu(0, 40 * GIB), gpu(1, 40 * GIB)] }) });
     const long = () =>
       fetch(`${queen.url}/v1/completions`, { method: "POST", body: JSON.stringify({ model: "stories260K", prompt: "Once upon a time", max_tokens: 1500, ignore_eos: true, node: "twin" }) });
@@ -181,7 +182,7 @@ describe("replicas", () => {
     await waitFor("two replicas", async () => ((await queenWorkers(queen.url)).length === 2 ? true : undefined));
     const workers = (await queenWorkers(queen.url)) as unknown as { node: string; devices: number[] }[];
     expect(workers.map((w) => w.devices).sort()).toEqual([[0], [1]]);
-    // One keeps serving (requests back to back, each to the least loaded, the same one); the other, idle past 1 s, stops.
+    // One keeps serving (requests back to back, each to the least loaded, the same one); the other, idle past 4 s, stops.
     let serving = true;
     const busy = (async () => {
       while (serving) expect((await long()).status).toBe(200);
