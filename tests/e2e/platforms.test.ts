@@ -59,7 +59,7 @@ beforeAll(async () => {
   rbee = ensureBinary();
   const built = build("linux-arm64,darwin-arm64");
   if (built.code !== 0) throw new Error(`bun scripts/build.ts --target linux-arm64,darwin-arm64 failed: ${built.out}`);
-  net = await createTestNetwork(["armbox", "macbox"], { unames: { armbox: "Linux aarch64", macbox: "Darwin arm64" } });
+  net = await createTestNetwork(["armbox", "macbox", "intelmac"], { unames: { armbox: "Linux aarch64", macbox: "Darwin arm64", intelmac: "Darwin x86_64" } });
   hub = await startLocalHub({ host: net.gatewayIp });
   env = keeperEnv(hub.url);
 }, 300_000);
@@ -168,8 +168,8 @@ describe("other platforms", () => {
   }, 150_000);
 
   test("setup install picks by uname: an aarch64 node gets the arm64 binary, serves infer --node and answers doctor --node; a Mac gets darwin-arm64", async () => {
-    const [arm, mac] = net.hosts as [TestHost, TestHost];
-    for (const host of [arm, mac]) {
+    const [arm, mac, intel] = net.hosts as [TestHost, TestHost, TestHost];
+    for (const host of [arm, mac, intel]) {
       const added = await keeper(["setup", "add-node", host.name, "--ssh", `root@${host.ip}`, "--key", net.clientKey, "--rbee-path", host.rbeePath, "--accept-new-host-key"]);
       expect(added.code).toBe(0);
     }
@@ -196,6 +196,11 @@ describe("other platforms", () => {
     expect(doctor.stdout).toMatch(/^engine\s+llama\.cpp v\d+\.\d+\.\d+ on cpu, stock addon; off: batched-sampling, logprobs, /m);
     expect(doctor.stdout.trim().split("\n").at(-1)).toBe("ready: models run here on cpu");
     expect(doctor.code).toBe(0);
+    // An Intel Mac: no binary is built for it (its signature does not verify), which install says in one line.
+    const toIntel = await keeper(["setup", "install", "--node", "intelmac"]);
+    expect(toIntel.code).not.toBe(0);
+    expect(toIntel.stderr).toBe(`rbee: node intelmac is darwin-x64 and ${join(REPO, "dist")} has no rbee-darwin-x64: build it with \`bun run build --target darwin-x64\` (or --all), or name a folder that has it with --from\n`);
+    expect(existsSync(intel.rbeePath)).toBe(false);
     const noRbee = await keeper(["doctor", "--node", "macbox"]);
     expect(noRbee.code).not.toBe(0);
 
