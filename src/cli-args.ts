@@ -25,7 +25,7 @@ type AnyCommand = CommandDef<ArgsDef>;
 const resolve = async <T>(value: Resolvable<T>): Promise<T> => (typeof value === "function" ? await (value as () => T | Promise<T>)() : await value);
 
 /** The command `rawArgs` runs (citty's walk: a subcommand is the first argument that is not a flag or a flag's value). */
-export async function commandOf(main: AnyCommand, rawArgs: string[]): Promise<{ command: AnyCommand; path: string[]; rest: string[] }> {
+export async function commandOf(main: AnyCommand, rawArgs: string[]): Promise<{ command: AnyCommand; args: ArgsDef; path: string[]; rest: string[] }> {
   let command = main;
   let rest = rawArgs;
   const path: string[] = [];
@@ -34,7 +34,7 @@ export async function commandOf(main: AnyCommand, rawArgs: string[]): Promise<{ 
     const args = await resolve(command.args ?? {});
     const at = rest.findIndex((arg, i) => !arg.startsWith("-") && !(i > 0 && takesValue(rest[i - 1]!, args)));
     const name = at >= 0 ? rest[at]! : undefined;
-    if (name === undefined || !(name in subCommands) || rest.slice(0, at).includes("--")) return { command, path, rest };
+    if (name === undefined || !(name in subCommands) || rest.slice(0, at).includes("--")) return { command, args, path, rest };
     path.push(name);
     command = await resolve(subCommands[name]!);
     rest = rest.slice(at + 1);

@@ -29,8 +29,8 @@ if (forkedHelper) {
   await runMain(main, { rawArgs: rawArgs.length ? rawArgs : ["--help"] });
 } else {
   try {
-    const { command, path, rest } = await commandOf(main, rawArgs);
-    refuseUnknownFlags(await (typeof command.args === "function" ? command.args() : command.args ?? {}), rest, ["rbee", ...path].join(" "));
+    const { args, path, rest } = await commandOf(main, rawArgs);
+    refuseUnknownFlags(args, rest, ["rbee", ...path].join(" "));
     await runCommand(main, { rawArgs });
   } catch (err) {
     const message = (err instanceof Error ? err.message : String(err)).replace(/\x1b\[[0-9;]*m/g, "").split("\n")[0];

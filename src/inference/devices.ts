@@ -2,14 +2,13 @@
 import type { Llama } from "node-llama-cpp";
 import { readFileSync } from "node:fs";
 import { freemem, totalmem } from "node:os";
-import { type Backend, createLlama } from "./backend";
-import type { DeviceReport } from "../wire/hive";
 import { thisPlatform } from "../platforms";
+import type { DeviceReport } from "../wire/hive";
+import { type Backend, createLlama } from "./backend";
+import { engineInfoOf } from "./engine-info";
+import { usableCores } from "./threads";
 
 export type { DeviceReport };
-import { usableCores } from "./threads";
-import { engineInfoOf } from "./engine-info";
-
 
 /** The device probe, replaceable so scheduling logic can be tested against any machine. */
 export type DeviceProbe = () => Promise<DeviceReport>;

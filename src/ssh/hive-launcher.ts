@@ -69,14 +69,14 @@ export function createSshHiveLauncher(home: string, apiToken?: string, insecureN
 
     async tunnel(node: NodeRow, port: number): Promise<Tunnel> {
       // The hive's own session where the queen started it; a hive found again after a restart gets a connection of its own.
-      let conn = sessions.get(node.name)?.conn;
-      if (!conn) {
-        conn = await connectToNode(node, home);
-        const own = conn;
-        const tunnel = await openTunnel(own, port);
-        return { ...tunnel, close: () => (tunnel.close(), own.close()) };
-      }
-      return openTunnel(conn, port);
+      const session = sessions.get(node.name)?.conn;
+      if (session) return openTunnel(session, port);
+      const own = await connectToNode(node, home);
+      const tunnel = await openTunnel(own, port).catch((err) => {
+        own.close();
+        throw err;
+      });
+      return { ...tunnel, close: () => (tunnel.close(), own.close()) };
     },
 
     async stop(node: NodeRow): Promise<void> {

@@ -1,10 +1,10 @@
 // `rbee doctor`'s look at this machine: platform, the engine and each backend's probe, GPUs and memory, disk under rbee's
 // home, the default ports; ready when some backend runs a model and the home can hold models.
 import { accessSync, constants, mkdirSync, statfsSync } from "node:fs";
-import { freemem, hostname, release, totalmem, type as osType } from "node:os";
-import { DEFAULT_HIVE_PORT, DEFAULT_QUEEN_PORT, hivePort, rbeeHome } from "../../config";
+import { hostname, release, totalmem, type as osType } from "node:os";
+import { DEFAULT_QUEEN_PORT, hivePort, rbeeHome } from "../../config";
 import { autoOrder, probeBackendCached } from "../../inference/backend-probe";
-import { probeDevices } from "../../inference/devices";
+import { availableRamBytes, probeDevices } from "../../inference/devices";
 import { usableCores } from "../../inference/threads";
 import { formatBytes } from "../../format";
 import { thisPlatform } from "../../platforms";
@@ -25,7 +25,7 @@ export async function examineThisMachine(homeFlag?: string): Promise<DoctorRepor
   }
   const working = backends.find((b) => b.ok);
   // The hive's own probe: the backend `auto` comes to (the first that works) and its engine.
-  const devices = working ? await probeDevices() : { gpus: [], ram_total_bytes: totalmem(), ram_free_bytes: freemem(), cpu_cores: usableCores(), engine: undefined };
+  const devices = working ? await probeDevices() : { gpus: [], ram_total_bytes: totalmem(), ram_free_bytes: availableRamBytes(), cpu_cores: usableCores(), engine: undefined };
   const engine = devices.engine ?? null;
   const disk = homeDisk(home);
   const ports = await Promise.all([portState(DEFAULT_QUEEN_PORT, "queen"), portState(hivePort(), "hive")]);
