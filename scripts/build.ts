@@ -195,7 +195,8 @@ async function main(): Promise<void> {
   const targetList = chosenTargets();
   if (!targetList.length) {
     if (!TARGETS[hostTarget]) throw new BuildError(`no build for this machine (${hostTarget}): use --target`);
-    await build(hostTarget, join(root, "dist", args.has("--cuda") ? "rbee-cuda" : "rbee"));
+    // Another engine never takes dist/rbee's place: it is named after it.
+    await build(hostTarget, join(root, "dist", `${args.has("--cuda") ? "rbee-cuda" : "rbee"}${engineSuffix()}`));
     return;
   }
   const missing: string[] = [];
