@@ -4,7 +4,7 @@ import { RbeeError } from "../errors";
 import type { SamplingParams } from "../inference/generation";
 import type { TokenLogprob } from "../inference/addon";
 import type { GenerationResult } from "../inference/engine";
-import type { OutputConstraint } from "../inference/grammars";
+import { type OutputConstraint, onlyOneConstraint } from "../inference/grammars";
 import type { ChatMessage as CoreMessage, ToolCall } from "../inference/prompt";
 import type { ToolEvent, ToolMode, ToolSpec } from "../inference/tool-calls";
 import type { ModelJson } from "../wire/hive";
@@ -89,10 +89,27 @@ export function completionLogprobs(records: TokenLogprob[], pieceOf: PieceOf, te
 }
 
 /** What response_format asks the text to be, if anything. */
-export function constraintOf(format: ResponseFormat | null | undefined): OutputConstraint | undefined {
+function formatConstraint(format: ResponseFormat | null | undefined): OutputConstraint | undefined {
   if (!format || format.type === "text") return undefined;
   if (format.type === "json_schema" && format.json_schema.schema) return { kind: "json_schema", schema: format.json_schema.schema };
   return { kind: "json" };
+}
+
+/** The request's constraint on its text: response_format, or llama-server's grammar (GBNF) or json_schema, one of them. */
+export function constraintOf(body: Partial<Pick<OpenAiRequest, "response_format" | "grammar" | "json_schema">>): OutputConstraint | undefined {
+  return onlyOneConstraint({
+    response_format: formatConstraint(body.response_format),
+    grammar: body.grammar ? { kind: "gbnf", grammar: body.grammar } : undefined,
+    json_schema: body.json_schema && Object.keys(body.json_schema).length ? { kind: "json_schema", schema: body.json_schema } : undefined,
+  });
+}
+
+/** The text an answer starts with: the prompt, where `echo` asks for it. `suffix` (fill-in-the-middle) is refused. */
+export function echoOf(body: CompletionRequest, prompt: string): string {
+  if (body.suffix) throw new RbeeError("BAD_REQUEST", "suffix (fill-in-the-middle) is not supported by rbee: send the text before the gap as the prompt");
+  if (!body.echo) return "";
+  if (body.logprobs !== undefined && body.logprobs !== null) throw new RbeeError("BAD_REQUEST", "echo with logprobs is not supported: the prompt's tokens have no log probabilities here");
+  return prompt;
 }
 
 export function finishReason(result: GenerationResult, calls = 0): "stop" | "length" | "tool_calls" {
@@ -110,14 +127,13 @@ export function chatMessagesOf(messages: ChatMessage[]): CoreMessage[] {
 }
 
 /** The request's tools, how the model may use them (tool_choice; default auto), and whether several calls may come. */
-export function toolsOf(body: ChatRequest): { tools: ToolSpec[]; mode: ToolMode; parallel: boolean } {
+export function toolsOf(body: Pick<ChatRequest, "tools" | "tool_choice"> & Partial<Pick<ChatRequest, "parallel_tool_calls" | "response_format" | "grammar" | "json_schema">>): { tools: ToolSpec[]; mode: ToolMode; parallel: boolean } {
   const tools = (body.tools ?? []).map((t) => ({ name: t.function.name, description: t.function.description, parameters: t.function.parameters }));
   const choice = body.tool_choice ?? "auto";
   const asked: ToolMode = typeof choice === "object" ? { kind: "named", name: choice.function.name } : { kind: choice };
   if (!tools.length && (asked.kind === "required" || asked.kind === "named")) throw new RbeeError("BAD_REQUEST", "tool_choice asks for a tool call, but the request has no tools");
   const mode: ToolMode = tools.length ? asked : { kind: "none" };
-  if (mode.kind !== "none" && body.response_format && body.response_format.type !== "text")
-    throw new RbeeError("BAD_REQUEST", "response_format and tools cannot be combined in one request");
+  if (mode.kind !== "none" && constraintOf(body)) throw new RbeeError("BAD_REQUEST", "response_format (or grammar, json_schema) and tools cannot be combined in one request");
   return { tools, mode, parallel: body.parallel_tool_calls ?? true };
 }
 
@@ -144,7 +160,7 @@ export function response(
     const reply = replies?.[index] ?? { content: result.text, calls: [] };
     return kind === "chat.completion"
       ? { index, message: assistantMessage(reply.content, reply.calls), finish_reason: finishReason(result, reply.calls.length), logprobs: result.logprobs ? chatLogprobs(result.logprobs, pieceOf) : null }
-      : { index, text: result.text, finish_reason: finishReason(result), logprobs: result.logprobs ? completionLogprobs(result.logprobs, pieceOf) : null };
+      : { index, text: reply.content, finish_reason: finishReason(result), logprobs: result.logprobs ? completionLogprobs(result.logprobs, pieceOf) : null };
   });
   return { ...head, object: kind, choices, usage: usageOf(results) };
 }

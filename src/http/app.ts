@@ -26,7 +26,8 @@ export function createApp({ role, apiToken, publicPaths = ["/v1/health"], authen
   // First: a browser's preflight carries no credentials, and an error answer needs the header too.
   app.use("*", corsMiddleware(corsOrigins));
 
-  app.get("/v1/health", (c) => c.json({ ok: true, role }));
+  // `status` is llama-server's field (its /v1/health answers {status: "ok"}).
+  app.get("/v1/health", (c) => c.json({ ok: true, role, status: "ok" }));
 
   // Refused before it is read whole (a 10 MB prompt was tokenized for 4 s before the context check refused it).
   const limit = maxBodyBytes();

@@ -103,6 +103,15 @@ export class BatchEngine {
     return this.nativeSteps ? "batched" : "per-sequence";
   }
 
+  /** Each slot: whether a request runs in it, and the tokens its cells hold (a running sequence's, or a kept prompt's). */
+  slots(): { id: number; busy: boolean; tokens: number; generated: number }[] {
+    const running = new Map([...this.active].map((g) => [g.slot, g]));
+    return Array.from({ length: this.options.slots }, (_, id) => {
+      const g = running.get(id);
+      return { id, busy: g !== undefined, tokens: g ? g.position : (this.promptCache.heldBy(id)?.length ?? 0), generated: g?.tokensOut ?? 0 };
+    });
+  }
+
   /** Throws the error that `submit` would throw for this request, without queueing it. */
   check(request: Pick<GenerationRequest, "promptTokens" | "maxTokens">): void {
     if (this.closed) throw new RbeeError("SHUTTING_DOWN", "the worker is shutting down");
@@ -204,7 +213,8 @@ export class BatchEngine {
           else if (plan.position >= 0 && !goesOn(i)) ended.push([g, "stop"]);
           else if (plan.position < 0) {
             const eog = plan.stopAtEog && this.options.model.isEogToken(token);
-            if (!eog) toEmit.push([g, token]);
+            // maxTokens 0 (llama-server's n_predict 0): the prompt is evaluated and kept, nothing is generated.
+            if (!eog && g.request.maxTokens > 0) toEmit.push([g, token]);
             ended.push([g, eog ? "stop" : "length"]);
           } else toEmit.push([g, token]);
         });

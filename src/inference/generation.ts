@@ -51,6 +51,10 @@ export interface GenerationResult {
   stopReason: StopReason;
   ttftMs: number;
   tokensPerS: number;
+  /** From the first generated token to the last. */
+  decodeMs: number;
+  /** The stop string that ended the text (stopReason "stop" without one: an end-of-generation token). */
+  stopWord?: string;
   error?: string;
   /** One per generated token, where the request asked for them. */
   logprobs?: TokenLogprob[];
@@ -79,7 +83,7 @@ export class Generation {
     private readonly model: LlamaModel,
   ) {
     this.pendingPrompt = request.promptTokens;
-    this.text = new TextStream(model, request.stop, request.trimEnd);
+    this.text = new TextStream(model, request.stop, request.trimEnd, request.promptTokens);
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
@@ -143,6 +147,8 @@ export class Generation {
       stopReason,
       ttftMs: this.tokensOut ? round(this.firstTokenAt - this.submittedAt) : 0,
       tokensPerS: this.tokensOut > 1 && decodeMs > 0 ? round(((this.tokensOut - 1) * 1000) / decodeMs) : 0,
+      decodeMs: round(decodeMs),
+      ...(this.text.stoppedBy !== undefined && { stopWord: this.text.stoppedBy }),
       ...(err !== undefined && { error: err instanceof Error ? err.message : String(err) }),
       ...(this.request.logprobs && { logprobs: this.logprobs.slice(0, this.tokensOut) }),
     });

@@ -1,5 +1,6 @@
-// Grammars that constrain what a request may generate: any JSON, or JSON that fits a schema (node-llama-cpp's GBNF
-// converter). Built once per distinct schema and shared by the requests that ask for it.
+// Grammars that constrain what a request may generate: any JSON, JSON that fits a schema (node-llama-cpp's GBNF
+// converter), or a client's own GBNF (llama-server's `grammar`). Built once per distinct one and shared by the requests
+// that ask for it.
 import type { Llama, LlamaGrammar } from "node-llama-cpp";
 import { RbeeError } from "../errors";
 import { type CallSyntax, type ToolMode, type ToolSpec, toolGrammar } from "./tool-calls";
@@ -7,7 +8,7 @@ import { type CallSyntax, type ToolMode, type ToolSpec, toolGrammar } from "./to
 /** Schemas compiled and kept, most recently used last. */
 const MAX_CACHED = 32;
 
-export type OutputConstraint = { kind: "json" } | { kind: "json_schema"; schema: Record<string, unknown> };
+export type OutputConstraint = { kind: "json" } | { kind: "json_schema"; schema: Record<string, unknown> } | { kind: "gbnf"; grammar: string };
 
 export class Grammars {
   private readonly cache = new Map<string, Promise<LlamaGrammar>>();
@@ -16,7 +17,7 @@ export class Grammars {
 
   /** The grammar for a constraint; a schema the converter cannot express is the client's error (400). */
   for(constraint: OutputConstraint): Promise<LlamaGrammar> {
-    const key = constraint.kind === "json" ? "json" : JSON.stringify(constraint.schema);
+    const key = constraint.kind === "json" ? "json" : constraint.kind === "gbnf" ? `gbnf:${constraint.grammar}` : JSON.stringify(constraint.schema);
     let grammar = this.cache.get(key);
     if (grammar) this.cache.delete(key);
     else grammar = this.build(constraint);
@@ -47,10 +48,15 @@ export class Grammars {
 
   private async build(constraint: OutputConstraint): Promise<LlamaGrammar> {
     if (constraint.kind === "json") return this.llama.getGrammarFor("json");
+    if (constraint.kind === "gbnf")
+      return this.llama.createGrammar({ grammar: constraint.grammar }).catch(() => {
+        // llama.cpp's parser says why on the worker's stderr only; the client learns where to look.
+        throw new RbeeError("BAD_REQUEST", "grammar: llama.cpp's GBNF parser refused it (an undefined rule, a missing root ::= or a syntax error)");
+      });
     try {
       return await this.llama.createGrammarForJsonSchema(constraint.schema as Parameters<Llama["createGrammarForJsonSchema"]>[0]);
     } catch (err) {
-      throw new RbeeError("BAD_REQUEST", `response_format.json_schema.schema cannot be enforced: ${err instanceof Error ? err.message : err}`);
+      throw new RbeeError("BAD_REQUEST", `the JSON schema cannot be enforced: ${err instanceof Error ? err.message : err}`);
     }
   }
 }
@@ -66,4 +72,11 @@ export function grammarStopStrings(grammar: LlamaGrammar): string[] {
       return parts.filter((v): v is string => typeof v === "string").join("");
     })
     .filter((s) => s.length > 0);
+}
+
+/** The one constraint among a request's fields that may each set one (response_format, grammar, json_schema). */
+export function onlyOneConstraint(byField: Record<string, OutputConstraint | undefined>): OutputConstraint | undefined {
+  const given = Object.entries(byField).filter(([, c]) => c !== undefined);
+  if (given.length > 1) throw new RbeeError("BAD_REQUEST", `${given.map(([field]) => field).join(" and ")} each constrain the output: send one of them`);
+  return given[0]?.[1];
 }

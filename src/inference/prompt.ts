@@ -28,8 +28,9 @@ export interface ChatPrompt {
   prefilled: boolean;
 }
 
-export function completionTokens(model: LlamaModel, prompt: string): Token[] {
-  const tokens = model.tokenize(prompt, false);
+/** A raw prompt's tokens, BOS first where the model wants it; `parseSpecial` reads special tokens' text as them. */
+export function completionTokens(model: LlamaModel, prompt: string, parseSpecial = false): Token[] {
+  const tokens = model.tokenize(prompt, parseSpecial);
   const bos = model.tokens.bos;
   return model.tokens.shouldPrependBosToken && bos !== null ? [bos, ...tokens] : tokens;
 }

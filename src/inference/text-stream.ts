@@ -13,19 +13,29 @@ export class TextStream {
   private heldTokens: Token[] = [];
   private heldText = "";
   stopped = false;
+  /** The stop string that ended the text, where one did. */
+  stoppedBy: string | undefined;
 
   constructor(
     private readonly model: LlamaModel,
     private readonly stops: readonly string[],
     private readonly trimEnd = false,
-  ) {}
+    /** The prompt's last tokens: the first piece keeps its leading space ("Once" + " upon", not "upon"). */
+    promptEnd: readonly Token[] = [],
+  ) {
+    this.context = promptEnd.slice(-CONTEXT_TOKENS);
+  }
+
+  /** What the next piece is detokenized after: the last tokens emitted, or before any, the prompt's last. */
+  private context: readonly Token[];
 
   /** Adds one token; returns the text that can be sent now (maybe ""). */
   push(token: Token): string {
     this.heldTokens.push(token);
-    const text = this.model.detokenize(this.heldTokens, false, this.emittedTokens.slice(-CONTEXT_TOKENS));
+    const text = this.model.detokenize(this.heldTokens, false, this.context);
     if (text.endsWith(REPLACEMENT_CHAR) && this.heldTokens.length < MAX_HELD_TOKENS) return "";
     this.emittedTokens.push(...this.heldTokens);
+    this.context = this.emittedTokens.slice(-CONTEXT_TOKENS);
     this.heldTokens = [];
     return this.release(this.heldText + text);
   }
@@ -33,7 +43,7 @@ export class TextStream {
   /** The text still held back when generation ends without a stop string. */
   flush(): string {
     if (this.stopped) return "";
-    const rest = this.heldTokens.length ? this.model.detokenize(this.heldTokens, false, this.emittedTokens.slice(-CONTEXT_TOKENS)) : "";
+    const rest = this.heldTokens.length ? this.model.detokenize(this.heldTokens, false, this.context) : "";
     const out = this.heldText + rest;
     this.heldText = "";
     this.heldTokens = [];
@@ -45,7 +55,10 @@ export class TextStream {
     let cut = -1;
     for (const stop of this.stops) {
       const at = text.indexOf(stop);
-      if (at !== -1 && (cut === -1 || at < cut)) cut = at;
+      if (at !== -1 && (cut === -1 || at < cut)) {
+        cut = at;
+        this.stoppedBy = stop;
+      }
     }
     if (cut !== -1) {
       this.stopped = true;

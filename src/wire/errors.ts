@@ -1,8 +1,9 @@
 // rbee's error codes in each dialect's own error shape, from one table: OpenAI's {error: {message, type, param, code}}
 // (OpenAI's type, and its code where it has one: LiteLLM and LangChain trim a conversation on context_length_exceeded,
 // retry on rate_limit_exceeded), with rbee's code beside it; Anthropic's {type: "error", error: {type, message}};
-// Ollama's {error}. rbee's own routes keep {error: {code, message}}.
+// Ollama's {error}; llama-server's {error: {code: HTTP status, message, type}}. rbee's own routes keep {error: {code, message}}.
 import type { ErrorCode, RbeeError } from "../errors";
+import { LLAMACPP_PATHS } from "./llamacpp";
 import { OPENAI_PATHS } from "./openai";
 
 interface DialectCodes {
@@ -65,13 +66,20 @@ export function anthropicError(err: Pick<RbeeError, "code" | "message">) {
   return { type: "error" as const, error: { type: ERROR_DIALECTS[err.code].anthropicType, message: err.message } };
 }
 
+/** llama-server's shape: OpenAI's fields with the HTTP status as the code (rbee's beside it). */
+export function llamaCppError(err: Pick<RbeeError, "code" | "message" | "status">) {
+  const type = err.code === "NOT_READY" || err.code === "SHUTTING_DOWN" ? "unavailable_error" : ERROR_DIALECTS[err.code].openaiType;
+  return { error: { code: err.status, message: err.message, type, rbee_code: err.code } };
+}
+
 export function ollamaError(err: Pick<RbeeError, "code" | "message">) {
   return { error: err.message, code: err.code };
 }
 
 /** An error as the route's clients read it, by the dialect its path belongs to; rbee's own shape elsewhere. */
 export function errorBodyFor(path: string, err: RbeeError): object {
-  if (OPENAI_PATHS.has(path)) return openAiError(err);
+  if (OPENAI_PATHS.has(path) || path.startsWith("/v1/responses/") || path.startsWith("/responses/")) return openAiError(err);
+  if (LLAMACPP_PATHS.has(path)) return llamaCppError(err);
   if (path === "/v1/messages" || path.startsWith("/v1/messages/")) return anthropicError(err);
   if (path.startsWith("/api/")) return ollamaError(err);
   return err.toJSON();

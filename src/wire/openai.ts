@@ -3,8 +3,14 @@ import { z } from "zod";
 import { noVisionMessage, requestObject } from "./request";
 import { MAX_STOP_CHARS } from "./worker";
 
+/** A route of OpenAI's API under /v1 and without it (clients that build paths from a base URL that lacks /v1). */
+export const openAiPaths = (path: string) => [`/v1${path}`, path];
+
 /** The routes OpenAI's clients call: their errors are in OpenAI's shape (wire/errors.ts). */
-export const OPENAI_PATHS = new Set(["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/rerank"]);
+export const OPENAI_PATHS = new Set(["/chat/completions", "/completions", "/embeddings", "/models", "/rerank", "/responses"].flatMap(openAiPaths));
+
+/** The longest GBNF grammar a request may carry (llama-server's `grammar`). */
+export const MAX_GRAMMAR_CHARS = 100_000;
 
 /** Messages one chat request may carry. */
 export const MAX_MESSAGES = 4096;
@@ -51,6 +57,9 @@ const common = {
   context_tokens: z.number().int().positive().optional(),
   /** llama-server's extension: reuse the cells of a slot whose last prompt started the same way. */
   cache_prompt: z.boolean().default(true),
+  /** llama-server's extensions: the text follows this GBNF grammar, or this JSON schema ("" and {} are none). */
+  grammar: z.string().max(MAX_GRAMMAR_CHARS, `a grammar may have at most ${MAX_GRAMMAR_CHARS} characters`).optional(),
+  json_schema: JsonSchemaObject.optional(),
 };
 
 export const CompletionRequest = requestObject({
@@ -60,6 +69,10 @@ export const CompletionRequest = requestObject({
   prompt: z.union([z.string().min(1, "must not be empty"), z.tuple([z.string().min(1, "must not be empty")])]),
   /** OpenAI's default for completions is 16 (with context_tokens: the rest of that context). */
   max_tokens: z.number().int().positive().optional(),
+  /** The prompt is repeated before the completion's text. */
+  echo: z.boolean().default(false),
+  /** Text after the insertion point (fill-in-the-middle): refused with a 400 that says so, never dropped. */
+  suffix: z.string().optional(),
 });
 export type CompletionRequest = z.infer<typeof CompletionRequest>;
 

@@ -9,17 +9,20 @@ import { RbeeError } from "../../errors";
 import { isLoopback } from "../../http/exposure";
 import { withCredential } from "./request-credential";
 
-const OPEN = new Set(["/v1/health", "/metrics", "/"]);
+const OPEN = new Set(["/v1/health", "/health", "/metrics", "/"]);
 /** What hives tell their queen: a queen with no cluster secret trusts its own machine for these. */
 const FROM_HIVES = new Set(["/v1/hives/ready", "/v1/workers/ready", "/v1/workers/gone"]);
 const WINDOW_MS = 60_000;
 
 /** Routes a client key with the "inference" scope may use; everything else needs "operator". */
 function isInference(method: string, path: string): boolean {
-  if (method === "GET") return ["/v1/models", "/api/tags", "/api/ps", "/api/version"].includes(path) || path.startsWith("/v2/tasks/");
-  if (method === "DELETE") return path.startsWith("/v2/tasks/");
+  const response = /^\/(v1\/)?responses\/[^/]+(\/input_items)?$/.test(path);
+  if (method === "GET") return ["/v1/models", "/models", "/api/tags", "/api/ps", "/api/version", "/props", "/slots"].includes(path) || path.startsWith("/v2/tasks/") || response;
+  if (method === "DELETE") return path.startsWith("/v2/tasks/") || response;
   return [
-    "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank", "/v1/messages", "/v1/messages/count_tokens", "/v2/tasks",
+    "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank", "/v1/responses", "/v1/messages", "/v1/messages/count_tokens", "/v2/tasks",
+    "/chat/completions", "/completions", "/embeddings", "/rerank", "/responses",
+    "/completion", "/tokenize", "/detokenize", "/apply-template",
     "/api/chat", "/api/generate", "/api/embed", "/api/embeddings", "/api/show",
   ].includes(path);
 }

@@ -10,7 +10,7 @@ function hash(text: string): string {
 
 /** A request's prompt starts, shortest first, as hashes (from the OpenAI-shaped body every dialect is relayed as). */
 export function promptStarts(body: unknown): string[] {
-  const b = body as { messages?: unknown[]; prompt?: unknown; tools?: unknown };
+  const b = (body ?? {}) as { messages?: unknown[]; prompt?: unknown; tools?: unknown };
   if (Array.isArray(b.messages)) {
     const tools = b.tools ? JSON.stringify(b.tools) : "";
     return b.messages.map((_, i) => hash(tools + JSON.stringify(b.messages!.slice(0, i + 1))));

@@ -12,6 +12,7 @@ export interface RelayRequest {
   modelRef: string;
   node?: string;
   path: string;
+  /** What is POSTed; undefined: a GET (llama-server's /props). */
   body: unknown;
   signal: AbortSignal;
   onQueued?: (position: number) => void;
@@ -58,9 +59,9 @@ export class Relay {
       };
       try {
         const res = await fetch(`${lease.worker.url}${request.path}`, {
-          method: "POST",
+          method: request.body === undefined ? "GET" : "POST",
           headers: { "content-type": "application/json", ...(this.workerToken && { authorization: `Bearer ${this.workerToken}` }) },
-          body: JSON.stringify(request.body),
+          body: request.body === undefined ? undefined : JSON.stringify(request.body),
           signal: request.signal,
         });
         if (!res.ok) {
@@ -82,6 +83,13 @@ export class Relay {
       }
     }
     throw new RbeeError("WORKER_FAILED", `no worker could serve the request: ${lastError instanceof Error ? lastError.message : lastError}`);
+  }
+
+  /** A read-only GET to one worker, outside the slots (llama-server's /props and /slots). */
+  async get(worker: WorkerEntry, path: string, signal: AbortSignal): Promise<Response> {
+    const res = await fetch(`${worker.url}${path}`, { headers: this.workerToken ? { authorization: `Bearer ${this.workerToken}` } : {}, signal });
+    if (!res.ok) throw await errorFrom(res);
+    return res;
   }
 
   /** A worker that failed a request and does not answer its health check leaves the registry. */

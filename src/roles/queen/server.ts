@@ -18,6 +18,7 @@ import { addAnthropicRoutes } from "./anthropic-routes";
 import { clientAuth } from "./client-auth";
 import { addOllamaRoutes } from "./ollama-routes";
 import { addQueenOpenAiRoutes } from "./openai-routes";
+import { addLlamaCppRoutes } from "./llamacpp-routes";
 import type { Registry, WorkerEntry } from "./registry";
 import type { Relay } from "./relay";
 import type { Scheduler } from "./scheduler";
@@ -47,7 +48,7 @@ export interface QueenDeps {
 }
 
 /** Requests that do not keep an ephemeral queen alive: from hives, and probes. */
-const NOT_ACTIVITY = new Set(["/v1/health", "/metrics", "/v1/hives/ready", "/v1/workers/ready", "/v1/workers/gone"]);
+const NOT_ACTIVITY = new Set(["/v1/health", "/health", "/metrics", "/v1/hives/ready", "/v1/workers/ready", "/v1/workers/gone"]);
 
 export function createQueenApp(deps: QueenDeps): Hono {
   const { registry, nodes, hives, scheduler, metrics } = deps;
@@ -72,6 +73,7 @@ export function createQueenApp(deps: QueenDeps): Hono {
   addQueenOpenAiRoutes(app, deps);
   addOllamaRoutes(app, deps);
   addAnthropicRoutes(app, deps);
+  addLlamaCppRoutes(app, deps);
   addTaskRoutes(app, deps);
   addWorkerRoutes(app, deps);
 

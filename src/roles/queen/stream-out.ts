@@ -6,7 +6,10 @@ import type { Relayed } from "./relay";
 const encoder = new TextEncoder();
 const DATA = "data: ";
 
-export function passThrough(relayed: Relayed, metrics: QueenMetrics, startedAt: number, errorRecord: (message: string) => string, onEnd: () => void): ReadableStream<Uint8Array> {
+/** The ends of a whole stream in the dialects relayed as they are: OpenAI's [DONE], rbee's end or error event, an error record. */
+const ENDED = /\[DONE\]|event: (end|error)|"error":/;
+
+export function passThrough(relayed: Relayed, metrics: QueenMetrics, startedAt: number, errorRecord: (message: string) => string, onEnd: () => void, endsWhole = ENDED): ReadableStream<Uint8Array> {
   const { reader } = relayed;
   let ended = false;
   const end = () => {
@@ -20,7 +23,7 @@ export function passThrough(relayed: Relayed, metrics: QueenMetrics, startedAt: 
   // two writes) gets an error record, so that no client mistakes a cut answer for a whole one.
   let tail = "";
   const remember = (chunk: Uint8Array) => (tail = (tail + Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1")).slice(-256));
-  const finished = () => /\[DONE\]|event: (end|error)|"error":/.test(tail);
+  const finished = () => endsWhole.test(tail) || ENDED.test(tail);
   metrics.ttft.observe((last - startedAt) / 1000);
   const count = (chunk: Uint8Array) => {
     const text = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1");

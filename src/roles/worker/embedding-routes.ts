@@ -5,11 +5,11 @@ import { checkDimensions, embeddingInputs, embeddingsResponse } from "../../dial
 import { readJson } from "../../http/validate";
 import { EMBED_MAX_TOKENS } from "../../inference/embeddings";
 import { completionTokens } from "../../inference/prompt";
-import { EmbeddingsRequest, RerankRequest } from "../../wire/openai";
+import { EmbeddingsRequest, openAiPaths, RerankRequest } from "../../wire/openai";
 import type { WorkerService } from "./service";
 
 export function addEmbeddingRoutes(app: Hono, service: WorkerService): void {
-  app.post("/v1/embeddings", async (c) => {
+  app.on("POST", openAiPaths("/embeddings"), async (c) => {
     const body = await readJson(c, EmbeddingsRequest);
     service.requireEngine();
     checkDimensions(body, service.shape.embedding);
@@ -21,7 +21,7 @@ export function addEmbeddingRoutes(app: Hono, service: WorkerService): void {
     return c.json(embeddingsResponse(body, body.model ?? service.config.modelRef, vectors, tokens));
   });
 
-  app.post("/v1/rerank", async (c) => {
+  app.on("POST", openAiPaths("/rerank"), async (c) => {
     const body = await readJson(c, RerankRequest);
     service.requireEngine();
     const scores = await (await service.ranker()).rankAll(body.query, body.documents);

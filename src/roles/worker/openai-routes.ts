@@ -2,7 +2,7 @@
 // translation is dialects/openai.ts; here its requests meet this worker's engine.
 import type { Context, Hono } from "hono";
 import type { LlamaGrammar, Token } from "node-llama-cpp";
-import { callId, chatMessagesOf, chunks, constraintOf, logprobsOf, response, samplingOf, toolsOf, type ChoiceKind } from "../../dialects/openai";
+import { callId, chatMessagesOf, chunks, constraintOf, echoOf, logprobsOf, response, samplingOf, toolsOf, type ChoiceKind } from "../../dialects/openai";
 import { RbeeError } from "../../errors";
 import { openAiError } from "../../wire/errors";
 import { dataOnlySseResponse } from "../../http/sse";
@@ -12,9 +12,9 @@ import type { GenerationRequest, GenerationResult } from "../../inference/engine
 import { grammarStopStrings } from "../../inference/grammars";
 import { chatTokens, completionTokens, type ToolCall } from "../../inference/prompt";
 import { type CallSyntax, ToolCallParser } from "../../inference/tool-calls";
-import { ChatRequest, CompletionRequest } from "../../wire/openai";
+import { ChatRequest, CompletionRequest, openAiPaths } from "../../wire/openai";
 import { stopList } from "../../wire/worker";
-import type { WorkerService } from "./service";
+import { throwIfFailed, type WorkerService } from "./service";
 
 interface Job {
   kind: ChoiceKind;
@@ -24,21 +24,24 @@ interface Job {
   body: CompletionRequest | ChatRequest;
   /** Where tools were offered: how calls are written, the grammar they must follow, whether the prompt opened one. */
   tools?: { syntax: CallSyntax; grammar: LlamaGrammar; prefilled: boolean };
+  /** Text each choice starts with (completions' echo: the prompt). */
+  echo?: string;
 }
 
 export function addOpenAiRoutes(app: Hono, service: WorkerService): void {
-  app.get("/v1/models", (c) =>
+  app.on("GET", openAiPaths("/models"), (c) =>
     c.json({ object: "list", data: [{ id: service.config.modelRef, object: "model", created: STARTED_AT, owned_by: "rbee" }] }),
   );
 
-  app.post("/v1/completions", async (c) => {
+  app.on("POST", openAiPaths("/completions"), async (c) => {
     const body = await readJson(c, CompletionRequest);
     const prompt = typeof body.prompt === "string" ? body.prompt : body.prompt[0];
+    const echo = echoOf(body, prompt);
     service.checkTextFits(prompt.length, "the prompt");
     const promptTokens = completionTokens(service.model, prompt);
     const context = Math.min(service.requireEngine().ctxPerSlot, body.context_tokens ?? Infinity);
     const maxTokens = body.max_tokens ?? (body.context_tokens ? Math.max(1, context - promptTokens.length) : OPENAI_COMPLETION_MAX_TOKENS);
-    return respond(c, service, { kind: "text_completion", promptTokens, maxTokens, stop: stopList(body.stop ?? undefined), body });
+    return respond(c, service, { kind: "text_completion", promptTokens, maxTokens, stop: stopList(body.stop ?? undefined), body, echo });
   });
 
   // rbee's: how many tokens a chat request's prompt takes through the template (Anthropic's count_tokens asks).
@@ -49,7 +52,7 @@ export function addOpenAiRoutes(app: Hono, service: WorkerService): void {
     return c.json({ prompt_tokens: chat.tokens.length });
   });
 
-  app.post("/v1/chat/completions", async (c) => {
+  app.on("POST", openAiPaths("/chat/completions"), async (c) => {
     const body = await readJson(c, ChatRequest);
     const engine = service.requireEngine();
     service.checkTextFits(chatChars(body), "the messages");
@@ -74,7 +77,7 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
   const { body } = job;
   if (body.context_tokens !== undefined && job.promptTokens.length + job.maxTokens > body.context_tokens)
     throw new RbeeError("CONTEXT_OVERFLOW", `prompt (${job.promptTokens.length} tokens) + max_tokens (${job.maxTokens}) exceeds the context of ${body.context_tokens} tokens this request allows (context_tokens, Ollama's num_ctx)`);
-  const constraint = constraintOf(body.response_format);
+  const constraint = constraintOf(body);
   const formatGrammar = constraint && (await service.grammars.for(constraint));
   const grammar = job.tools?.grammar ?? formatGrammar;
   const vocabSize = service.shape.vocab;
@@ -98,8 +101,8 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
 
   if (!body.stream) {
     const results = await Promise.all(requests.map((r) => engine.submit({ ...r, signal: c.req.raw.signal })));
-    results.forEach(failOnError);
-    const replies = results.map((result, i) => replyOf(result.text, parsers[i]));
+    results.forEach(throwIfFailed);
+    const replies = results.map((result, i) => replyOf((job.echo ?? "") + result.text, parsers[i]));
     return c.json(response(job.kind, head, results, { replies, pieceOf }));
   }
 
@@ -109,6 +112,7 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
     requests.forEach((_, index) => {
       const opening = chunk.opening(index);
       if (opening) send(opening);
+      if (job.echo) send(chunk.text(index, job.echo));
     });
     const results = await Promise.all(
       requests.map((r, index) => {
@@ -160,9 +164,4 @@ function replyOf(text: string, parser: ToolCallParser | undefined): { content: s
   const events = [...parser.push(text), ...parser.finish()];
   const content = events.flatMap((e) => (e.kind === "text" ? [e.text] : [])).join("");
   return { content, calls: parser.calls.map((call) => ({ id: callId(), name: call.name, arguments: call.arguments })) };
-}
-
-function failOnError(result: GenerationResult): void {
-  if (result.stopReason === "error") throw new RbeeError("INTERNAL", result.error ?? "generation failed");
-  if (result.stopReason === "cancelled") throw new RbeeError("SHUTTING_DOWN", "the request was cancelled");
 }

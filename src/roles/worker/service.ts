@@ -12,6 +12,7 @@ import { longestTokenPiece } from "../../inference/addon";
 import { Grammars } from "../../inference/grammars";
 import { backendSamplingWanted, decodeRunsAheadOn } from "../../inference/step";
 import type { ReadyResponse } from "../../wire/worker";
+import type { GenerationResult } from "../../inference/engine";
 import { describeEngine } from "../../inference/engine-info";
 
 export interface WorkerConfig {
@@ -112,6 +113,12 @@ export class WorkerService {
     return this.rankerOnce;
   }
 
+  /** The model's chat template (Jinja) as its file carries it, or null. */
+  get chatTemplate(): string | null {
+    const template = (this.model.fileInfo.metadata as { tokenizer?: { chat_template?: unknown } }).tokenizer?.chat_template;
+    return typeof template === "string" ? template : null;
+  }
+
   /** JSON and JSON-schema grammars for this model's requests. */
   get grammars(): Grammars {
     this.grammarCache ??= new Grammars(this.requireLoaded().llama);
@@ -164,4 +171,10 @@ export class WorkerService {
     if (!this.loaded) throw new RbeeError("NOT_READY", "the model is still loading", { retryAfterSeconds: 1 });
     return this.loaded;
   }
+}
+
+/** A whole (not streamed) answer's generation that failed or was cancelled, as the request's error. */
+export function throwIfFailed(result: GenerationResult): void {
+  if (result.stopReason === "error") throw new RbeeError("INTERNAL", result.error ?? "generation failed");
+  if (result.stopReason === "cancelled") throw new RbeeError("SHUTTING_DOWN", "the request was cancelled");
 }
