@@ -22,3 +22,9 @@ export function maxBodyBytes(): number {
   const mb = Number(process.env.RBEE_MAX_BODY_MB);
   return Math.round((Number.isFinite(mb) && mb > 0 ? mb : 4) * 1024 * 1024);
 }
+
+/** The Responses API's stored responses the queen keeps, newest first: RBEE_STORED_RESPONSES, default 10,000. */
+export function storedResponsesLimit(): number {
+  const n = Number(process.env.RBEE_STORED_RESPONSES);
+  return Number.isInteger(n) && n > 0 ? n : 10_000;
+}

@@ -18,6 +18,7 @@ import { KeepAlive } from "./keep-alive";
 import { PromptAffinity } from "./prompt-affinity";
 import type { WorkerEntry } from "./registry";
 import { ModelNames } from "./model-names";
+import { ResponseStore } from "./response-store";
 import { keepMinReplicas, preload } from "./preload";
 import { createSpawner } from "./spawner";
 import { ClusterView } from "./cluster-view";
@@ -124,6 +125,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
       nodes.close();
       names.close();
       keys.close();
+      responses.close();
       log.info("queen stopped");
       process.exit(0);
     })();
@@ -131,8 +133,9 @@ export async function runQueen(options: QueenOptions): Promise<void> {
   };
 
   const keys = new ApiKeys(options.home);
+  const responses = new ResponseStore(options.home);
   const cluster = new ClusterView({ registry, nodes, scheduler, keepAlive });
-  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, keepAlive, names, keys, cluster, stopWorker, apiToken: options.apiToken, clientsNeedCredential: options.clientsNeedCredential ?? options.apiToken !== undefined, corsOrigins: options.corsOrigins ?? (config.corsOrigins && parseCorsOrigins(config.corsOrigins)), onActivity, onShutdown: () => void shutdown() });
+  const app = createQueenApp({ registry, nodes, hives, scheduler, relay, metrics, keepAlive, names, keys, cluster, responses, stopWorker, apiToken: options.apiToken, clientsNeedCredential: options.clientsNeedCredential ?? options.apiToken !== undefined, corsOrigins: options.corsOrigins ?? (config.corsOrigins && parseCorsOrigins(config.corsOrigins)), onActivity, onShutdown: () => void shutdown() });
   const server = serve(app, { host: options.host, port: options.port });
   url = httpUrl(options.host === "0.0.0.0" ? "127.0.0.1" : options.host, server.port!);
   process.on("SIGTERM", () => void shutdown());

@@ -19,6 +19,8 @@ import { clientAuth } from "./client-auth";
 import { addOllamaRoutes } from "./ollama-routes";
 import { addQueenOpenAiRoutes } from "./openai-routes";
 import { addLlamaCppRoutes } from "./llamacpp-routes";
+import { addResponsesRoutes } from "./responses-routes";
+import type { ResponseStore } from "./response-store";
 import type { Registry, WorkerEntry } from "./registry";
 import type { Relay } from "./relay";
 import type { Scheduler } from "./scheduler";
@@ -38,6 +40,8 @@ export interface QueenDeps {
   names: ModelNames;
   keys: ApiKeys;
   cluster: ClusterView;
+  /** The Responses API's stored responses. */
+  responses: ResponseStore;
   /** Stops a worker through its hive and forgets it (the registry, the prompt routing). */
   stopWorker: (worker: WorkerEntry) => Promise<void>;
   apiToken?: string;
@@ -74,6 +78,7 @@ export function createQueenApp(deps: QueenDeps): Hono {
   addOllamaRoutes(app, deps);
   addAnthropicRoutes(app, deps);
   addLlamaCppRoutes(app, deps);
+  addResponsesRoutes(app, deps);
   addTaskRoutes(app, deps);
   addWorkerRoutes(app, deps);
 
