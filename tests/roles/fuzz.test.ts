@@ -19,6 +19,8 @@ const FIELDS = [
   "stream", "n", "logprobs", "top_logprobs", "tools", "tool_choice", "response_format", "logit_bias", "input", "encoding_format", "query", "documents",
   "system", "options", "format", "keep_alive", "raw", "template", "images", "source", "destination", "name", "ref", "node", "slots", "ctx", "gpu",
   "stop_sequences", "tool_use_id", "type", "ignore_eos", "cache_prompt", "frequency_penalty", "presence_penalty", "repeat_penalty", "context_tokens",
+  "n_predict", "grammar", "json_schema", "n_probs", "tokens", "with_pieces", "add_special", "echo", "suffix", "instructions", "max_output_tokens", "text",
+  "previous_response_id", "store", "call_id", "output", "arguments",
 ];
 const value = fc.oneof(
   fc.jsonValue({ maxDepth: 3 }),
@@ -97,6 +99,11 @@ describe("fuzzing every POST route", () => {
     ["/v1/chat/count_tokens", { messages: CHAT }],
     ["/v1/embeddings", { input: "hi" }],
     ["/v1/rerank", { query: "a", documents: ["b"] }],
+    ["/completions", { prompt: "Once", max_tokens: 3, echo: true }],
+    ["/completion", { prompt: "Once", n_predict: 3, n_probs: 2 }],
+    ["/tokenize", { content: "Once", with_pieces: true }],
+    ["/detokenize", { tokens: [1, 400] }],
+    ["/apply-template", { messages: CHAT }],
   ];
   test("the worker's routes", async () => {
     for (const [route, good] of workerRoutes) await fuzzRoute(worker.url, route, good);
@@ -113,6 +120,11 @@ describe("fuzzing every POST route", () => {
     ["/v2/tasks", { model, prompt: "Once", max_tokens: 3 }],
     ["/v1/messages", { model, max_tokens: 3, messages: CHAT }],
     ["/v1/messages/count_tokens", { model, messages: CHAT }],
+    ["/v1/responses", { model, input: "Once", max_output_tokens: 3 }],
+    ["/responses", { model, input: [{ role: "user", content: "Once" }], max_output_tokens: 3, stream: true }],
+    ["/completion", { model, prompt: "Once", n_predict: 3, stream: true }],
+    ["/tokenize", { model, content: "Once" }],
+    ["/chat/completions", { model, messages: CHAT, max_tokens: 3 }],
     ["/api/chat", { model, messages: CHAT, stream: false, options: { num_predict: 3 } }],
     ["/api/generate", { model, prompt: "Once", stream: false, options: { num_predict: 3 } }],
     ["/api/embed", { model, input: "hi" }],
@@ -146,7 +158,7 @@ describe("fuzzing every POST route", () => {
   }, 300_000);
 
   test("the fuzzing reached past validation: many requests were served", () => {
-    expect(seen.length).toBe(RUNS * 31);
+    expect(seen.length).toBe(RUNS * 41);
     expect(seen.filter((s) => s.status === 200).length).toBeGreaterThan(RUNS * 3);
   });
 });
