@@ -5,6 +5,8 @@ import type { z } from "zod";
 import { MessagesRequest } from "../../src/wire/anthropic";
 import { OllamaChatRequest, OllamaCopyRequest, OllamaEmbedRequest, OllamaGenerateRequest, OllamaLegacyEmbeddingsRequest, OllamaModelRequest, OllamaOptions, OllamaPullRequest } from "../../src/wire/ollama";
 import { ChatRequest, CompletionRequest, EmbeddingsRequest, RerankRequest } from "../../src/wire/openai";
+import { ApplyTemplateRequest, DetokenizeRequest, LlamaCompletionRequest, TokenizeRequest } from "../../src/wire/llamacpp";
+import { ResponsesRequest } from "../../src/wire/responses";
 import { ExecuteRequest, TaskRequest } from "../../src/wire/worker";
 import { workerWithOpenAiClient } from "../support/worker";
 
@@ -22,6 +24,11 @@ const schemas: [string, z.ZodObject, Record<string, unknown>][] = [
   ["Ollama show", OllamaModelRequest, { model: "m" }],
   ["Ollama pull", OllamaPullRequest, { model: "m" }],
   ["Ollama copy", OllamaCopyRequest, { source: "a", destination: "b" }],
+  ["OpenAI responses", ResponsesRequest, { model: "m", input: "Hi" }],
+  ["llama-server completion", LlamaCompletionRequest, { prompt: "Once" }],
+  ["llama-server tokenize", TokenizeRequest, { content: "Once" }],
+  ["llama-server detokenize", DetokenizeRequest, {}],
+  ["llama-server apply-template", ApplyTemplateRequest, { messages: [{ role: "user", content: "Hi" }] }],
   ["rbee execute", ExecuteRequest, { prompt: "Once" }],
   ["rbee task", TaskRequest, { prompt: "Once", model: "m" }],
 ];
