@@ -7,7 +7,7 @@ import { addonContextOf, rpcFolderOf, supportsModelSplit, useMicroBatch, useUnif
 import { helloRpcServer } from "./rpc-probe";
 import { checkGgufFile } from "./gguf-file";
 import { shapeFromMetadata } from "./gguf-metadata";
-import { DEFAULT_MAX_CTX, estimateMemory, fittingCtxPerSlot, MAX_BATCH_TOKENS, MIN_CTX_PER_SLOT, type ModelShape } from "./memory-plan";
+import { DEFAULT_MAX_CTX, estimateMemory, F16_KV, fittingCtxPerSlot, ggmlTypeOf, type KvTypes, kvPlan, MAX_BATCH_TOKENS, MIN_CTX_PER_SLOT, type ModelShape } from "./memory-plan";
 import { freemem } from "node:os";
 import { formatBytes } from "../format";
 import { choosePromptThreads, chooseThreads } from "./threads";
@@ -26,6 +26,8 @@ export interface LoadOptions {
   tensorSplit?: number[];
   /** Other machines' devices, through their rpc-servers (HOST:PORT each): every layer goes to them and this machine's GPUs. */
   rpcServers?: string[];
+  /** The KV cache's key and value types (f16 unless asked); a V type llama.cpp cannot have here stays f16, logged. */
+  kv?: KvTypes;
   onProgress?: (fraction: number) => void;
 }
 
@@ -48,6 +50,8 @@ export interface LoadedModel {
   shape: ModelShape;
   /** What llama.cpp allocated for the context (KV cache and compute buffers), on the GPU and in RAM. */
   contextBytes: { vram: number; ram: number };
+  /** The KV cache's types as made (what was asked, less what llama.cpp cannot have here). */
+  kv: KvTypes;
   /** llama.cpp's release, and the features this engine lacks (an older or stock addon). */
   engine: EngineInfo;
   dispose(): Promise<void>;
@@ -121,11 +125,13 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
   let ctxPerSlot = options.ctx ?? Math.min(model.trainContextSize, DEFAULT_MAX_CTX);
   // On the CPU llama.cpp takes whatever it is asked for and the kernel kills the process once the pages are touched
   // (a minute later, for a context of terabytes): the estimate decides first, against the RAM that is free.
+  const { kv, flash, note } = kvPlan(shape, options.kv ?? F16_KV, backend !== "cpu");
+  if (note) log.warn(note);
   if (backend === "cpu" && !rpcServers.length) {
     const free = freemem();
-    const needs = estimateMemory(shape, { weightsBytes: file.bytes, slots: options.slots, ctxPerSlot, onGpu: false });
+    const needs = estimateMemory(shape, { weightsBytes: file.bytes, slots: options.slots, ctxPerSlot, onGpu: false, kv });
     if (needs.ramBytes > free) {
-      const fitting = options.ctx === undefined ? fittingCtxPerSlot(shape, { weightsBytes: file.bytes, slots: options.slots, onGpu: false, freeBytes: free }) : undefined;
+      const fitting = options.ctx === undefined ? fittingCtxPerSlot(shape, { weightsBytes: file.bytes, slots: options.slots, onGpu: false, freeBytes: free, kv }) : undefined;
       if (fitting === undefined) {
         await model.dispose();
         await llama.dispose();
@@ -155,8 +161,11 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
           sequences: options.slots,
           batchSize: Math.min(batchTokens, ctxPerSlot * options.slots),
           threads,
-          // llama.cpp turns it off by itself where the GPU kernel does not exist (head sizes such as 32).
-          flashAttention: backend === "cpu" ? false : "auto",
+          // "auto": llama.cpp turns it off by itself where the GPU kernel does not exist (head sizes such as 32); a
+          // quantized V needs it on (memory-plan.ts's kvPlan).
+          flashAttention: flash,
+          experimentalKvCacheKeyType: ggmlTypeOf(kv.k),
+          experimentalKvCacheValueType: ggmlTypeOf(kv.v),
         });
         break;
       } catch (err) {
@@ -190,6 +199,7 @@ export async function loadModel(options: LoadOptions): Promise<LoadedModel> {
     ctxPerSlot,
     shape,
     contextBytes: { vram: breakdown.gpuVram, ram: breakdown.cpuRam },
+    kv,
     engine: engineInfoOf(llama, backend),
     async dispose() {
       await context!.dispose();

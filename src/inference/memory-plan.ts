@@ -33,6 +33,19 @@ export const MAX_BATCH_TOKENS = 512;
 
 const F16_BYTES = 2;
 const F32_BYTES = 4;
+
+/** The KV cache's element types (llama-server's -ctk/-ctv, Ollama's OLLAMA_KV_CACHE_TYPE). */
+export const KV_TYPES = ["f16", "q8_0", "q4_0"] as const;
+export type KvType = (typeof KV_TYPES)[number];
+export interface KvTypes {
+  k: KvType;
+  v: KvType;
+}
+export const F16_KV: KvTypes = { k: "f16", v: "f16" };
+/** Bytes per element: ggml's q8_0 block is 32 values in 34 bytes, q4_0's 32 in 18. */
+const KV_TYPE_BYTES: Record<KvType, number> = { f16: F16_BYTES, q8_0: 34 / 32, q4_0: 18 / 32 };
+/** The values per block of the quantized types: a head's width must be a multiple for flash attention to take them. */
+export const KV_BLOCK = 32;
 /** Head sizes with a flash-attention kernel on llama.cpp's GPU backends ("auto" turns it off for the others). */
 const FLASH_HEAD_DIMS = new Set([64, 80, 96, 112, 128, 256]);
 /** Host-side buffers beside the weights and the context: the output logits, token buffers, graph metadata. */
@@ -43,13 +56,39 @@ export function defaultCtxPerSlot(shape: Pick<ModelShape, "trainCtx">): number {
   return Math.min(shape.trainCtx, DEFAULT_MAX_CTX);
 }
 
-/** Bytes of KV cache one token of one sequence takes (f16 keys and values in every layer). */
-export function kvBytesPerToken(shape: ModelShape): number {
-  return shape.layers * (shape.kvWidthK + shape.kvWidthV) * F16_BYTES;
+/** Bytes of KV cache one token of one sequence takes (keys and values of every layer, in their types). */
+export function kvBytesPerToken(shape: ModelShape, kv: KvTypes = F16_KV): number {
+  return shape.layers * (shape.kvWidthK * KV_TYPE_BYTES[kv.k] + shape.kvWidthV * KV_TYPE_BYTES[kv.v]);
 }
 
-export function flashAttentionOn(shape: ModelShape, onGpu: boolean): boolean {
-  return onGpu && FLASH_HEAD_DIMS.has(shape.headDimK);
+/**
+ * The KV types a worker can have of those asked for, and how flash attention is set for them. llama.cpp quantizes V
+ * only under flash attention, which takes quantized heads only whole blocks wide (and on a GPU only head sizes it has a
+ * kernel for); a quantized K under flash attention needs whole blocks too. What cannot be had stays f16, and `note`
+ * says why. f16 keeps rbee's usual choice: llama.cpp's "auto" on a GPU, off on the CPU.
+ */
+export function kvPlan(shape: Pick<ModelShape, "headDimK">, asked: KvTypes, onGpu: boolean): { kv: KvTypes; flash: boolean | "auto"; note?: string } {
+  const head = shape.headDimK;
+  const blocks = head % KV_BLOCK === 0;
+  const kernel = !onGpu || FLASH_HEAD_DIMS.has(head);
+  if (asked.v !== "f16") {
+    if (blocks && kernel) return { kv: asked, flash: true };
+    const why = blocks ? `llama.cpp's ${onGpu ? "GPU" : "CPU"} backend has no flash attention for its head size (${head})` : `its head size (${head}) is not a multiple of ${KV_BLOCK}`;
+    return { kv: { k: asked.k, v: "f16" }, flash: false, note: `a ${asked.v} V cache needs flash attention, which this model cannot have: ${why}; V stays f16` };
+  }
+  if (asked.k !== "f16") return { kv: asked, flash: onGpu && blocks ? "auto" : false };
+  return { kv: asked, flash: onGpu ? "auto" : false };
+}
+
+/** Whether llama.cpp runs flash attention for these KV types ("auto": where the GPU has a kernel for the head size). */
+export function flashAttentionOn(shape: ModelShape, onGpu: boolean, kv: KvTypes = F16_KV): boolean {
+  const { flash } = kvPlan(shape, kv, onGpu);
+  return flash === true || (flash === "auto" && FLASH_HEAD_DIMS.has(shape.headDimK));
+}
+
+/** "q8_0" → llama.cpp's GGML type name, as node-llama-cpp takes it. */
+export function ggmlTypeOf(type: KvType): "F16" | "Q8_0" | "Q4_0" {
+  return type.toUpperCase() as "F16" | "Q8_0" | "Q4_0";
 }
 
 /**
@@ -79,10 +118,12 @@ export function usableVramBytes(gpu: { vram_free_bytes: number; unified?: boolea
 }
 
 /** What a worker with `slots` sequences of `ctxPerSlot` tokens each takes; `weightsBytes` is the GGUF file's size. */
-export function estimateMemory(shape: ModelShape, { weightsBytes, slots, ctxPerSlot, onGpu }: { weightsBytes: number; slots: number; ctxPerSlot: number; onGpu: boolean }): MemoryNeeds {
-  const kvBytes = slots * ctxPerSlot * kvBytesPerToken(shape);
+export function estimateMemory(shape: ModelShape, { weightsBytes, slots, ctxPerSlot, onGpu, kv = F16_KV }: { weightsBytes: number; slots: number; ctxPerSlot: number; onGpu: boolean; kv?: KvTypes }): MemoryNeeds {
+  // The types the worker will have: a V llama.cpp cannot quantize for this model stays f16 (kvPlan).
+  const made = kvPlan(shape, kv, onGpu).kv;
+  const kvBytes = slots * ctxPerSlot * kvBytesPerToken(shape, made);
   const batch = Math.min(MAX_BATCH_TOKENS, ctxPerSlot * slots);
-  const compute = computeBytes(shape, { ctxPerSlot, batch, flash: flashAttentionOn(shape, onGpu) });
+  const compute = computeBytes(shape, { ctxPerSlot, batch, flash: flashAttentionOn(shape, onGpu, made) });
   const device = weightsBytes + kvBytes + compute;
   return onGpu
     ? { weightsBytes, kvBytes, computeBytes: compute, vramBytes: device, ramBytes: HOST_OVERHEAD_BYTES }
@@ -93,7 +134,7 @@ export function estimateMemory(shape: ModelShape, { weightsBytes, slots, ctxPerS
  * The tokens per slot to ask llama.cpp for: `requested` exactly, else the default halved until the estimate fits
  * `freeBytes` (never under MIN_CTX_PER_SLOT); undefined when even that does not fit.
  */
-export function fittingCtxPerSlot(shape: ModelShape, options: { weightsBytes: number; slots: number; onGpu: boolean; freeBytes: number }): number | undefined {
+export function fittingCtxPerSlot(shape: ModelShape, options: { weightsBytes: number; slots: number; onGpu: boolean; freeBytes: number; kv?: KvTypes }): number | undefined {
   for (let ctx = defaultCtxPerSlot(shape); ctx >= Math.min(MIN_CTX_PER_SLOT, shape.trainCtx); ctx = Math.floor(ctx / 2)) {
     const needs = estimateMemory(shape, { ...options, ctxPerSlot: ctx });
     if ((options.onGpu ? needs.vramBytes : needs.ramBytes) <= options.freeBytes) return ctx;

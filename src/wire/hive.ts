@@ -1,5 +1,6 @@
 // The hive's wire format: request bodies, catalog entries and download progress as they travel over HTTP.
 import { z } from "zod";
+import { KV_TYPES } from "../inference/memory-plan";
 import { GPU_CHOICES, SPLIT_MODES } from "../inference/backend";
 import type { CatalogEntry } from "../catalog/catalog";
 import type { ModelShape } from "../inference/memory-plan";
@@ -23,6 +24,8 @@ export const SpawnRequest = z.strictObject({
   rpc: z.array(z.string().min(1)).min(1).max(16).optional(),
   /** Each device's share of the model: the RPC servers' devices first, then this node's GPUs. */
   tensor_split: z.array(z.number().nonnegative()).min(1).max(64).optional(),
+  /** The KV cache's key and value types (f16 when absent). */
+  kv: z.strictObject({ k: z.enum(KV_TYPES), v: z.enum(KV_TYPES) }).optional(),
 });
 export type SpawnRequest = z.infer<typeof SpawnRequest>;
 

@@ -64,6 +64,8 @@ export const ReadyResponse = z.object({
   ctx_per_slot: z.number(),
   /** Bytes llama.cpp allocated for the KV cache and compute buffers: slots × ctx_per_slot cells, on the GPU or in RAM. */
   context_bytes: z.object({ vram: z.number(), ram: z.number() }),
+  /** The KV cache's key and value types. */
+  kv_types: z.object({ k: z.string(), v: z.string() }),
   /** "batched": one native call decodes and samples every sequence (scripts/build-addon.ts); "per-sequence": stock addon. */
   sampling: z.enum(["batched", "per-sequence"]).nullable(),
   /** null while loading. */

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readModelShape } from "../../src/inference/gguf-metadata";
 import { loadModel } from "../../src/inference/load";
-import { defaultCtxPerSlot, estimateMemory, fittingCtxPerSlot, kvBytesPerToken } from "../../src/inference/memory-plan";
+import { defaultCtxPerSlot, estimateMemory, fittingCtxPerSlot, kvBytesPerToken, type KvTypes, kvPlan } from "../../src/inference/memory-plan";
 import { writeSyntheticGguf } from "../../src/inference/synth-gguf";
 import { STORIES_MODEL } from "../support/paths";
 
@@ -15,11 +15,11 @@ writeSyntheticGguf(TINY, "tiny");
 afterAll(() => rmSync(TINY, { force: true }));
 
 /** What llama.cpp allocated for a context of `slots` × `ctx` on the CPU, and the cells it asked for. */
-async function allocated(path: string, slots: number, ctx: number) {
-  const loaded = await loadModel({ modelPath: path, gpu: "cpu", slots, ctx });
+async function allocated(path: string, slots: number, ctx: number, kv?: KvTypes) {
+  const loaded = await loadModel({ modelPath: path, gpu: "cpu", slots, ctx, kv });
   try {
     const addon = (loaded.context as unknown as { _ctx: { getContextSize(): number } })._ctx;
-    return { contextBytes: loaded.contextBytes.ram, cells: addon.getContextSize(), ctxPerSlot: loaded.ctxPerSlot };
+    return { contextBytes: loaded.contextBytes.ram, cells: addon.getContextSize(), ctxPerSlot: loaded.ctxPerSlot, kv: loaded.kv };
   } finally {
     await loaded.dispose();
   }
@@ -66,5 +66,48 @@ describe("memory plan", () => {
     const room = estimateMemory(shape, { weightsBytes, slots: 32, ctxPerSlot: 512, onGpu: false }).ramBytes;
     expect(fittingCtxPerSlot(shape, { weightsBytes, slots: 32, onGpu: false, freeBytes: room })).toBe(512);
     expect(fittingCtxPerSlot(shape, { weightsBytes, slots: 32, onGpu: false, freeBytes: 1000 })).toBeUndefined();
+  });
+
+  describe("KV cache types", () => {
+    const kvCases: [string, KvTypes][] = [
+      ["q8_0 keys and values", { k: "q8_0", v: "q8_0" }],
+      ["q4_0 keys and values", { k: "q4_0", v: "q4_0" }],
+      ["q8_0 keys, f16 values", { k: "q8_0", v: "f16" }],
+    ];
+    for (const [name, kv] of kvCases)
+      test(`synthetic tiny, 8 slots of 2048, ${name}: made as asked, the estimate within 10%, and the KV saving as computed`, async () => {
+        const shape = await readModelShape(TINY);
+        const weightsBytes = statSync(TINY).size;
+        const f16 = await allocated(TINY, 8, 2048);
+        const typed = await allocated(TINY, 8, 2048, kv);
+        expect(typed.kv).toEqual(kv);
+        const needs = estimateMemory(shape, { weightsBytes, slots: 8, ctxPerSlot: 2048, onGpu: false, kv });
+        expect(Math.abs(needs.kvBytes + needs.computeBytes - typed.contextBytes) / typed.contextBytes).toBeLessThan(0.1);
+        // The KV cache shrinks by what the types save per token (q8_0: 34 bytes per 32 values, q4_0: 18, against 64).
+        const saved = 8 * 2048 * (kvBytesPerToken(shape) - kvBytesPerToken(shape, kv));
+        expect(saved).toBeGreaterThan(0);
+        expect(Math.abs(f16.contextBytes - typed.contextBytes - saved) / saved).toBeLessThan(0.1);
+      });
+
+    test("a quantized V needs flash attention: stories260K's heads (8 wide) cannot have it, so V stays f16, and says why", async () => {
+      const shape = await readModelShape(STORIES_MODEL);
+      expect(shape.headDimK).toBe(8);
+      const plan = kvPlan(shape, { k: "q8_0", v: "q8_0" }, false);
+      expect(plan.kv).toEqual({ k: "q8_0", v: "f16" });
+      expect(plan.note).toContain("head size (8)");
+      const loaded = await allocated(STORIES_MODEL, 2, 256, { k: "q8_0", v: "q8_0" });
+      expect(loaded.kv).toEqual({ k: "q8_0", v: "f16" });
+      // On a GPU only head sizes with a kernel take it (a 1B's 64 does).
+      expect(kvPlan({ headDimK: 64 }, { k: "q4_0", v: "q4_0" }, true)).toEqual({ kv: { k: "q4_0", v: "q4_0" }, flash: true });
+      expect(kvPlan({ headDimK: 32 }, { k: "q8_0", v: "q8_0" }, true).kv.v).toBe("f16");
+    });
+
+    test("the default context fits more tokens per slot with a smaller KV type", async () => {
+      const shape = await readModelShape(TINY);
+      const weightsBytes = statSync(TINY).size;
+      const room = estimateMemory(shape, { weightsBytes, slots: 32, ctxPerSlot: 512, onGpu: false }).ramBytes;
+      expect(fittingCtxPerSlot(shape, { weightsBytes, slots: 32, onGpu: false, freeBytes: room })).toBe(512);
+      expect(fittingCtxPerSlot(shape, { weightsBytes, slots: 32, onGpu: false, freeBytes: room, kv: { k: "q4_0", v: "q4_0" } })).toBeGreaterThan(512);
+    });
   });
 });

@@ -2,6 +2,7 @@
 // fall back to the catalog itself when none runs.
 import { defineCommand } from "citty";
 import { z } from "zod";
+import { KV_TYPES } from "../../inference/memory-plan";
 import { GPU_CHOICES } from "../../inference/backend";
 import { parseArgs } from "../../cli-args";
 import { Catalog } from "../../catalog/catalog";
@@ -116,6 +117,7 @@ const SpawnArgs = ConnectionArgs.extend({
   gpu: z.enum(GPU_CHOICES).default("auto"),
   slots: z.coerce.number().int().min(1).max(256).default(4),
   ctx: z.coerce.number().int().min(16).optional(),
+  "kv-type": z.enum(KV_TYPES, { message: `must be one of ${KV_TYPES.join(", ")}` }).optional(),
 });
 
 const spawn = defineCommand({
@@ -125,11 +127,12 @@ const spawn = defineCommand({
     gpu: { type: "string", description: "auto | cuda | vulkan | cpu" },
     slots: { type: "string", description: "Parallel sequences (default 4)" },
     ctx: { type: "string", description: "Context tokens per slot" },
+    "kv-type": { type: "string", description: "The KV cache's type: f16 | q8_0 | q4_0 (default f16)" },
     ...connectionArgs,
   },
   run: async ({ args }) => {
     const a = parseArgs(SpawnArgs, args);
-    const worker = await (await requireHive(a)).spawn({ model: a.model, gpu: a.gpu, slots: a.slots, ctx: a.ctx });
+    const worker = await (await requireHive(a)).spawn({ model: a.model, gpu: a.gpu, slots: a.slots, ctx: a.ctx, ...(a["kv-type"] && { kv: { k: a["kv-type"], v: a["kv-type"] } }) });
     console.log(a.json ? JSON.stringify(worker, null, 2) : `${worker.id} ready at ${worker.url} (${worker.backend} on ${worker.device})`);
   },
 });

@@ -4,7 +4,7 @@ import { statSync } from "node:fs";
 import { RbeeError } from "../../errors";
 import { formatBytes } from "../../format";
 import { readModelShape } from "../../inference/gguf-metadata";
-import { defaultCtxPerSlot, estimateMemory, fittingCtxPerSlot, type MemoryNeeds, MIN_CTX_PER_SLOT, usableVramBytes } from "../../inference/memory-plan";
+import { defaultCtxPerSlot, estimateMemory, fittingCtxPerSlot, type KvTypes, type MemoryNeeds, MIN_CTX_PER_SLOT, usableVramBytes } from "../../inference/memory-plan";
 import type { DeviceReport } from "../../wire/hive";
 
 export type WorkerNeeds = MemoryNeeds & { slots: number; ctxPerSlot: number };
@@ -13,11 +13,11 @@ export type WorkerNeeds = MemoryNeeds & { slots: number; ctxPerSlot: number };
  * The memory a worker of `slots` slots will take: with `ctxPerSlot`, exactly that; without, the default context per
  * slot as the worker shrinks it to fit `freeBytes` (down to its minimum, which is what is reported when nothing fits).
  */
-export async function estimateNeeds(modelPath: string, { onGpu, slots, ctxPerSlot, freeBytes = Infinity }: { onGpu: boolean; slots: number; ctxPerSlot?: number; freeBytes?: number }): Promise<WorkerNeeds> {
+export async function estimateNeeds(modelPath: string, { onGpu, slots, ctxPerSlot, freeBytes = Infinity, kv }: { onGpu: boolean; slots: number; ctxPerSlot?: number; freeBytes?: number; kv?: KvTypes }): Promise<WorkerNeeds> {
   const shape = await readModelShape(modelPath);
   const weightsBytes = statSync(modelPath).size;
-  const ctx = Math.min(ctxPerSlot ?? fittingCtxPerSlot(shape, { weightsBytes, slots, onGpu, freeBytes }) ?? Math.min(MIN_CTX_PER_SLOT, defaultCtxPerSlot(shape)), shape.trainCtx);
-  return { ...estimateMemory(shape, { weightsBytes, slots, ctxPerSlot: ctx, onGpu }), slots, ctxPerSlot: ctx };
+  const ctx = Math.min(ctxPerSlot ?? fittingCtxPerSlot(shape, { weightsBytes, slots, onGpu, freeBytes, kv }) ?? Math.min(MIN_CTX_PER_SLOT, defaultCtxPerSlot(shape)), shape.trainCtx);
+  return { ...estimateMemory(shape, { weightsBytes, slots, ctxPerSlot: ctx, onGpu, kv }), slots, ctxPerSlot: ctx };
 }
 
 /** Throws a clear error ("needs 7.9 GiB VRAM, 3.1 GiB free on GPU 0") when the model does not fit. */

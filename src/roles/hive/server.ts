@@ -75,7 +75,7 @@ export function createHiveApp({ catalog, downloads, workers, lending, probeDevic
     const devices = pinnedTo(await probeDevices(), request.devices);
     const onGpu = request.gpu !== "cpu" && devices.gpus.length > 0;
     const freeBytes = onGpu ? Math.max(...devices.gpus.map((g) => g.vram_free_bytes)) : devices.ram_free_bytes;
-    const needs = await estimateNeeds(model.path, { onGpu, slots: request.slots, ctxPerSlot: request.ctx, freeBytes });
+    const needs = await estimateNeeds(model.path, { onGpu, slots: request.slots, ctxPerSlot: request.ctx, freeBytes, kv: request.kv });
     // Split over other nodes (rpc): the queen's plan counted each node's share; this node holds only its own.
     if (!request.rpc) checkFit(needs, devices);
     catalog.touch(model.id);

@@ -5,7 +5,7 @@ import type { Subprocess } from "bun";
 import type { CatalogEntry } from "../../catalog/catalog";
 import { OUT_OF_MEMORY_EXIT, RbeeError } from "../../errors";
 import { logger } from "../../log";
-import type { WorkerInfo } from "../../wire/hive";
+import type { SpawnRequest as WireSpawnRequest, WorkerInfo } from "../../wire/hive";
 import type { ReadyResponse, WorkerReadyCallback } from "../../wire/worker";
 import { devicesEnv } from "../../inference/visible-devices";
 import type { SplitMode } from "../../inference/backend";
@@ -14,23 +14,13 @@ import { LogBook } from "../../log-book";
 export type { WorkerInfo };
 
 
-export interface SpawnRequest {
+/** The wire's spawn request with the model found in the catalog. */
+export type SpawnRequest = Omit<WireSpawnRequest, "model" | "gpu"> & {
   model: CatalogEntry;
   gpu: string;
-  slots: number;
-  ctx?: number;
-  threads?: number;
-  /** The GPUs it may use (--devices). */
-  devices?: number[];
-  split_mode?: SplitMode;
-  /** Other nodes' rpc-servers (reached through the queen's tunnels) holding part of it, and each device's share. */
-  rpc?: string[];
-  tensor_split?: number[];
   /** The VRAM it was estimated to take (what fake devices count as held). */
   vramBytes?: number;
-  /** Seconds idle before this worker is stopped; 0: never (its queen decides). The pool's default when absent. */
-  idle_timeout_s?: number;
-}
+};
 
 export interface PoolOptions {
   /** argv that starts this program (see self.ts). */
@@ -115,7 +105,8 @@ export class WorkerPool {
       ...(options.advertiseHost ? ["--advertise-host", options.advertiseHost] : []),
       ...(request.ctx ? ["--ctx", String(request.ctx)] : []), ...(request.threads ? ["--threads", String(request.threads)] : []),
       ...(request.devices ? ["--devices", request.devices.join(",")] : []), ...(request.split_mode ? ["--split-mode", request.split_mode] : []),
-      ...(request.rpc ? ["--rpc", request.rpc.join(",")] : []), ...(request.tensor_split ? ["--tensor-split", request.tensor_split.join(",")] : [])];
+      ...(request.rpc ? ["--rpc", request.rpc.join(",")] : []), ...(request.tensor_split ? ["--tensor-split", request.tensor_split.join(",")] : []),
+      ...(request.kv ? ["--kv-type-k", request.kv.k, "--kv-type-v", request.kv.v] : [])];
     const proc = Bun.spawn([...options.command, ...args], {
       stdin: "pipe", // never written: when the hive dies, the worker reads EOF and exits
       stdout: "ignore",

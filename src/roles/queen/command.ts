@@ -8,6 +8,7 @@ import { createSshHiveLauncher } from "../../ssh/hive-launcher";
 import { keepAliveMs } from "../../duration";
 import { parseCorsOrigins } from "../../http/cors";
 import { ApiKeys } from "../../auth/api-keys";
+import { KV_TYPES } from "../../inference/memory-plan";
 import { runQueen } from "./run";
 
 const QueenArgs = z.object({
@@ -27,6 +28,8 @@ const QueenArgs = z.object({
   "keep-alive": z.string().optional(),
   "allow-cpu": z.boolean().default(false),
   "cors-origins": z.string().optional(),
+  /** Falls back to RBEE_KV_CACHE_TYPE (as Ollama's OLLAMA_KV_CACHE_TYPE). */
+  "kv-type": z.enum(KV_TYPES, { message: `must be one of ${KV_TYPES.join(", ")} (from --kv-type or RBEE_KV_CACHE_TYPE)` }).optional(),
 });
 
 export default defineCommand({
@@ -45,9 +48,10 @@ export default defineCommand({
     "allow-cpu": { type: "boolean", description: "Let workers run on the CPU of nodes that have GPUs when no GPU has room (nodes without GPUs always may)" },
     "keep-alive": { type: "string", description: "How long a model stays loaded after its last request: 5m, 1h, 300 (seconds), -1 always (default: config.toml's keep_alive, else 5m)" },
     "cors-origins": { type: "string", description: "Web pages of these origins may call the queen from a browser: ORIGIN[,ORIGIN…] or * (default: config.toml's cors_origins, else pages on this machine)" },
+    "kv-type": { type: "string", description: "The KV cache's type of the workers it starts: f16 | q8_0 | q4_0 (default $RBEE_KV_CACHE_TYPE, else f16; config.toml's kv_type per model wins)" },
   },
   run: async ({ args }) => {
-    const a = parseArgs(QueenArgs, args);
+    const a = parseArgs(QueenArgs, { ...args, "kv-type": args["kv-type"] ?? (process.env.RBEE_KV_CACHE_TYPE || undefined) });
     const given = apiToken(a["api-token"]);
     // Client keys (rbee keys) guard it as a token does.
     const keys = new ApiKeys(rbeeHome(a.home));
@@ -73,6 +77,7 @@ export default defineCommand({
       urlFile: a["url-file"],
       keepAliveMs: keepAliveMs(a["keep-alive"]),
       allowCpu: a["allow-cpu"],
+      kvType: a["kv-type"],
       corsOrigins: a["cors-origins"] === undefined ? undefined : parseCorsOrigins(a["cors-origins"].split(",")),
       remote: createSshHiveLauncher(rbeeHome(a.home), token, a["insecure-no-auth"]),
     });

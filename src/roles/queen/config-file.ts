@@ -20,6 +20,7 @@ import { withTag } from "../../catalog/aliases";
 import { keepAliveMs } from "../../duration";
 import { RbeeError } from "../../errors";
 import { SPLIT_MODES } from "../../inference/backend";
+import { KV_TYPES } from "../../inference/memory-plan";
 import { CORS_ORIGIN_FORM, isCorsOrigin } from "../../http/cors";
 
 const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
@@ -46,6 +47,10 @@ const ModelEntry = z.strictObject({
   split_mode: z.enum(SPLIT_MODES).optional(),
   /** Its layers over these nodes' devices (llama.cpp's RPC backend): the worker on the queen's own node, the others lending theirs. */
   nodes: z.array(z.string().min(1)).min(1).max(16).optional(),
+  /** The KV cache's type (keys and values), or each apart (default: the queen's --kv-type, else f16). */
+  kv_type: z.enum(KV_TYPES).optional(),
+  kv_type_k: z.enum(KV_TYPES).optional(),
+  kv_type_v: z.enum(KV_TYPES).optional(),
 }).refine((m) => m.max_replicas === undefined || m.min_replicas <= m.max_replicas, { message: "min_replicas is more than max_replicas", path: ["min_replicas"] });
 export type ModelConfig = z.infer<typeof ModelEntry> & { name: string };
 

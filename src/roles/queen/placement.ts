@@ -4,7 +4,7 @@
 // Pure: the hives' device reports and the model's shape in, a choice out (tests drive it with fake devices).
 import { RbeeError } from "../../errors";
 import { formatBytes } from "../../format";
-import { defaultCtxPerSlot, estimateMemory, type ModelShape, usableVramBytes, vramOnGpus } from "../../inference/memory-plan";
+import { defaultCtxPerSlot, estimateMemory, type KvTypes, type ModelShape, usableVramBytes, vramOnGpus } from "../../inference/memory-plan";
 import type { DeviceReport } from "../../wire/hive";
 
 export interface Candidate {
@@ -25,6 +25,8 @@ export interface PlacementRequest {
   slots: number;
   ctx?: number;
   allowCpu: boolean;
+  /** The KV cache's types (f16 when absent): the memory plan counts them. */
+  kv?: KvTypes;
 }
 
 type Scored = Placement & { rank: number; fit: number; hasModel: boolean };
@@ -38,7 +40,7 @@ export function place(candidates: Candidate[], request: PlacementRequest): Place
     return { node: best.node, gpu: "auto" };
   }
   const ctx = request.ctx ?? defaultCtxPerSlot(model.shape);
-  const needs = (onGpu: boolean) => estimateMemory(model.shape!, { weightsBytes: model.sizeBytes, slots: request.slots, ctxPerSlot: ctx, onGpu });
+  const needs = (onGpu: boolean) => estimateMemory(model.shape!, { weightsBytes: model.sizeBytes, slots: request.slots, ctxPerSlot: ctx, onGpu, kv: request.kv });
   const gpuNeeds = needs(true);
   const gpuNeed = gpuNeeds.vramBytes;
   const ramNeed = needs(false).ramBytes;

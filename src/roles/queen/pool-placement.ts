@@ -43,7 +43,7 @@ export function placeOverNodes(candidates: Candidate[], request: PlacementReques
   const main = candidates.find((c) => c.node === request.main);
   if (!main) throw new RbeeError("NOT_FOUND", `the queen's own node (${request.main}) has no hive up to run a split worker`);
   const ctx = request.ctx ?? defaultCtxPerSlot(model.shape);
-  const needs = estimateMemory(model.shape, { weightsBytes: model.sizeBytes, slots: request.slots, ctxPerSlot: ctx, onGpu: true });
+  const needs = estimateMemory(model.shape, { weightsBytes: model.sizeBytes, slots: request.slots, ctxPerSlot: ctx, onGpu: true, kv: request.kv });
   const mainGpus = (main.devices?.gpus ?? []).map((g) => ({ index: g.index, free: usableVramBytes(g, main.devices!.ram_free_bytes) }));
   const others = candidates.filter((c) => c.node !== request.main);
   let lenders: Candidate[];

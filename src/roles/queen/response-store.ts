@@ -28,15 +28,26 @@ const MIGRATIONS = [
 const STORED_FOR_MS = 30 * 24 * 3600 * 1000;
 
 export class ResponseStore {
-  private readonly sqlite: Database;
-  private readonly db;
+  private opened: { sqlite: Database; db: ReturnType<typeof drizzle> } | undefined;
 
   constructor(
-    home: string,
+    private readonly home: string,
     private readonly limit = storedResponsesLimit(),
-  ) {
-    this.sqlite = openDatabase(join(home, "responses.db"), MIGRATIONS);
-    this.db = drizzle(this.sqlite);
+  ) {}
+
+  /** Opened on first use: a queen that serves no Responses request (an ephemeral one) leaves no file. */
+  private get sqlite(): Database {
+    return this.open().sqlite;
+  }
+  private get db() {
+    return this.open().db;
+  }
+  private open() {
+    if (!this.opened) {
+      const sqlite = openDatabase(join(this.home, "responses.db"), MIGRATIONS);
+      this.opened = { sqlite, db: drizzle(sqlite) };
+    }
+    return this.opened;
   }
 
   save(response: { id: string }, input: ConversationItem[], conversation: ConversationItem[]): void {
@@ -72,7 +83,8 @@ export class ResponseStore {
   }
 
   close(): void {
-    this.sqlite.close();
+    this.opened?.sqlite.close();
+    this.opened = undefined;
   }
 
   private row(id: string, field?: string) {

@@ -18,6 +18,7 @@ import { KeepAlive } from "./keep-alive";
 import { PromptAffinity } from "./prompt-affinity";
 import type { WorkerEntry } from "./registry";
 import { ModelNames } from "./model-names";
+import type { KvType, KvTypes } from "../../inference/memory-plan";
 import { ResponseStore } from "./response-store";
 import { keepMinReplicas, preload } from "./preload";
 import { createSpawner } from "./spawner";
@@ -43,6 +44,8 @@ export interface QueenOptions {
   allowCpu?: boolean;
   /** Web pages of these origins may call the queen (--cors-origins); config.toml's, else loopback pages. */
   corsOrigins?: string[];
+  /** The KV cache's type of the workers it starts, where config.toml does not say (--kv-type, RBEE_KV_CACHE_TYPE). */
+  kvType?: KvType;
   hiveCheckIntervalMs: number;
   watchStdin: boolean;
   urlFile?: string;
@@ -50,6 +53,14 @@ export interface QueenOptions {
 }
 
 const log = logger("queen");
+
+/** A model's settings with the KV types its workers get: config.toml's per model, else the queen's default (f16 is left out). */
+function withKvTypes<T extends { kv_type?: KvType; kv_type_k?: KvType; kv_type_v?: KvType }>(settings: T | undefined, byDefault: KvType | undefined): (T & { kv?: KvTypes }) | undefined {
+  const k = settings?.kv_type_k ?? settings?.kv_type ?? byDefault ?? "f16";
+  const v = settings?.kv_type_v ?? settings?.kv_type ?? byDefault ?? "f16";
+  if (k === "f16" && v === "f16") return settings;
+  return { ...(settings as T), kv: { k, v } };
+}
 const DEFAULT_KEEP_ALIVE_MS = 5 * 60_000;
 
 export async function runQueen(options: QueenOptions): Promise<void> {
@@ -83,7 +94,7 @@ export async function runQueen(options: QueenOptions): Promise<void> {
   const splits = new PoolSplits((node, port) => hives.tunnel(node, port));
   registry.onWorkerRemoved = (worker) => splits.release(worker.id);
   scheduler = new Scheduler(registry, {
-    spawn: createSpawner({ registry, ensureHive: (n) => hives.ensure(n), knowsNode: (n) => hives.knows(n), workerSlots: options.workerSlots, settingsFor: (ref) => names.settingsFor(ref),
+    spawn: createSpawner({ registry, ensureHive: (n) => hives.ensure(n), knowsNode: (n) => hives.knows(n), workerSlots: options.workerSlots, settingsFor: (ref) => withKvTypes(names.settingsFor(ref), options.kvType),
       allowCpu: options.allowCpu,
       // Never evicted: pinned models, and the replicas a model keeps by min_replicas.
       pinned: (ref) => {

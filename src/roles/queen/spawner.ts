@@ -3,6 +3,7 @@
 // another replica while requests wait: one per GPU, one per CPU-only node, up to config.toml's max_replicas.
 import { RbeeError } from "../../errors";
 import type { SplitMode } from "../../inference/backend";
+import type { KvTypes } from "../../inference/memory-plan";
 import { logger } from "../../log";
 import { LOCAL_NODE } from "../../nodes/registry";
 import { splitLabel } from "../../format";
@@ -19,7 +20,7 @@ export interface SpawnerOptions {
   knowsNode: (node: string) => boolean;
   workerSlots: number;
   /** config.toml's slots, context and replica limit for a model, where it has any. */
-  settingsFor?: (modelRef: string) => { slots?: number; ctx?: number; max_replicas?: number; split_mode?: SplitMode; nodes?: string[] } | undefined;
+  settingsFor?: (modelRef: string) => { slots?: number; ctx?: number; max_replicas?: number; split_mode?: SplitMode; nodes?: string[]; kv?: KvTypes } | undefined;
   /** Every node a model may be split over (the registered ones and this machine's), and the leases of split workers. */
   pool?: { nodes: () => string[]; splits: PoolSplits };
   /** Workers may go onto the CPU of a node that has GPUs (--allow-cpu). */
@@ -101,7 +102,7 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
     const workerSlots = settings?.slots ?? defaultSlots;
     const plan = placeOverNodes(
       hives.map((h) => ({ node: h.node, devices: h.devices, hasModel: h.models.some((m) => m.ref === modelRef) })),
-      { model: { ref: modelRef, shape: model.shape, sizeBytes: model.size_bytes }, slots: workerSlots, ctx: settings?.ctx, allowCpu, main: LOCAL_NODE, pinned: pinnedNodes },
+      { model: { ref: modelRef, shape: model.shape, sizeBytes: model.size_bytes }, slots: workerSlots, ctx: settings?.ctx, kv: settings?.kv, allowCpu, main: LOCAL_NODE, pinned: pinnedNodes },
     );
     log.info(`spawning a worker for ${modelRef} split over ${splitLabel(plan.parts)}`);
     const leases = await pool.splits.borrow(plan.lenders, (n) => registry.hives.get(n)!);
@@ -111,6 +112,7 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
         model: modelRef,
         slots: workerSlots,
         ...(settings?.ctx && { ctx: settings.ctx }),
+        ...(settings?.kv && { kv: settings.kv }),
         ...(plan.mainDevices.length && { devices: plan.mainDevices }),
         rpc: leases.map((l) => l.tunnel!.endpoint),
         tensor_split: plan.tensorSplit,
@@ -163,7 +165,7 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
       try {
         placement = await placeEvicting(
         () => free.map(({ hive: h, exclude }) => ({ node: h.node, devices: h.devices && { ...h.devices, gpus: h.devices.gpus.filter((g) => !exclude.includes(g.index)) }, hasModel: hasModel(h) })),
-        { model: known ? { ref: modelRef, shape: known.shape, sizeBytes: known.size_bytes } : null, slots: workerSlots, ctx: settings?.ctx, allowCpu },
+        { model: known ? { ref: modelRef, shape: known.shape, sizeBytes: known.size_bytes } : null, slots: workerSlots, ctx: settings?.ctx, kv: settings?.kv, allowCpu },
         modelRef,
       );
       } catch (err) {
@@ -184,6 +186,7 @@ export function createSpawner({ registry, ensureHive, knowsNode, workerSlots: de
           model: modelRef,
           slots: workerSlots,
           ...(settings?.ctx && { ctx: settings.ctx }),
+          ...(settings?.kv && { kv: settings.kv }),
           ...(placement.devices && { devices: placement.devices }),
           ...(placement.devices && placement.devices.length > 1 && settings?.split_mode && { split_mode: settings.split_mode }),
           ...(placement.gpu === "cpu" && { gpu: "cpu" as const }),

@@ -2,11 +2,14 @@
 import { defineCommand } from "citty";
 import { z } from "zod";
 import { GPU_CHOICES, SPLIT_MODES } from "../../inference/backend";
+import { KV_TYPES } from "../../inference/memory-plan";
 import { commonServerArgs, parseArgs } from "../../cli-args";
 import { checkExposure } from "../../http/exposure";
 import { parseDevices, useOnlyDevices } from "../../inference/visible-devices";
 import { parseRpcEndpoint } from "../../inference/rpc-probe";
 import { runWorker } from "./run";
+
+const kvType = z.enum(KV_TYPES, { message: `must be one of ${KV_TYPES.join(", ")}` }).optional();
 
 const WorkerArgs = z.object({
   model: z.string().min(1, "--model is required"),
@@ -37,6 +40,9 @@ const WorkerArgs = z.object({
       return shares;
     })
     .optional(),
+  "kv-type": kvType,
+  "kv-type-k": kvType,
+  "kv-type-v": kvType,
   rpc: z
     .string()
     .transform((v, ctx) => {
@@ -70,6 +76,9 @@ export default defineCommand({
     devices: { type: "string", description: "Use only these GPUs, by index: 0, or 0,1 to split the model over both (default: every GPU)" },
     "split-mode": { type: "string", description: "How a model over several GPUs is split: layer | row | tensor (default layer)" },
     "tensor-split": { type: "string", description: "Each device's share of the model, such as 3,1 (default: by each one's free memory); with --rpc the servers' devices come first" },
+    "kv-type": { type: "string", description: "The KV cache's type, keys and values: f16 | q8_0 | q4_0 (default f16; q8_0 halves it, q4_0 quarters it)" },
+    "kv-type-k": { type: "string", description: "The keys' type alone (f16 | q8_0 | q4_0)" },
+    "kv-type-v": { type: "string", description: "The values' type alone (f16 | q8_0 | q4_0; quantized values need flash attention: where the model cannot have it they stay f16)" },
     rpc: { type: "string", description: "Other machines' devices, through their rpc-servers: HOST:PORT[,HOST:PORT…] (every layer goes to them and this machine's GPUs)" },
   },
   run: async ({ args }) => {
@@ -96,6 +105,7 @@ export default defineCommand({
       splitMode: a["split-mode"],
       tensorSplit: a["tensor-split"],
       rpcServers: a.rpc,
+      kv: { k: a["kv-type-k"] ?? a["kv-type"] ?? "f16", v: a["kv-type-v"] ?? a["kv-type"] ?? "f16" },
     });
   },
 });

@@ -14,6 +14,7 @@ import { backendSamplingWanted, decodeRunsAheadOn } from "../../inference/step";
 import type { ReadyResponse } from "../../wire/worker";
 import type { GenerationResult } from "../../inference/engine";
 import { describeEngine } from "../../inference/engine-info";
+import type { KvTypes } from "../../inference/memory-plan";
 
 export interface WorkerConfig {
   modelPath: string;
@@ -31,6 +32,8 @@ export interface WorkerConfig {
   tensorSplit?: number[];
   /** Other machines' devices, through their rpc-servers (HOST:PORT each). */
   rpcServers?: string[];
+  /** The KV cache's key and value types (f16 unless asked). */
+  kv?: KvTypes;
 }
 
 const log = logger("worker");
@@ -67,7 +70,8 @@ export class WorkerService {
     });
     const { backend, device, threads, promptThreads, ctxPerSlot, unifiedKv } = this.loaded;
     const sampling = this.engine.sampling === "batched" ? "batched" : "per-sequence (stock addon)";
-    log.info(`loaded ${basename(this.config.modelPath)} in ${Math.round(performance.now() - started)} ms`, { backend, device, threads, promptThreads, ctxPerSlot, slots: this.config.slots, sampling, backendSampling: this.engine.backendSampling, unifiedKv });
+    const kv = `${this.loaded.kv.k}/${this.loaded.kv.v}`;
+    log.info(`loaded ${basename(this.config.modelPath)} in ${Math.round(performance.now() - started)} ms`, { backend, device, threads, promptThreads, ctxPerSlot, slots: this.config.slots, kv, sampling, backendSampling: this.engine.backendSampling, unifiedKv });
     if (this.loaded.engine.features_off.length) log.info(`engine: ${describeEngine(this.loaded.engine)}`);
     return this.loaded;
   }
@@ -149,6 +153,7 @@ export class WorkerService {
       slots_idle: engine?.slotsIdle ?? 0,
       ctx_per_slot: this.loaded?.ctxPerSlot ?? 0,
       context_bytes: this.loaded?.contextBytes ?? { vram: 0, ram: 0 },
+      kv_types: this.loaded?.kv ?? this.config.kv ?? { k: "f16", v: "f16" },
       sampling: engine?.sampling ?? null,
       engine: engine ? this.loaded!.engine : null,
       queued: engine?.queued ?? 0,
