@@ -86,8 +86,8 @@ function edit(file: string, edits: [anchor: string, replacement: string][]): voi
 function registerNativeCalls(addonDir: string): void {
   const include = '#include "addonGlobals.h"\n';
   edit(join(addonDir, "addon.cpp"), [
-    [include, `${include}void rbeeRegisterSampleThenDecode(Napi::Object exports);\nvoid rbeeRegisterKvUnified(Napi::Object exports);\nvoid rbeeRegisterGraphKeys(Napi::Object exports);\nvoid rbeeRegisterLogprobs(Napi::Object exports);\nvoid rbeeRegisterEmbeddings(Napi::Object exports);\nvoid rbeeRegisterModelSplit(Napi::Object exports);\nvoid rbeeRegisterMicroBatch(Napi::Object exports);\nvoid rbeeRegisterRpc(Napi::Object exports);\n`],
-    ["    AddonSampler::init(exports);\n", "    AddonSampler::init(exports);\n    rbeeRegisterSampleThenDecode(exports);\n    rbeeRegisterKvUnified(exports);\n    rbeeRegisterGraphKeys(exports);\n    rbeeRegisterLogprobs(exports);\n    rbeeRegisterEmbeddings(exports);\n    rbeeRegisterModelSplit(exports);\n    rbeeRegisterMicroBatch(exports);\n    rbeeRegisterRpc(exports);\n"],
+    [include, `${include}void rbeeRegisterSampleThenDecode(Napi::Object exports);\nvoid rbeeRegisterKvUnified(Napi::Object exports);\nvoid rbeeRegisterGraphKeys(Napi::Object exports);\nvoid rbeeRegisterLogprobs(Napi::Object exports);\nvoid rbeeRegisterEmbeddings(Napi::Object exports);\nvoid rbeeRegisterModelSplit(Napi::Object exports);\nvoid rbeeRegisterMicroBatch(Napi::Object exports);\nvoid rbeeRegisterRpc(Napi::Object exports);\nvoid rbeeRegisterSeqState(Napi::Object exports);\n`],
+    ["    AddonSampler::init(exports);\n", "    AddonSampler::init(exports);\n    rbeeRegisterSampleThenDecode(exports);\n    rbeeRegisterKvUnified(exports);\n    rbeeRegisterGraphKeys(exports);\n    rbeeRegisterLogprobs(exports);\n    rbeeRegisterEmbeddings(exports);\n    rbeeRegisterModelSplit(exports);\n    rbeeRegisterMicroBatch(exports);\n    rbeeRegisterRpc(exports);\n    rbeeRegisterSeqState(exports);\n"],
   ]);
   edit(join(addonDir, "AddonContext.cpp"), [
     ['#include "AddonContext.h"\n', '#include "AddonContext.h"\n\nbool rbeeKvUnified();\nuint32_t rbeeMicroBatch(uint32_t batch);\n'],

@@ -140,6 +140,8 @@ export const ENGINE_FEATURES = {
   "unified-kv": "rbeeSetKvUnified",
   /** A model's layers on other machines' devices, through llama.cpp's RPC backend (native/rpc-devices.cpp). */
   "rpc": "rbeeRpcFolder",
+  /** Prompts kept in host memory beyond the slots (native/seq-state.cpp; else only what the slots hold). */
+  "host-prompt-cache": "rbeeSeqStateGet",
 } as const;
 export type EngineFeature = keyof typeof ENGINE_FEATURES;
 
@@ -228,6 +230,20 @@ export function tokenPiece(model: LlamaModel, token: number): string {
 /** rbee's read of any sequence's embedding after a decode, where the addon was rebuilt (native/embeddings.cpp). */
 export function sequenceEmbeddingOf(model: LlamaModel): ((context: AddonContext, sequence: number, lastToken: number) => Float32Array) | undefined {
   return rbeeCall(bindingsOf(model), "rbeeSequenceEmbedding");
+}
+
+/** A sequence's KV cells as bytes and back (native/seq-state.cpp), where the addon was rebuilt. */
+export interface SequenceState {
+  get(context: AddonContext, sequence: number): Uint8Array;
+  /** False where llama.cpp refused the state (no room in the sequence). */
+  set(context: AddonContext, sequence: number, state: Uint8Array): boolean;
+}
+
+export function sequenceStateOf(model: LlamaModel): SequenceState | undefined {
+  const bindings = bindingsOf(model);
+  const get = rbeeCall<SequenceState["get"]>(bindings, "rbeeSeqStateGet");
+  const set = rbeeCall<SequenceState["set"]>(bindings, "rbeeSeqStateSet");
+  return get && set ? { get, set } : undefined;
 }
 
 /** The most characters one token of the vocabulary stands for (its longest piece). */

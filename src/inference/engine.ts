@@ -7,8 +7,9 @@ import { RbeeError } from "../errors";
 import { logger } from "../log";
 import { Generation, type GenerationRequest, type GenerationResult } from "./generation";
 import { PromptCache, sharedStart } from "./prompt-cache";
+import { HOST_CACHE_MIN_TOKENS, type HostPromptCache } from "./host-prompt-cache";
 import { StepProfile } from "./step-profile";
-import { type AddonContext, type AddonSampler, addonContextOf, backendSamplingCountsOf, canCopySequences, createSampler, lastStepTimingsOf, takeLogprobs, useBackendSampling, wantLogprobs } from "./addon";
+import { type AddonContext, type AddonSampler, addonContextOf, backendSamplingCountsOf, canCopySequences, createSampler, lastStepTimingsOf, type SequenceState, sequenceStateOf, takeLogprobs, useBackendSampling, wantLogprobs } from "./addon";
 import { type OutputPlan, type Step, type Stepper, stepperFor } from "./step";
 
 export type { GenerationRequest, GenerationResult };
@@ -33,6 +34,8 @@ export interface EngineOptions {
   threads?: { prompt: number; decode: number };
   /** Tokens picked on the backend, in the decode's graph, where the sampler allows (rbee's rebuilt addon; see backendSamplingWanted). */
   backendSampling?: boolean;
+  /** Prompts kept in host memory beyond the slots (--prompt-cache-mb; rbee's rebuilt addon, one KV buffer per slot). */
+  hostCache?: HostPromptCache;
 }
 
 /** A step with at least this many prompt tokens runs on the prompt threads. */
@@ -59,6 +62,8 @@ export class BatchEngine {
   private readonly batchSize: number;
   private readonly freeSlots: number[];
   private readonly promptCache = new PromptCache();
+  /** Where prompts go beyond the slots, and the addon's calls that put them there and back. */
+  private readonly host: { cache: HostPromptCache; state: SequenceState } | undefined;
   private readonly active = new Set<Generation>();
   private readonly waiting: Generation[] = [];
   private running = false;
@@ -76,6 +81,14 @@ export class BatchEngine {
     this.backendSampling = this.nativeSteps && useBackendSampling(options.model, this.addon, options.backendSampling === true);
     this.batchSize = options.context.batchSize;
     this.freeSlots = Array.from({ length: options.slots }, (_, i) => i);
+    const state = sequenceStateOf(options.model);
+    this.host = options.hostCache && state && options.kvPerSlot ? { cache: options.hostCache, state } : undefined;
+  }
+
+  /** The host prompt cache's figures, where the worker has one. */
+  get hostCacheStats(): { entries: number; bytes: number; limit_bytes: number; hits: number } | null {
+    const cache = this.host?.cache;
+    return cache ? { entries: cache.size, bytes: cache.bytes, limit_bytes: cache.limitBytes, hits: cache.hits } : null;
   }
 
   /** Tokens picked on the backend so far, and sampler chains attached to slots for that (each costs a graph reserve). */
@@ -340,6 +353,9 @@ export class BatchEngine {
     if (!this.options.kvPerSlot) return { slot: this.freeSlots.shift()!, cached: 0 };
     const caching = request.cachePrompt !== false;
     let { slot, shared, similar } = caching ? this.promptCache.bestSlot(this.freeSlots, request.promptTokens) : { slot: this.freeSlots[0]!, shared: 0, similar: false };
+    // A prompt kept in host memory that gives more than any slot: restored into the slot a fresh prompt would take.
+    const kept = caching ? this.host?.cache.best(request.promptTokens, similar ? shared : 0) : undefined;
+    if (kept) return this.restoreKept(kept, request.promptTokens.length);
     if (!similar) {
       const lowest = this.freeSlots[0]!;
       const target = this.sequenceCopy ? lowest : (this.promptCache.spareSlot(this.freeSlots) ?? lowest);
@@ -353,10 +369,37 @@ export class BatchEngine {
     this.promptCache.forget(slot);
     // The prompt's last token is always evaluated again: its logits give the first token.
     const cached = Math.min(shared, request.promptTokens.length - 1);
-    const kept = cached > 0 && this.keepOnly(slot, cached);
-    if (!kept) this.addon.disposeSequence(slot);
+    const trimmed = cached > 0 && this.keepOnly(slot, cached);
+    if (!trimmed) this.addon.disposeSequence(slot);
     this.freeSlots.splice(this.freeSlots.indexOf(slot), 1);
-    return { slot, cached: kept ? cached : 0 };
+    return { slot, cached: trimmed ? cached : 0 };
+  }
+
+  /** Puts a prompt kept in host memory into the lowest free slot (its held prompt moved to the spare one first). */
+  private async restoreKept(kept: { state: Uint8Array; shared: number }, promptLength: number): Promise<{ slot: number; cached: number }> {
+    const slot = this.freeSlots[0]!;
+    if (this.sequenceCopy) await this.keepCachedPrompt(slot);
+    else this.promptCache.forget(slot);
+    this.addon.disposeSequence(slot);
+    const cached = Math.min(kept.shared, promptLength - 1);
+    const restored = this.host!.state.set(this.addon, slot, kept.state) && this.keepOnly(slot, cached);
+    if (!restored) this.addon.disposeSequence(slot);
+    this.freeSlots.splice(this.freeSlots.indexOf(slot), 1);
+    return { slot, cached: restored ? cached : 0 };
+  }
+
+  /**
+   * A finished request's prompt, now held by its slot, is copied to host memory (unless kept there already): done as
+   * the request ends, never when the slot is wanted by another, so that a new prompt does not wait for the copy.
+   */
+  private saveToHost(slot: number, tokens: readonly Token[]): void {
+    const host = this.host;
+    if (!host || tokens.length < HOST_CACHE_MIN_TOKENS || host.cache.holds(tokens)) return;
+    try {
+      host.cache.put(tokens, host.state.get(this.addon, slot));
+    } catch (err) {
+      log.warn(`could not keep a prompt in host memory: ${err instanceof Error ? err.message : err}`);
+    }
   }
 
   /**
@@ -400,8 +443,10 @@ export class BatchEngine {
     this.active.delete(g);
     // A prompt evaluated whole stays in the slot's cells for the next request that starts the same way.
     const keep = this.options.kvPerSlot && reason !== "error" && !g.prefilling;
-    if (keep && this.keepOnly(g.slot, g.request.promptTokens.length)) this.promptCache.remember(g.slot, g.request.promptTokens);
-    else this.addon.disposeSequence(g.slot);
+    if (keep && this.keepOnly(g.slot, g.request.promptTokens.length)) {
+      this.promptCache.remember(g.slot, g.request.promptTokens);
+      if (g.request.cachePrompt !== false) this.saveToHost(g.slot, g.request.promptTokens);
+    } else this.addon.disposeSequence(g.slot);
     this.freeSlot(g.slot);
     this.lastActivityAt = Date.now();
     g.finish(reason, err);

@@ -66,6 +66,8 @@ export const ReadyResponse = z.object({
   context_bytes: z.object({ vram: z.number(), ram: z.number() }),
   /** The KV cache's key and value types. */
   kv_types: z.object({ k: z.string(), v: z.string() }),
+  /** Prompts kept in host memory beyond the slots; null where the worker keeps none. */
+  host_cache: z.object({ entries: z.number(), bytes: z.number(), limit_bytes: z.number(), hits: z.number() }).nullable(),
   /** "batched": one native call decodes and samples every sequence (scripts/build-addon.ts); "per-sequence": stock addon. */
   sampling: z.enum(["batched", "per-sequence"]).nullable(),
   /** null while loading. */

@@ -1,7 +1,8 @@
 // Cache-aware routing: which replica most likely still holds the start of a request's prompt in a slot (a chat's
 // earlier turns, a shared system prompt), so that it evaluates only the rest. The queen remembers, per worker, hashes of
 // the prompt starts it sent there: each message boundary of a chat, every 512 characters of a plain prompt.
-const REMEMBERED_PER_WORKER = 512;
+/** Enough for a worker's slots and the prompts it keeps in host memory beyond them (its host prompt cache). */
+const REMEMBERED_PER_WORKER = 4096;
 const TEXT_STEP = 512;
 
 function hash(text: string): string {

@@ -7,6 +7,7 @@ import { commonServerArgs, parseArgs } from "../../cli-args";
 import { checkExposure } from "../../http/exposure";
 import { parseDevices, useOnlyDevices } from "../../inference/visible-devices";
 import { parseRpcEndpoint } from "../../inference/rpc-probe";
+import { promptCacheBytes } from "../../inference/host-prompt-cache";
 import { runWorker } from "./run";
 
 const kvType = z.enum(KV_TYPES, { message: `must be one of ${KV_TYPES.join(", ")}` }).optional();
@@ -40,6 +41,7 @@ const WorkerArgs = z.object({
       return shares;
     })
     .optional(),
+  "prompt-cache-mb": z.coerce.number().int().min(0).optional(),
   "kv-type": kvType,
   "kv-type-k": kvType,
   "kv-type-v": kvType,
@@ -76,6 +78,7 @@ export default defineCommand({
     devices: { type: "string", description: "Use only these GPUs, by index: 0, or 0,1 to split the model over both (default: every GPU)" },
     "split-mode": { type: "string", description: "How a model over several GPUs is split: layer | row | tensor (default layer)" },
     "tensor-split": { type: "string", description: "Each device's share of the model, such as 3,1 (default: by each one's free memory); with --rpc the servers' devices come first" },
+    "prompt-cache-mb": { type: "string", description: "Host memory for prompts kept beyond the slots, in MiB (default: a quarter of the free RAM, at most 8192; 0: none)" },
     "kv-type": { type: "string", description: "The KV cache's type, keys and values: f16 | q8_0 | q4_0 (default f16; q8_0 halves it, q4_0 quarters it)" },
     "kv-type-k": { type: "string", description: "The keys' type alone (f16 | q8_0 | q4_0)" },
     "kv-type-v": { type: "string", description: "The values' type alone (f16 | q8_0 | q4_0; quantized values need flash attention: where the model cannot have it they stay f16)" },
@@ -106,6 +109,7 @@ export default defineCommand({
       tensorSplit: a["tensor-split"],
       rpcServers: a.rpc,
       kv: { k: a["kv-type-k"] ?? a["kv-type"] ?? "f16", v: a["kv-type-v"] ?? a["kv-type"] ?? "f16" },
+      promptCacheBytes: promptCacheBytes(a["prompt-cache-mb"]),
     });
   },
 });

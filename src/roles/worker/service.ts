@@ -15,6 +15,7 @@ import type { ReadyResponse } from "../../wire/worker";
 import type { GenerationResult } from "../../inference/engine";
 import { describeEngine } from "../../inference/engine-info";
 import type { KvTypes } from "../../inference/memory-plan";
+import { HostPromptCache } from "../../inference/host-prompt-cache";
 
 export interface WorkerConfig {
   modelPath: string;
@@ -34,6 +35,8 @@ export interface WorkerConfig {
   rpcServers?: string[];
   /** The KV cache's key and value types (f16 unless asked). */
   kv?: KvTypes;
+  /** Host memory for prompts kept beyond the slots (0: none). */
+  promptCacheBytes?: number;
 }
 
 const log = logger("worker");
@@ -66,6 +69,7 @@ export class WorkerService {
       decodeRunsAhead: decodeRunsAheadOn(this.loaded.backend),
       backendSampling,
       queueLimit: this.config.queueLimit,
+      ...(this.config.promptCacheBytes && { hostCache: new HostPromptCache(this.config.promptCacheBytes) }),
       ...(this.loaded.promptThreads !== this.loaded.threads && { threads: { prompt: this.loaded.promptThreads, decode: this.loaded.threads } }),
     });
     const { backend, device, threads, promptThreads, ctxPerSlot, unifiedKv } = this.loaded;
@@ -154,6 +158,7 @@ export class WorkerService {
       ctx_per_slot: this.loaded?.ctxPerSlot ?? 0,
       context_bytes: this.loaded?.contextBytes ?? { vram: 0, ram: 0 },
       kv_types: this.loaded?.kv ?? this.config.kv ?? { k: "f16", v: "f16" },
+      host_cache: engine?.hostCacheStats ?? null,
       sampling: engine?.sampling ?? null,
       engine: engine ? this.loaded!.engine : null,
       queued: engine?.queued ?? 0,
