@@ -10,6 +10,7 @@ MODELS=${MODELS:-/opt/models}
 CTX=${CTX:-4096}
 SHAPES=${SHAPES:-1b 8b}
 mkdir -p "$OUT" "$MODELS"
+source "$(dirname "$0")/lib/worker-up.sh"
 vram_used() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 echo "| model | kv | made | context VRAM (llama.cpp) | estimate | nvidia-smi +MiB | tok/s 1 / 8 / 32 |" | tee "$OUT/table.md"
@@ -19,17 +20,9 @@ for shape in $SHAPES; do
   [ -f "$model" ] || bun scripts/synth-model.ts "$model" --shape "$shape"
   for kv in f16 q8_0 q4_0; do
     before=$(vram_used)
-    bun src/cli.ts worker --model "$model" --port 8396 --gpu cuda --slots 32 --ctx "$CTX" --queue 256 --kv-type "$kv" 2>"$OUT/worker-$shape-$kv.log" &
-    pid=$!
-    ready=""
-    for _ in $(seq 1 900); do
-      ready=$(curl -sf localhost:8396/v1/ready) && echo "$ready" | grep -q '"ready":true' && break
-      kill -0 $pid 2>/dev/null || { ready=""; break; }
-      sleep 0.2
-    done
-    if [ -z "$ready" ]; then
+    if ! worker_up 8396 "$OUT/worker-$shape-$kv.log" --model "$model" --gpu cuda --slots 32 --ctx "$CTX" --queue 256 --kv-type "$kv"; then
       echo "| $shape | $kv | refused: $(tail -1 "$OUT/worker-$shape-$kv.log" | cut -c1-200) | | | | |" | tee -a "$OUT/table.md"
-      wait $pid 2>/dev/null; continue
+      continue
     fi
     during=$(vram_used)
     bun scripts/bench-worker.ts --url http://127.0.0.1:8396 --rounds 3 --json >"$OUT/bench-$shape-$kv.json" 2>/dev/null
@@ -44,6 +37,6 @@ for shape in $SHAPES; do
       const context = r.context_bytes.vram / MiB, estimate = (e.kvBytes + e.computeBytes) / MiB;
       console.log(`| ${shape} | ${kv} | ${r.kv_types.k}/${r.kv_types.v} | ${context.toFixed(0)} MiB | ${estimate.toFixed(0)} MiB (${(estimate / context).toFixed(3)}) | ${+during - +before} | ${rates} |`);
     ' "$model" "$shape" "$kv" "$CTX" "$ready" "$before" "$during" "$OUT/bench-$shape-$kv.json" | tee -a "$OUT/table.md"
-    curl -s -X POST localhost:8396/v1/shutdown >/dev/null; wait $pid
+    worker_down 8396
   done
 done

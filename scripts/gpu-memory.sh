@@ -4,21 +4,14 @@
 #   bash scripts/gpu-memory.sh MODEL.gguf CTX [SLOTS...]      (after ../shared/gpu's set-up; see docs/performance.md)
 set -uo pipefail
 model=${1:?model}; ctx=${2:?ctx per slot}; shift 2
+source "$(dirname "$0")/lib/worker-up.sh"
 vram_used() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; }
 counts=("$@"); [ ${#counts[@]} -gt 0 ] || counts=(4 32 64)
 for slots in "${counts[@]}"; do
   before=$(vram_used)
-  bun src/cli.ts worker --model "$model" --port 8397 --gpu cuda --slots "$slots" --ctx "$ctx" 2>/tmp/gpu-memory-worker.log &
-  pid=$!
-  ready=""
-  for _ in $(seq 1 900); do
-    ready=$(curl -sf localhost:8397/v1/ready) && echo "$ready" | grep -q '"ready":true' && break
-    kill -0 $pid 2>/dev/null || { ready=""; break; }
-    sleep 0.2
-  done
-  if [ -z "$ready" ]; then
+  if ! worker_up 8397 /tmp/gpu-memory-worker.log --model "$model" --gpu cuda --slots "$slots" --ctx "$ctx"; then
     echo "$slots slots x $ctx: refused: $(grep -o '"msg":"[^"]*' /tmp/gpu-memory-worker.log | tail -1)"
-    wait $pid 2>/dev/null; continue
+    continue
   fi
   during=$(vram_used)
   bun -e '
@@ -31,6 +24,6 @@ for slots in "${counts[@]}"; do
     const smi = (+during - +before);
     console.log(`${slots} slots x ${r.ctx_per_slot}: worker reports ${(r.vram_bytes / MiB).toFixed(0)} MiB VRAM (context ${(r.context_bytes.vram / MiB).toFixed(0)} MiB), nvidia-smi +${smi} MiB; estimate ${(e.vramBytes / MiB).toFixed(0)} MiB (weights ${(e.weightsBytes / MiB).toFixed(0)}, KV ${(e.kvBytes / MiB).toFixed(0)}, compute ${(e.computeBytes / MiB).toFixed(0)}): estimate/reported ${(e.vramBytes / r.vram_bytes).toFixed(3)}, context estimate/llama.cpp ${((e.kvBytes + e.computeBytes) / r.context_bytes.vram).toFixed(3)}`);
   ' "$model" "$slots" "$ctx" "$ready" "$before" "$during"
-  curl -s -X POST localhost:8397/v1/shutdown >/dev/null; wait $pid
+  worker_down 8397
   echo "   VRAM after exit: $(vram_used) MiB (before: $before MiB)"
 done

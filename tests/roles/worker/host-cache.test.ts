@@ -78,8 +78,8 @@ describe("host prompt cache", () => {
   });
 
   test("bad sizes: one line and a non-zero exit, before the model loads", async () => {
-    for (const [value, expected] of [["99999999", "more than this machine's RAM"], ["-5", "--prompt-cache-mb"], ["lots", "--prompt-cache-mb"]]) {
-      const { code, stderr } = await runRbee(["worker", "--model", STORIES_MODEL, "--port", "0", "--prompt-cache-mb", value!]);
+    for (const [value, expected] of [["99999999", "more than this machine's RAM"], ["-5", "--prompt-cache-mb"], ["lots", "--prompt-cache-mb"]] as const) {
+      const { code, stderr } = await runRbee(["worker", "--model", STORIES_MODEL, "--port", "0", "--prompt-cache-mb", value]);
       expect(code).not.toBe(0);
       expect(stderr.trim().split("\n")).toHaveLength(1);
       expect(stderr).toContain(expected);
