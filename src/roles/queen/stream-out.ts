@@ -22,11 +22,12 @@ export function passThrough(relayed: Relayed, metrics: QueenMetrics, startedAt: 
   // The end of what came so far: a stream that stops without its dialect's ending (the worker's process died between
   // two writes) gets an error record, so that no client mistakes a cut answer for a whole one.
   let tail = "";
-  const remember = (chunk: Uint8Array) => (tail = (tail + Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1")).slice(-256));
   const finished = () => endsWhole.test(tail) || ENDED.test(tail);
   metrics.ttft.observe((last - startedAt) / 1000);
-  const count = (chunk: Uint8Array) => {
+  /** One pass over each chunk's bytes: its records are counted and its end kept. */
+  const seen = (chunk: Uint8Array) => {
     const text = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1");
+    tail = text.length >= 256 ? text.slice(-256) : (tail + text).slice(-256);
     let n = 0;
     for (let i = text.indexOf(DATA); i !== -1; i = text.indexOf(DATA, i + DATA.length)) n++;
     if (!n) return;
@@ -35,34 +36,44 @@ export function passThrough(relayed: Relayed, metrics: QueenMetrics, startedAt: 
     last = now;
     metrics.generated(relayed.lease.worker, n);
   };
+  // Bun's direct stream: each chunk is written to the client as it comes, with no queue of its own between the two
+  // connections (a pull-based stream cost a queue hop and a promise per chunk).
+  let clientGone = false;
   return new ReadableStream<Uint8Array>({
-    start(controller) {
-      if (relayed.first) {
-        count(relayed.first);
-        remember(relayed.first);
-        controller.enqueue(relayed.first);
-      }
-    },
-    async pull(controller) {
+    type: "direct",
+    async pull(controller: { write(chunk: Uint8Array | string): unknown; flush(): unknown; close(): void }) {
+      const write = (chunk: Uint8Array | string) => {
+        controller.write(chunk);
+        controller.flush();
+      };
       try {
-        const { value, done } = await reader.read();
-        if (done) {
-          end();
-          if (!finished()) controller.enqueue(encoder.encode(errorRecord("the worker's stream ended before the answer was complete")));
-          return controller.close();
+        if (relayed.first) {
+          seen(relayed.first);
+          write(relayed.first);
         }
-        count(value);
-        remember(value);
-        controller.enqueue(value);
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          seen(value);
+          write(value);
+        }
+        end();
+        if (!finished() && !clientGone) write(encoder.encode(errorRecord("the worker's stream ended before the answer was complete")));
       } catch (err) {
         end();
-        controller.enqueue(encoder.encode(errorRecord(`the worker was lost mid-stream: ${err instanceof Error ? err.message : err}`)));
-        controller.close();
+        void reader.cancel().catch(() => {});
+        if (!clientGone) {
+          try {
+            write(encoder.encode(errorRecord(`the worker was lost mid-stream: ${err instanceof Error ? err.message : err}`)));
+          } catch {}
+        }
       }
+      controller.close();
     },
     cancel() {
+      clientGone = true;
       end();
       void reader.cancel().catch(() => {});
     },
-  });
+  } as unknown as UnderlyingDefaultSource<Uint8Array>);
 }

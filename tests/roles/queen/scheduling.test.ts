@@ -131,6 +131,22 @@ describe("queen scheduling", () => {
     expect(await queen.stop()).toBe(0);
   });
 
+  test("an OpenAI stream relayed as it is: a client that goes frees the worker's slot and the queen's lease", async () => {
+    const queen = await startQueen(["--worker-slots", "1"]);
+    const controller = new AbortController();
+    const res = await fetch(`${queen.url}/v1/completions`, { method: "POST", body: JSON.stringify({ model: "stories260K", prompt: "Once", max_tokens: 1800, ignore_eos: true, stream: true }), signal: controller.signal });
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.read();
+    const [worker] = await queenWorkers(queen.url);
+    const slotsIdle = async () => (await (await fetch(`${worker!.url}/v1/ready`)).json()).slots_idle;
+    expect(await slotsIdle()).toBe(0);
+    controller.abort();
+    await waitFor("slot freed after disconnect", async () => ((await slotsIdle()) === 1 ? true : undefined), 3000);
+    await waitFor("queen lease released", async () => ((await queenWorkers(queen.url))[0]!.inflight === 0 ? true : undefined), 3000);
+    expect(await queen.stop()).toBe(0);
+  });
+
   test("kill -9 of a worker mid-stream: that stream gets an error event, the next request succeeds", async () => {
     const queen = await startQueen(["--worker-slots", "2"]);
     const stream = readSse(await task(queen.url, { max_tokens: 2000, ignore_eos: true }));
