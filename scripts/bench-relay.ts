@@ -142,7 +142,10 @@ try {
   for (const mode of opts.modes.split(",")) {
     const worker = await startDaemon([], { ...process.env, BENCH_RELAY_WORKER: mode, BENCH_RELAY_TOKENS: String(TOKENS) }, self);
     const proxy = await startDaemon([], { ...process.env, BENCH_RELAY_PROXY: worker.url }, self);
-    const queen = await startDaemon(["queen", "--port", "0", "--home", home, "--queue", "4096", "--hive-check-interval", "3600"]);
+    // BENCH_RELAY_PROFILE=DIR: the queen runs under Bun's CPU profiler, its profile (markdown) written there on exit.
+    const profile = process.env.BENCH_RELAY_PROFILE;
+    const queenExe = profile ? [process.execPath, "--cpu-prof-md", `--cpu-prof-dir=${profile}`, join(import.meta.dir, "..", "src", "cli.ts")] : undefined;
+    const queen = await startDaemon(["queen", "--port", "0", "--home", home, "--queue", "4096", "--hive-check-interval", "3600"], process.env, queenExe);
     // The fake worker is also the fake hive that announces it.
     const workerInfo = { id: "w-fake", model_id: "fake", model_ref: MODEL, state: "ready", pid: worker.proc.pid, url: worker.url, backend: "cpu", device: "cpu", devices: null, slots_total: 4096, started_at: new Date().toISOString(), ready_at: new Date().toISOString() };
     const fakeModel = { id: "fake", ref: MODEL, name: "relay-bench", provider: "file", path: "/fake/relay-bench.gguf", size_bytes: 1, status: "ready", shape: null, downloaded_at: new Date().toISOString() };

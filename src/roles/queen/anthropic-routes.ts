@@ -2,10 +2,10 @@
 // /v1/messages/count_tokens, relayed to workers through the Anthropic dialect's translation (dialects/anthropic.ts).
 // Errors in Anthropic's shape; the key may come as x-api-key (http/app.ts).
 import { type Context, Hono } from "hono";
-import { streamSSE } from "hono/streaming";
 import { AnthropicStream, chatRequest, countRequest } from "../../dialects/anthropic";
 import { anthropicError } from "../../wire/errors";
 import { asRbeeError } from "../../errors";
+import { writtenResponse } from "../../http/sse";
 import { readJson } from "../../http/validate";
 import { CountTokensRequest, MessagesRequest } from "../../wire/anthropic";
 import type { QueenDeps } from "./server";
@@ -26,18 +26,18 @@ export function addAnthropicRoutes(app: Hono, deps: QueenDeps): void {
     }
     // The first chunk before the headers: a request the worker refuses gets its error as an HTTP status.
     const first = await chunks.next();
-    return streamSSE(c, async (out) => {
-      const send = async (events: { event: string; data: unknown }[]) => {
-        for (const e of events) await out.writeSSE({ event: e.event, data: JSON.stringify(e.data) });
+    return writtenResponse(c, "text/event-stream", async (out) => {
+      const send = (events: { event: string; data: unknown }[]) => {
+        for (const e of events) out.write(`event: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`);
       };
       try {
-        await send([translated.start()]);
-        if (!first.done) await send(translated.push(first.value));
-        for await (const chunk of chunks) await send(translated.push(chunk));
-        await send(translated.end());
+        send([translated.start()]);
+        if (!first.done) send(translated.push(first.value));
+        for await (const chunk of chunks) send(translated.push(chunk));
+        send(translated.end());
       } catch (err) {
         const rbee = asRbeeError(err);
-        await send([{ event: "error", data: anthropicError(rbee) }]);
+        send([{ event: "error", data: anthropicError(rbee) }]);
       }
     });
   });

@@ -9,6 +9,7 @@ import { parseModelRef } from "../../catalog/refs";
 import { chatRequest, embedResponse, generateRequest, legacyEmbeddingResponse, loadRecord, OllamaStream, showEntry, tagEntry } from "../../dialects/ollama";
 import { keepAliveMs } from "../../duration";
 import { asRbeeError, RbeeError } from "../../errors";
+import { writtenResponse } from "../../http/sse";
 import { readJson } from "../../http/validate";
 import { LOCAL_NODE } from "../../nodes/registry";
 import { VERSION } from "../../version";
@@ -192,15 +193,16 @@ async function relayGeneration(
   }
   // The first chunk before the headers: a request the worker refuses gets its error as an HTTP status, not a record.
   const first = await chunks.next();
-  c.header("content-type", NDJSON);
-  return honoStream(c, async (out) => {
-    const write = (records: unknown[]) => Promise.all(records.map((r) => out.write(`${JSON.stringify(r)}\n`)));
+  return writtenResponse(c, NDJSON, async (out) => {
+    const write = (records: unknown[]) => {
+      for (const r of records) out.write(`${JSON.stringify(r)}\n`);
+    };
     try {
-      if (!first.done) await write(translated.push(first.value));
-      for await (const chunk of chunks) await write(translated.push(chunk));
-      await write(translated.end(false));
+      if (!first.done) write(translated.push(first.value));
+      for await (const chunk of chunks) write(translated.push(chunk));
+      write(translated.end(false));
     } catch (err) {
-      await write([{ error: asRbeeError(err).message }]);
+      write([{ error: asRbeeError(err).message }]);
     }
   });
 }

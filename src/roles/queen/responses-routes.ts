@@ -2,9 +2,9 @@
 // workers as chat through the dialect's translation (dialects/responses.ts); responses kept in responses.db unless
 // store is false, continued by previous_response_id, read and deleted by id. Each route also without /v1.
 import type { Context, Hono } from "hono";
-import { streamSSE } from "hono/streaming";
 import { chatRequest, inputItemsOf, type ResponsesEvent, ResponsesStream } from "../../dialects/responses";
 import { asRbeeError } from "../../errors";
+import { writtenResponse } from "../../http/sse";
 import { readJson } from "../../http/validate";
 import { openAiError } from "../../wire/errors";
 import { openAiPaths } from "../../wire/openai";
@@ -31,20 +31,20 @@ export function addResponsesRoutes(app: Hono, deps: QueenDeps & { responses: Res
     }
     // The first chunk before the headers: a request the worker refuses gets its error as an HTTP status.
     const first = await chunks.next();
-    return streamSSE(c, async (out) => {
-      const send = async (events: ResponsesEvent[]) => {
-        for (const e of events) await out.writeSSE({ event: e.type, data: JSON.stringify(e) });
+    return writtenResponse(c, "text/event-stream", async (out) => {
+      const send = (events: ResponsesEvent[]) => {
+        for (const e of events) out.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
       };
       try {
-        await send(translated.start());
-        if (!first.done) await send(translated.push(first.value));
-        for await (const chunk of chunks) await send(translated.push(chunk));
+        send(translated.start());
+        if (!first.done) send(translated.push(first.value));
+        for await (const chunk of chunks) send(translated.push(chunk));
         const ending = translated.end();
         keep();
-        await send(ending);
+        send(ending);
       } catch (err) {
         const { error } = openAiError(asRbeeError(err));
-        await send([translated.failure(error)]);
+        send([translated.failure(error)]);
       }
     });
   });
