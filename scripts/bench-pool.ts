@@ -106,7 +106,10 @@ async function timed(times: number, f: () => Promise<unknown>): Promise<number> 
 }
 
 const home = mkdtempSync(join(tmpdir(), "rbee-bench-pool-"));
-const queen = await startDaemon(["queen", "--port", "0", "--home", home, "--queue", "4096", "--hive-check-interval", "2", "--allow-cpu"]);
+// BENCH_POOL_PROFILE=DIR: the queen runs under Bun's CPU profiler, its profile (markdown) written there on exit.
+const profile = process.env.BENCH_POOL_PROFILE;
+const queenExe = profile ? [process.execPath, "--cpu-prof-md", `--cpu-prof-dir=${profile}`, ...RBEE_CLI.slice(1)] : undefined;
+const queen = await startDaemon(["queen", "--port", "0", "--home", home, "--queue", "4096", "--hive-check-interval", "2", "--allow-cpu"], process.env, queenExe);
 const fake = Bun.spawn([process.execPath, import.meta.path], { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: { ...process.env, BENCH_POOL_FAKE: queen.url } });
 const lines = (async function* () {
   let buffer = "";

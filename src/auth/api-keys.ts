@@ -2,7 +2,7 @@
 // optional limits (concurrent requests, requests per minute). Kept in $RBEE_HOME/keys.db as SHA-256 hashes: a key is
 // shown once, when it is made, and never again; revoking one takes effect on the next request.
 import { Database } from "bun:sqlite";
-import { and, eq, isNull } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/bun-sqlite";
 import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
 import { existsSync } from "node:fs";
@@ -75,6 +75,7 @@ export class ApiKeys {
       revokedAt: null,
     };
     this.db.insert(apiKeys).values(row).run();
+    this.active = undefined;
     return { row, key };
   }
 
@@ -86,13 +87,27 @@ export class ApiKeys {
   /** The key's row if it is one of ours and not revoked. */
   find(key: string): ApiKeyRow | undefined {
     if (!this.opened && !existsSync(this.path)) return undefined;
-    return this.db.select().from(apiKeys).where(and(eq(apiKeys.hash, hashKey(key)), isNull(apiKeys.revokedAt))).get();
+    // Asked on every request: prepared once, not per call.
+    this.findByHash ??= this.db.select().from(apiKeys).where(and(eq(apiKeys.hash, sql.placeholder("hash")), isNull(apiKeys.revokedAt))).prepare();
+    return this.findByHash.get({ hash: hashKey(key) });
   }
+  private findByHash: { get(values: { hash: string }): ApiKeyRow | undefined } | undefined;
 
   /** Whether any key works: then the queen needs one (or the cluster token) on every request but health checks. */
   anyActive(): boolean {
     if (!this.opened && !existsSync(this.path)) return false;
-    return this.db.select({ id: apiKeys.id }).from(apiKeys).where(isNull(apiKeys.revokedAt)).limit(1).get() !== undefined;
+    // Asked on every request: read again only when the file changed (SQLite's data_version tells another process's
+    // writes, such as `rbee keys create` while the queen runs; this one's own writes clear it).
+    const version = this.dataVersion().get()!.data_version;
+    if (this.active?.version !== version) this.active = { version, any: this.db.select({ id: apiKeys.id }).from(apiKeys).where(isNull(apiKeys.revokedAt)).limit(1).get() !== undefined };
+    return this.active.any;
+  }
+  private active: { version: number; any: boolean } | undefined;
+  private versionQuery: ReturnType<Database["query"]> | undefined;
+  private dataVersion() {
+    void this.db;
+    this.versionQuery ??= this.sqlite!.query("PRAGMA data_version");
+    return this.versionQuery as unknown as { get(): { data_version: number } | null };
   }
 
   revoke(id: string): ApiKeyRow {
@@ -100,6 +115,7 @@ export class ApiKeys {
     if (!row) throw new RbeeError("NOT_FOUND", `no key ${id} (see rbee keys list)`);
     if (row.revokedAt) throw new RbeeError("BAD_REQUEST", `key ${id} was revoked already`);
     this.db.update(apiKeys).set({ revokedAt: new Date() }).where(eq(apiKeys.id, id)).run();
+    this.active = undefined;
     return { ...row, revokedAt: new Date() };
   }
 

@@ -41,7 +41,7 @@ export class KeepAlive {
   /** When the model's workers stop if no request comes, or null where it stays (or is not loaded). */
   expiresAt(modelRef: string): Date | null {
     const fallback = this.defaultFor(modelRef);
-    const until = this.until.get(modelRef) ?? (this.registry.workersFor(modelRef).length ? (fallback < 0 ? Infinity : Date.now() + fallback) : undefined);
+    const until = this.until.get(modelRef) ?? (this.registry.hasWorkersFor(modelRef) ? (fallback < 0 ? Infinity : Date.now() + fallback) : undefined);
     return until === undefined || until === Infinity ? null : new Date(until);
   }
 
@@ -50,7 +50,11 @@ export class KeepAlive {
     // A replica idle past the keep-alive stops while another of its model still serves (the last one follows the
     // model's own expiry below).
     const byModel = new Map<string, WorkerEntry[]>();
-    for (const w of this.registry.workers.values()) byModel.set(w.modelRef, [...(byModel.get(w.modelRef) ?? []), w]);
+    for (const w of this.registry.workers.values()) {
+      const list = byModel.get(w.modelRef);
+      if (list) list.push(w);
+      else byModel.set(w.modelRef, [w]);
+    }
     for (const [modelRef, workers] of byModel) {
       const keep = this.defaultFor(modelRef);
       const floor = Math.max(1, this.minFor(modelRef));

@@ -106,6 +106,12 @@ export class Registry {
     return [...this.hives.values()].filter((h) => h.state === "up");
   }
 
+  /** Whether any worker serves the model (without listing them: asked once per worker row of a pool's views). */
+  hasWorkersFor(modelRef: string): boolean {
+    for (const w of this.workers.values()) if (w.modelRef === modelRef) return true;
+    return false;
+  }
+
   workersFor(modelRef: string, node?: string): WorkerEntry[] {
     return [...this.workers.values()].filter((w) => w.modelRef === modelRef && (!node || w.node === node));
   }
