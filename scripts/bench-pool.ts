@@ -6,11 +6,12 @@
 // queen's RSS at each size; then a soak (nodes leaving and joining while requests run) sampling its RSS. The queen checks
 // its hives every 2 s, as a pool's queen would.
 //   bun scripts/bench-pool.ts [--nodes 1,10,100] [--soak-s 60] [--json]
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { RBEE_CLI, startDaemon } from "./lib/daemon";
+import { processUsage } from "./lib/proc-usage";
 
 const { values: opts } = parseArgs({ options: { nodes: { type: "string", default: "1,10,100" }, "soak-s": { type: "string", default: "60" }, json: { type: "boolean", default: false } } });
 const MODEL = "file:/fake/pool-bench.gguf";
@@ -88,12 +89,6 @@ if (process.env.BENCH_POOL_FAKE) {
   process.exit(0);
 }
 
-/** A process's CPU seconds and RSS bytes, from /proc. */
-function usage(pid: number): { cpuS: number; rssBytes: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]!;
-  return { cpuS: (Number(stat[11]) + Number(stat[12])) / 100, rssBytes: Number(rss) * 1024 };
-}
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 async function timed(times: number, f: () => Promise<unknown>): Promise<number> {
   const ms: number[] = [];
@@ -147,7 +142,7 @@ try {
       const res = await fetch(`${queen.url}/v1/workers`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: MODEL }) });
       if (!res.ok) throw new Error(`placing a worker: ${await res.text()}`);
     });
-    const before = usage(queen.proc.pid);
+    const before = processUsage(queen.proc.pid);
     const total = 1000;
     let sent = 0;
     const started = performance.now();
@@ -157,7 +152,7 @@ try {
         await res.arrayBuffer();
       }
     }));
-    const after = usage(queen.proc.pid);
+    const after = processUsage(queen.proc.pid);
     rows.push({ nodes, workers, clusterMs: cluster, workersMs: workerList, clusterEventsFirstMs: events, statusMs: status, placeMs: place, reqPerS: Math.round(total / ((performance.now() - started) / 1000)), usPerRequest: Math.round(((after.cpuS - before.cpuS) * 1e6) / total), rssMiB: Math.round(after.rssBytes / 2 ** 20) });
     console.error(JSON.stringify(rows.at(-1)));
   }
@@ -176,7 +171,7 @@ try {
     await Bun.sleep(500);
     await command(`join ${node}`);
     await Bun.sleep(500);
-    if (s % Math.max(1, Math.round(soakS / 10)) === 0) rss.push(Math.round(usage(queen.proc.pid).rssBytes / 2 ** 20));
+    if (s % Math.max(1, Math.round(soakS / 10)) === 0) rss.push(Math.round(processUsage(queen.proc.pid).rssBytes / 2 ** 20));
   }
   running = false;
   await load;

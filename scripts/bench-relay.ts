@@ -5,11 +5,12 @@
 // dialects. Reported per level: tok/s, the queen's and the proxy's CPU µs per token (from /proc, each process's own
 // accounting), their RSS, and the TTFT each adds over direct; then CPU µs per request for one-token requests.
 //   bun scripts/bench-relay.ts [--levels 1,8,64,256] [--tokens 64] [--step-ms 4] [--modes paced,burst] [--requests 2000] [--json]
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startDaemon } from "./lib/daemon";
+import { processUsage } from "./lib/proc-usage";
 import { percentile } from "./lib/http-load";
 
 const { values: opts } = parseArgs({
@@ -89,12 +90,6 @@ if (process.env.BENCH_RELAY_PROXY) {
   await new Promise(() => {});
 }
 
-/** A process's CPU seconds (user + system) and RSS bytes, from /proc. */
-function usage(pid: number): { cpuS: number; rssBytes: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]!;
-  return { cpuS: (Number(stat[11]) + Number(stat[12])) / 100, rssBytes: Number(rss) * 1024 };
-}
 
 /** One streamed request: its time to first data record and the records it got. */
 async function one(url: string, path: string, body: object): Promise<{ ttftMs: number; records: number }> {
@@ -153,19 +148,19 @@ try {
     if (!announced.ok) throw new Error(`announce: ${await announced.text()}`);
     for (const concurrency of opts.levels.split(",").map(Number)) {
       const direct = await level(worker.url, "openai", concurrency, TOKENS);
-      const viaProxy = { before: usage(proxy.proc.pid) };
+      const viaProxy = { before: processUsage(proxy.proc.pid) };
       const proxied = await level(proxy.url, "openai", concurrency, TOKENS);
-      const proxyCpu = usage(proxy.proc.pid).cpuS - viaProxy.before.cpuS;
+      const proxyCpu = processUsage(proxy.proc.pid).cpuS - viaProxy.before.cpuS;
       for (const dialect of Object.keys(DIALECTS)) {
-        const before = usage(queen.proc.pid);
+        const before = processUsage(queen.proc.pid);
         const relayed = await level(queen.url, dialect, concurrency, TOKENS);
-        const after = usage(queen.proc.pid);
+        const after = processUsage(queen.proc.pid);
         const tokens = relayed.tokens;
         rows.push({
           mode, concurrency, dialect,
           directTokS: Math.round(direct.tokensPerS), proxyTokS: Math.round(proxied.tokensPerS), queenTokS: Math.round(relayed.tokensPerS),
           queenUsPerToken: +(((after.cpuS - before.cpuS) * 1e6) / tokens).toFixed(1), proxyUsPerToken: +((proxyCpu * 1e6) / proxied.tokens).toFixed(1),
-          queenRssMiB: Math.round(after.rssBytes / 2 ** 20), proxyRssMiB: Math.round(usage(proxy.proc.pid).rssBytes / 2 ** 20),
+          queenRssMiB: Math.round(after.rssBytes / 2 ** 20), proxyRssMiB: Math.round(processUsage(proxy.proc.pid).rssBytes / 2 ** 20),
           ttftAddedMs: { proxy: +(proxied.ttftP50Ms - direct.ttftP50Ms).toFixed(2), queen: +(relayed.ttftP50Ms - direct.ttftP50Ms).toFixed(2) },
         });
         if (!opts.json) console.error(JSON.stringify(rows.at(-1)));
@@ -173,14 +168,14 @@ try {
     }
     // Per request: one-token requests, 64 at a time.
     const perRequest = async (url: string, pid: number, dialect = "openai") => {
-      const before = usage(pid).cpuS;
+      const before = processUsage(pid).cpuS;
       const total = Number(opts.requests);
       let sent = 0;
       const started = performance.now();
       await Promise.all(Array.from({ length: 64 }, async () => {
         while (sent++ < total) await one(url, DIALECTS[dialect]!.path, DIALECTS[dialect]!.body(1));
       }));
-      return { reqPerS: Math.round(total / ((performance.now() - started) / 1000)), usPerRequest: Math.round(((usage(pid).cpuS - before) * 1e6) / total) };
+      return { reqPerS: Math.round(total / ((performance.now() - started) / 1000)), usPerRequest: Math.round(((processUsage(pid).cpuS - before) * 1e6) / total) };
     };
     rows.push({ mode, perRequest: { queen: await perRequest(queen.url, queen.proc.pid), proxy: await perRequest(proxy.url, proxy.proc.pid) } });
     if (!opts.json) console.error(JSON.stringify(rows.at(-1)));
