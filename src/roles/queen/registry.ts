@@ -80,17 +80,39 @@ export class Registry {
     const fields = { id: w.id, node, url: w.url, modelRef: w.model_ref, slotsTotal: w.slots_total, backend: w.backend, device: w.device, devices: w.devices ?? null };
     const known = this.workers.get(w.id);
     // Leases hold the entry itself: update it in place so their releases count.
-    if (known) return Object.assign(known, fields);
+    if (known) {
+      this.unindex(known);
+      Object.assign(known, fields);
+      this.index(known);
+      return known;
+    }
     const entry: WorkerEntry = { ...fields, inflight: 0, lastUsedAt: Date.now(), tokensOut: 0 };
     this.workers.set(w.id, entry);
+    this.index(entry);
     return entry;
   }
 
   removeWorker(id: string): WorkerEntry | undefined {
     const w = this.workers.get(id);
     this.workers.delete(id);
-    if (w) this.onWorkerRemoved(w);
+    if (w) {
+      this.unindex(w);
+      this.onWorkerRemoved(w);
+    }
     return w;
+  }
+
+  /** Workers by the model they serve: a request looks at its model's workers, not at the whole pool's. */
+  private readonly byModel = new Map<string, Set<WorkerEntry>>();
+  private index(w: WorkerEntry): void {
+    const set = this.byModel.get(w.modelRef) ?? new Set<WorkerEntry>();
+    set.add(w);
+    this.byModel.set(w.modelRef, set);
+  }
+  private unindex(w: WorkerEntry): void {
+    const set = this.byModel.get(w.modelRef);
+    set?.delete(w);
+    if (set && !set.size) this.byModel.delete(w.modelRef);
   }
 
   /** Marks a hive down and forgets its workers; returns them. */
@@ -108,12 +130,12 @@ export class Registry {
 
   /** Whether any worker serves the model (without listing them: asked once per worker row of a pool's views). */
   hasWorkersFor(modelRef: string): boolean {
-    for (const w of this.workers.values()) if (w.modelRef === modelRef) return true;
-    return false;
+    return this.byModel.has(modelRef);
   }
 
   workersFor(modelRef: string, node?: string): WorkerEntry[] {
-    return [...this.workers.values()].filter((w) => w.modelRef === modelRef && (!node || w.node === node));
+    const all = [...(this.byModel.get(modelRef) ?? [])];
+    return node ? all.filter((w) => w.node === node) : all;
   }
 
   /** Resolves what a client typed (reference, id or short name) to a model reference some hive has. */
