@@ -7,7 +7,7 @@ import { drizzle } from "drizzle-orm/bun-sqlite";
 import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { openDatabase } from "../catalog/database";
+import { openDatabase, ReadWhenChanged } from "../catalog/database";
 import { RbeeError } from "../errors";
 
 export const SCOPES = ["inference", "operator"] as const;
@@ -75,7 +75,7 @@ export class ApiKeys {
       revokedAt: null,
     };
     this.db.insert(apiKeys).values(row).run();
-    this.active = undefined;
+    this.active?.changed();
     return { row, key };
   }
 
@@ -96,26 +96,19 @@ export class ApiKeys {
   /** Whether any key works: then the queen needs one (or the cluster token) on every request but health checks. */
   anyActive(): boolean {
     if (!this.opened && !existsSync(this.path)) return false;
-    // Asked on every request: read again only when the file changed (SQLite's data_version tells another process's
-    // writes, such as `rbee keys create` while the queen runs; this one's own writes clear it).
-    const version = this.dataVersion().get()!.data_version;
-    if (this.active?.version !== version) this.active = { version, any: this.db.select({ id: apiKeys.id }).from(apiKeys).where(isNull(apiKeys.revokedAt)).limit(1).get() !== undefined };
-    return this.active.any;
+    // Asked on every request: read again only when keys.db changed.
+    const db = this.db; // opens the file, where another process made it
+    this.active ??= new ReadWhenChanged(this.sqlite!, () => db.select({ id: apiKeys.id }).from(apiKeys).where(isNull(apiKeys.revokedAt)).limit(1).get() !== undefined);
+    return this.active.get();
   }
-  private active: { version: number; any: boolean } | undefined;
-  private versionQuery: ReturnType<Database["query"]> | undefined;
-  private dataVersion() {
-    void this.db;
-    this.versionQuery ??= this.sqlite!.query("PRAGMA data_version");
-    return this.versionQuery as unknown as { get(): { data_version: number } | null };
-  }
+  private active: ReadWhenChanged<boolean> | undefined;
 
   revoke(id: string): ApiKeyRow {
     const row = this.db.select().from(apiKeys).where(eq(apiKeys.id, id)).get();
     if (!row) throw new RbeeError("NOT_FOUND", `no key ${id} (see rbee keys list)`);
     if (row.revokedAt) throw new RbeeError("BAD_REQUEST", `key ${id} was revoked already`);
     this.db.update(apiKeys).set({ revokedAt: new Date() }).where(eq(apiKeys.id, id)).run();
-    this.active = undefined;
+    this.active?.changed();
     return { ...row, revokedAt: new Date() };
   }
 

@@ -6,7 +6,7 @@ import { eq } from "drizzle-orm";
 import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
 import { join } from "node:path";
 import { RbeeError } from "../errors";
-import { openDatabase } from "./database";
+import { openDatabase, ReadWhenChanged } from "./database";
 
 export const aliases = sqliteTable("aliases", {
   name: text("name").primaryKey(),
@@ -26,39 +26,32 @@ export function withTag(name: string): string {
 export class Aliases {
   private readonly sqlite: Database;
   private readonly db;
-  /**
-   * Every name, read again only when the file changed: each request resolves its model's name, and a query per request
-   * cost more than the rest of the lookup. SQLite's data_version tells another process's writes (`rbee models alias`
-   * writes the file while a queen runs); this one's own clear the cache.
-   */
-  private cache: { names: Map<string, string>; version: number } | undefined;
-  private readonly dataVersion;
+  /** Every name, read again only when names.db changed: each request resolves its model's name. */
+  private readonly names: ReadWhenChanged<Map<string, string>>;
 
   constructor(home: string) {
     this.sqlite = openDatabase(join(home, "names.db"), MIGRATIONS);
     this.db = drizzle(this.sqlite);
-    this.dataVersion = this.sqlite.query<{ data_version: number }, []>("PRAGMA data_version");
+    this.names = new ReadWhenChanged(this.sqlite, () => new Map(this.list().map((row) => [row.name, row.ref])));
   }
 
   /** The reference a name points at, with or without its `:latest`. */
   resolve(name: string): string | undefined {
-    const version = this.dataVersion.get()!.data_version;
-    if (this.cache?.version !== version) this.cache = { names: new Map(this.list().map((row) => [row.name, row.ref])), version };
-    return this.cache.names.get(withTag(name));
+    return this.names.get().get(withTag(name));
   }
 
   set(name: string, ref: string): AliasRow {
     if (!NAME.test(name)) throw new RbeeError("BAD_REQUEST", `invalid model name "${name}": letters, digits, '.', '_', '-', '/' and one ':tag'`);
     const row = { name: withTag(name), ref, createdAt: new Date() };
     this.db.insert(aliases).values(row).onConflictDoUpdate({ target: aliases.name, set: { ref, createdAt: row.createdAt } }).run();
-    this.cache = undefined;
+    this.names.changed();
     return row;
   }
 
   remove(name: string): boolean {
     if (this.resolve(name) === undefined) return false;
     this.db.delete(aliases).where(eq(aliases.name, withTag(name))).run();
-    this.cache = undefined;
+    this.names.changed();
     return true;
   }
 

@@ -20,3 +20,30 @@ export function openDatabase(path: string, migrations: string[]): Database {
   }).immediate();
   return db;
 }
+
+/**
+ * A value read from the database again only when the file changed: another process's commits show in SQLite's
+ * data_version (`rbee models alias`, `rbee keys create` while a queen runs); this process marks its own writes with
+ * `changed()`. For what every request asks (a model's name, whether any client key exists).
+ */
+export class ReadWhenChanged<T> {
+  private readonly version;
+  private cached: { version: number; value: T } | undefined;
+
+  constructor(
+    sqlite: Database,
+    private readonly read: () => T,
+  ) {
+    this.version = sqlite.query<{ data_version: number }, []>("PRAGMA data_version");
+  }
+
+  get(): T {
+    const version = this.version.get()!.data_version;
+    if (this.cached?.version !== version) this.cached = { version, value: this.read() };
+    return this.cached.value;
+  }
+
+  changed(): void {
+    this.cached = undefined;
+  }
+}

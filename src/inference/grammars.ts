@@ -65,7 +65,8 @@ export class Grammars {
  * Text that ends a constrained request: a finished JSON value lets only whitespace follow, so node-llama-cpp's grammars
  * name a run of newlines as their end (and the whitespace before it is trimmed off the text).
  */
-export function grammarStopStrings(grammar: LlamaGrammar): string[] {
+export function grammarStopStrings(grammar: LlamaGrammar | undefined): string[] {
+  if (!grammar) return [];
   return grammar.stopGenerationTriggers
     .map((trigger) => {
       const parts: readonly unknown[] = typeof trigger === "string" ? [trigger] : Array.isArray(trigger) ? trigger : (trigger as { values: readonly unknown[] }).values;

@@ -6,7 +6,7 @@
 import type { Token } from "node-llama-cpp";
 import { freemem, totalmem } from "node:os";
 import { formatBytes } from "../format";
-import { sharedStart } from "./prompt-cache";
+import { sharedStart, startsAlike } from "./prompt-cache";
 
 interface Entry {
   tokens: readonly Token[];
@@ -64,7 +64,7 @@ export class HostPromptCache {
     let best: { id: number; shared: number } | undefined;
     for (const [id, e] of this.entries) {
       const shared = sharedStart(e.tokens, prompt);
-      if (shared > (best?.shared ?? atLeast) && (2 * shared >= e.tokens.length || 2 * shared >= prompt.length)) best = { id, shared };
+      if (shared > (best?.shared ?? atLeast) && startsAlike(shared, e.tokens, prompt)) best = { id, shared };
     }
     if (!best) return undefined;
     const entry = this.entries.get(best.id)!;

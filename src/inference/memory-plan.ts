@@ -42,6 +42,11 @@ export interface KvTypes {
   v: KvType;
 }
 export const F16_KV: KvTypes = { k: "f16", v: "f16" };
+
+/** Keys' and values' types from settings that may name each, or both, or neither (then `byDefault`, else f16). */
+export function kvTypesOf({ both, k, v }: { both?: KvType; k?: KvType; v?: KvType }, byDefault: KvType = "f16"): KvTypes {
+  return { k: k ?? both ?? byDefault, v: v ?? both ?? byDefault };
+}
 /** Bytes per element: ggml's q8_0 block is 32 values in 34 bytes, q4_0's 32 in 18. */
 const KV_TYPE_BYTES: Record<KvType, number> = { f16: F16_BYTES, q8_0: 34 / 32, q4_0: 18 / 32 };
 /** The values per block of the quantized types: a head's width must be a multiple for flash attention to take them. */
@@ -80,12 +85,6 @@ export function kvPlan(shape: Pick<ModelShape, "headDimK">, asked: KvTypes, onGp
   return { kv: asked, flash: onGpu ? "auto" : false };
 }
 
-/** Whether llama.cpp runs flash attention for these KV types ("auto": where the GPU has a kernel for the head size). */
-export function flashAttentionOn(shape: ModelShape, onGpu: boolean, kv: KvTypes = F16_KV): boolean {
-  const { flash } = kvPlan(shape, kv, onGpu);
-  return flash === true || (flash === "auto" && FLASH_HEAD_DIMS.has(shape.headDimK));
-}
-
 /** "q8_0" → llama.cpp's GGML type name, as node-llama-cpp takes it. */
 export function ggmlTypeOf(type: KvType): "F16" | "Q8_0" | "Q4_0" {
   return type.toUpperCase() as "F16" | "Q8_0" | "Q4_0";
@@ -119,11 +118,13 @@ export function usableVramBytes(gpu: { vram_free_bytes: number; unified?: boolea
 
 /** What a worker with `slots` sequences of `ctxPerSlot` tokens each takes; `weightsBytes` is the GGUF file's size. */
 export function estimateMemory(shape: ModelShape, { weightsBytes, slots, ctxPerSlot, onGpu, kv = F16_KV }: { weightsBytes: number; slots: number; ctxPerSlot: number; onGpu: boolean; kv?: KvTypes }): MemoryNeeds {
-  // The types the worker will have: a V llama.cpp cannot quantize for this model stays f16 (kvPlan).
-  const made = kvPlan(shape, kv, onGpu).kv;
-  const kvBytes = slots * ctxPerSlot * kvBytesPerToken(shape, made);
+  // The types the worker will have (a V llama.cpp cannot quantize for this model stays f16), and whether llama.cpp
+  // runs flash attention for them ("auto": where the GPU has a kernel for the head size).
+  const plan = kvPlan(shape, kv, onGpu);
+  const flash = plan.flash === true || (plan.flash === "auto" && FLASH_HEAD_DIMS.has(shape.headDimK));
+  const kvBytes = slots * ctxPerSlot * kvBytesPerToken(shape, plan.kv);
   const batch = Math.min(MAX_BATCH_TOKENS, ctxPerSlot * slots);
-  const compute = computeBytes(shape, { ctxPerSlot, batch, flash: flashAttentionOn(shape, onGpu, made) });
+  const compute = computeBytes(shape, { ctxPerSlot, batch, flash });
   const device = weightsBytes + kvBytes + compute;
   return onGpu
     ? { weightsBytes, kvBytes, computeBytes: compute, vramBytes: device, ramBytes: HOST_OVERHEAD_BYTES }

@@ -19,7 +19,7 @@ export class PromptCache {
     for (const slot of freeSlots) {
       const held = this.held.get(slot) ?? [];
       const shared = sharedStart(held, prompt);
-      const similar = shared > 0 && (2 * shared >= held.length || 2 * shared >= prompt.length);
+      const similar = startsAlike(shared, held, prompt);
       if (similar && shared > (best?.shared ?? 0)) best = { slot, shared, similar };
     }
     if (best) return best;
@@ -48,6 +48,14 @@ export class PromptCache {
   forget(slot: number): void {
     this.held.delete(slot);
   }
+}
+
+/**
+ * Whether a kept prompt and a new one start alike enough to reuse the kept one: their shared start is at least half of
+ * either (llama-server's slot_prompt_similarity), not merely a chat template's first tokens.
+ */
+export function startsAlike(shared: number, kept: readonly Token[], prompt: readonly Token[]): boolean {
+  return shared > 0 && (2 * shared >= kept.length || 2 * shared >= prompt.length);
 }
 
 export function sharedStart(a: readonly Token[], b: readonly Token[]): number {

@@ -9,12 +9,13 @@ const MAX_HELD_TOKENS = 4;
 const CONTEXT_TOKENS = 4;
 
 export class TextStream {
-  private readonly emittedTokens: Token[] = [];
   private heldTokens: Token[] = [];
   private heldText = "";
-  stopped = false;
   /** The stop string that ended the text, where one did. */
   stoppedBy: string | undefined;
+  get stopped(): boolean {
+    return this.stoppedBy !== undefined;
+  }
 
   constructor(
     private readonly model: LlamaModel,
@@ -26,7 +27,7 @@ export class TextStream {
     this.context = promptEnd.slice(-CONTEXT_TOKENS);
   }
 
-  /** What the next piece is detokenized after: the last tokens emitted, or before any, the prompt's last. */
+  /** What the next piece is detokenized after: the last tokens emitted (before any, the prompt's last). */
   private context: readonly Token[];
 
   /** Adds one token; returns the text that can be sent now (maybe ""). */
@@ -34,8 +35,7 @@ export class TextStream {
     this.heldTokens.push(token);
     const text = this.model.detokenize(this.heldTokens, false, this.context);
     if (text.endsWith(REPLACEMENT_CHAR) && this.heldTokens.length < MAX_HELD_TOKENS) return "";
-    this.emittedTokens.push(...this.heldTokens);
-    this.context = this.emittedTokens.slice(-CONTEXT_TOKENS);
+    this.context = [...this.context, ...this.heldTokens].slice(-CONTEXT_TOKENS);
     this.heldTokens = [];
     return this.release(this.heldText + text);
   }
@@ -61,7 +61,6 @@ export class TextStream {
       }
     }
     if (cut !== -1) {
-      this.stopped = true;
       this.heldText = "";
       return this.trimEnd ? text.slice(0, cut).trimEnd() : text.slice(0, cut);
     }

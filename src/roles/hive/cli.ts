@@ -2,7 +2,7 @@
 // fall back to the catalog itself when none runs.
 import { defineCommand } from "citty";
 import { z } from "zod";
-import { KV_TYPES } from "../../inference/memory-plan";
+import { KV_TYPES, kvTypesOf } from "../../inference/memory-plan";
 import { GPU_CHOICES } from "../../inference/backend";
 import { parseArgs } from "../../cli-args";
 import { Catalog } from "../../catalog/catalog";
@@ -132,7 +132,7 @@ const spawn = defineCommand({
   },
   run: async ({ args }) => {
     const a = parseArgs(SpawnArgs, args);
-    const worker = await (await requireHive(a)).spawn({ model: a.model, gpu: a.gpu, slots: a.slots, ctx: a.ctx, ...(a["kv-type"] && { kv: { k: a["kv-type"], v: a["kv-type"] } }) });
+    const worker = await (await requireHive(a)).spawn({ model: a.model, gpu: a.gpu, slots: a.slots, ctx: a.ctx, ...(a["kv-type"] && { kv: kvTypesOf({ both: a["kv-type"] }) }) });
     console.log(a.json ? JSON.stringify(worker, null, 2) : `${worker.id} ready at ${worker.url} (${worker.backend} on ${worker.device})`);
   },
 });

@@ -49,18 +49,13 @@ export class KeepAlive {
     const now = Date.now();
     // A replica idle past the keep-alive stops while another of its model still serves (the last one follows the
     // model's own expiry below).
-    const byModel = new Map<string, WorkerEntry[]>();
-    for (const w of this.registry.workers.values()) {
-      const list = byModel.get(w.modelRef);
-      if (list) list.push(w);
-      else byModel.set(w.modelRef, [w]);
-    }
-    for (const [modelRef, workers] of byModel) {
+    for (const modelRef of this.registry.modelsWithWorkers()) {
+      const workers = this.registry.workersFor(modelRef);
       const keep = this.defaultFor(modelRef);
       const floor = Math.max(1, this.minFor(modelRef));
       if (workers.length <= floor || keep < 0) continue;
       let left = workers.length;
-      for (const w of [...workers].sort((a, b) => a.lastUsedAt - b.lastUsedAt)) {
+      for (const w of workers.sort((a, b) => a.lastUsedAt - b.lastUsedAt)) {
         if (left <= floor || w.inflight > 0 || now - w.lastUsedAt < keep) continue;
         left--;
         log.info(`replica ${w.id} of ${modelRef} on ${w.node} idle past its keep-alive: stopping it`);

@@ -8,7 +8,7 @@ import { readJson } from "../../http/validate";
 import { llamaCppError } from "../../wire/errors";
 import { ApplyTemplateRequest, DetokenizeRequest, LlamaCompletionRequest, TokenizeRequest } from "../../wire/llamacpp";
 import { resolveModel } from "./models";
-import { type RelayDeps, relayAsIs } from "./relay-as-is";
+import { readWhole, type RelayDeps, relayAsIs } from "./relay-as-is";
 
 const Routed = { node: z.string().min(1).optional() };
 const QueenCompletion = LlamaCompletionRequest.extend(Routed);
@@ -33,11 +33,11 @@ export function addLlamaCppRoutes(app: Hono, deps: RelayDeps): void {
   // A loaded worker answers at once; with none, the model is started as a request for it would.
   app.get("/props", async (c) => {
     const modelRef = await modelOf(deps, c.req.query("model"));
-    const worker = workersOf(deps, modelRef)[0];
+    const worker = deps.registry.workersFor(modelRef)[0];
     if (worker) return forward(await deps.relay.get(worker, "/props", c.req.raw.signal));
     const relayed = await deps.relay.start({ modelRef, path: "/props", body: undefined, signal: c.req.raw.signal });
     try {
-      return forward(new Response(await new Response(streamOf(relayed)).arrayBuffer(), { status: relayed.status }));
+      return new Response(await readWhole(relayed), { status: relayed.status, headers: { "content-type": "application/json" } });
     } finally {
       relayed.lease.release();
     }
@@ -46,7 +46,7 @@ export function addLlamaCppRoutes(app: Hono, deps: RelayDeps): void {
   // Every worker's slots, each slot with the worker it belongs to (ids repeat across replicas).
   app.get("/slots", async (c) => {
     const modelRef = await modelOf(deps, c.req.query("model"));
-    const workers = workersOf(deps, modelRef);
+    const workers = deps.registry.workersFor(modelRef);
     if (!workers.length) throw new RbeeError("NOT_FOUND", `no worker of ${modelRef} is running: slots are a running worker's`);
     const lists = await Promise.all(
       workers.map(async (w) => ((await (await deps.relay.get(w, "/slots", c.req.raw.signal)).json()) as object[]).map((slot) => ({ ...slot, worker: w.id, node: w.node }))),
@@ -58,27 +58,12 @@ export function addLlamaCppRoutes(app: Hono, deps: RelayDeps): void {
 /** The model a request names; without one, the only model with a worker running. */
 async function modelOf(deps: RelayDeps, model: string | undefined, node?: string): Promise<string> {
   if (model) return resolveModel(deps.registry, deps.hives, model, node, deps.names);
-  const loaded = [...new Set([...deps.registry.workers.values()].map((w) => w.modelRef))];
+  const loaded = deps.registry.modelsWithWorkers();
   if (loaded.length === 1) return loaded[0]!;
   throw new RbeeError(
     "BAD_REQUEST",
     loaded.length ? `model: ${loaded.length} models are loaded (${loaded.join(", ")}); name one` : "model: no model is loaded; name one (GET /v1/models lists them)",
   );
-}
-
-function workersOf(deps: RelayDeps, modelRef: string) {
-  return [...deps.registry.workers.values()].filter((w) => w.modelRef === modelRef);
-}
-
-function streamOf(relayed: { first: Uint8Array | undefined; reader: ReadableStreamDefaultReader<Uint8Array> }): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start: (controller) => void (relayed.first && controller.enqueue(relayed.first)),
-    pull: async (controller) => {
-      const { value, done } = await relayed.reader.read();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-  });
 }
 
 const forward = (res: Response) => new Response(res.body, { status: res.status, headers: { "content-type": "application/json" } });

@@ -133,6 +133,11 @@ export class Registry {
     return this.byModel.has(modelRef);
   }
 
+  /** The models some worker serves. */
+  modelsWithWorkers(): string[] {
+    return [...this.byModel.keys()];
+  }
+
   workersFor(modelRef: string, node?: string): WorkerEntry[] {
     const all = [...(this.byModel.get(modelRef) ?? [])];
     return node ? all.filter((w) => w.node === node) : all;

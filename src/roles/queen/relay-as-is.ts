@@ -5,6 +5,7 @@ import type { Context } from "hono";
 import { RbeeError } from "../../errors";
 import { resolveModel } from "./models";
 import type { QueenDeps } from "./server";
+import type { Relayed } from "./relay";
 import { passThrough } from "./stream-out";
 
 export type RelayDeps = Pick<QueenDeps, "registry" | "hives" | "relay" | "metrics" | "onActivity" | "names">;
@@ -42,26 +43,33 @@ export async function relayAsIs(c: Context, deps: RelayDeps, asIs: AsIs): Promis
     ended = true;
   };
   if (!body.stream) {
-    const chunks: Uint8Array[] = relayed.first ? [relayed.first] : [];
+    let answer: Buffer<ArrayBuffer>;
     try {
-      for (;;) {
-        const { value, done: end } = await relayed.reader.read();
-        if (end) break;
-        chunks.push(value);
-      }
-    } catch (err) {
-      throw new RbeeError("WORKER_FAILED", `the worker was lost while answering: ${err instanceof Error ? err.message : err}`);
+      answer = await readWhole(relayed);
     } finally {
       relayed.lease.release();
       done();
     }
     deps.metrics.ttft.observe((performance.now() - startedAt) / 1000);
-    const answer = Buffer.concat(chunks);
     deps.metrics.generated(relayed.lease.worker, generatedIn(answer, asIs.generated));
     return new Response(answer, { status: relayed.status, headers: { "content-type": "application/json" } });
   }
   const stream = passThrough(relayed, deps.metrics, startedAt, asIs.errorRecord, done, asIs.ended);
   return new Response(stream, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
+}
+
+/** A relayed answer read to its end (a worker lost meanwhile is the request's error). */
+export async function readWhole(relayed: Pick<Relayed, "first" | "reader">): Promise<Buffer<ArrayBuffer>> {
+  const chunks: Uint8Array[] = relayed.first ? [relayed.first] : [];
+  try {
+    for (;;) {
+      const { value, done } = await relayed.reader.read();
+      if (done) return Buffer.concat(chunks);
+      chunks.push(value);
+    }
+  } catch (err) {
+    throw new RbeeError("WORKER_FAILED", `the worker was lost while answering: ${err instanceof Error ? err.message : err}`);
+  }
 }
 
 /** The tokens a whole answer reports; 0 where it has none (embeddings, an error) or is not JSON. */

@@ -18,7 +18,7 @@ import { KeepAlive } from "./keep-alive";
 import { PromptAffinity } from "./prompt-affinity";
 import type { WorkerEntry } from "./registry";
 import { ModelNames } from "./model-names";
-import type { KvType, KvTypes } from "../../inference/memory-plan";
+import { type KvType, type KvTypes, kvTypesOf } from "../../inference/memory-plan";
 import { ResponseStore } from "./response-store";
 import { keepMinReplicas, preload } from "./preload";
 import { createSpawner } from "./spawner";
@@ -56,10 +56,9 @@ const log = logger("queen");
 
 /** A model's settings with the KV types its workers get: config.toml's per model, else the queen's default (f16 is left out). */
 function withKvTypes<T extends { kv_type?: KvType; kv_type_k?: KvType; kv_type_v?: KvType }>(settings: T | undefined, byDefault: KvType | undefined): (T & { kv?: KvTypes }) | undefined {
-  const k = settings?.kv_type_k ?? settings?.kv_type ?? byDefault ?? "f16";
-  const v = settings?.kv_type_v ?? settings?.kv_type ?? byDefault ?? "f16";
-  if (k === "f16" && v === "f16") return settings;
-  return { ...(settings as T), kv: { k, v } };
+  const kv = kvTypesOf({ both: settings?.kv_type, k: settings?.kv_type_k, v: settings?.kv_type_v }, byDefault);
+  if (kv.k === "f16" && kv.v === "f16") return settings;
+  return { ...(settings as T), kv };
 }
 const DEFAULT_KEEP_ALIVE_MS = 5 * 60_000;
 

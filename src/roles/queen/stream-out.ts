@@ -9,7 +9,7 @@ const DATA = "data: ";
 /** The ends of a whole stream in the dialects relayed as they are: OpenAI's [DONE], rbee's end or error event, an error record. */
 const ENDED = /\[DONE\]|event: (end|error)|"error":/;
 
-export function passThrough(relayed: Relayed, metrics: QueenMetrics, startedAt: number, errorRecord: (message: string) => string, onEnd: () => void, endsWhole = ENDED): ReadableStream<Uint8Array> {
+export function passThrough(relayed: Relayed, metrics: QueenMetrics, startedAt: number, errorRecord: (message: string) => string, onEnd: () => void, endsWhole?: RegExp): ReadableStream<Uint8Array> {
   const { reader } = relayed;
   let ended = false;
   const end = () => {
@@ -22,7 +22,7 @@ export function passThrough(relayed: Relayed, metrics: QueenMetrics, startedAt: 
   // The end of what came so far: a stream that stops without its dialect's ending (the worker's process died between
   // two writes) gets an error record, so that no client mistakes a cut answer for a whole one.
   let tail = "";
-  const finished = () => endsWhole.test(tail) || ENDED.test(tail);
+  const finished = () => ENDED.test(tail) || endsWhole?.test(tail) === true;
   metrics.ttft.observe((last - startedAt) / 1000);
   /** One pass over each chunk's bytes: its records are counted and its end kept. */
   const seen = (chunk: Uint8Array) => {

@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import { z } from "zod";
 import { GPU_CHOICES, SPLIT_MODES } from "../../inference/backend";
-import { KV_TYPES } from "../../inference/memory-plan";
+import { KV_TYPES, kvTypesOf } from "../../inference/memory-plan";
 import { commonServerArgs, parseArgs } from "../../cli-args";
 import { checkExposure } from "../../http/exposure";
 import { parseDevices, useOnlyDevices } from "../../inference/visible-devices";
@@ -108,7 +108,7 @@ export default defineCommand({
       splitMode: a["split-mode"],
       tensorSplit: a["tensor-split"],
       rpcServers: a.rpc,
-      kv: { k: a["kv-type-k"] ?? a["kv-type"] ?? "f16", v: a["kv-type-v"] ?? a["kv-type"] ?? "f16" },
+      kv: kvTypesOf({ both: a["kv-type"], k: a["kv-type-k"], v: a["kv-type-v"] }),
       promptCacheBytes: promptCacheBytes(a["prompt-cache-mb"]),
     });
   },

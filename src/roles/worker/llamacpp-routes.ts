@@ -88,7 +88,7 @@ export function addLlamaCppRoutes(app: Hono, service: WorkerService): void {
       grammar,
       promptTokens,
       maxTokens,
-      stop: [...stopList(body.stop), ...(grammar ? grammarStopStrings(grammar) : [])],
+      stop: [...stopList(body.stop), ...grammarStopStrings(grammar)],
       trimEnd: grammar?.trimWhitespaceSuffix,
       ignoreEos: body.ignore_eos,
       cachePrompt: body.cache_prompt,

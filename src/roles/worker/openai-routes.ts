@@ -90,7 +90,7 @@ async function respond(c: Context, service: WorkerService, job: Job): Promise<Re
     grammar,
     promptTokens: job.promptTokens,
     maxTokens: job.maxTokens,
-    stop: formatGrammar ? [...job.stop, ...grammarStopStrings(formatGrammar)] : job.stop,
+    stop: [...job.stop, ...grammarStopStrings(formatGrammar)],
     trimEnd: formatGrammar?.trimWhitespaceSuffix,
     ignoreEos: body.ignore_eos,
     cachePrompt: body.cache_prompt,
